@@ -1,0 +1,43 @@
+"""The errors a user can cause. Each has a one-line message naming the problem and the fix;
+CLIs turn them into exit code 2 without a traceback."""
+import difflib
+
+
+class LucidtlError(Exception):
+    """Base class of user-facing errors."""
+
+
+class UnknownLayerError(LucidtlError, KeyError):
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ChannelRangeError(LucidtlError, IndexError):
+    pass
+
+
+class InvalidArgumentError(LucidtlError, ValueError):
+    pass
+
+
+class WeightsError(LucidtlError, OSError):
+    pass
+
+
+class UnknownModelError(LucidtlError, KeyError):
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+def closest(name, candidates, n=5):
+    """The candidates nearest to `name`, best first (for 'did you mean' messages)."""
+    candidates = list(candidates)
+    near = difflib.get_close_matches(name, candidates, n=n, cutoff=0.0)
+    low = name.lower()
+    sub = [c for c in candidates if low and low in c.lower() and c not in near]
+    return (sub + near)[:n]
+
+
+def did_you_mean(name, candidates, n=5):
+    near = closest(name, candidates, n)
+    return ("; closest: " + ", ".join(near)) if near else ""
