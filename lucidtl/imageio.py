@@ -1,0 +1,79 @@
+"""Writing what was shown: PNGs quantised exactly as displayed, labelled grids, atomic files."""
+import contextlib
+import json
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    base, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def to_uint8(image):
+    """[H,W,C] float in [0,1] -> uint8 by rounding (C = 1, 3 or 4 kept; other counts: first 3)."""
+    arr = np.asarray(image, dtype=np.float32)
+    arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    elif arr.ndim == 3 and arr.shape[-1] not in (3, 4):
+        arr = arr[..., :3]
+    return arr
+
+
+def save_png(image, path):
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
+    return path
+
+
+def save_json(obj, path):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+    return path
+
+
+def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255):
+    """A grid of [H,W,C] float images (rows x cols) with text labels on the left and on top."""
+    cells = [[Image.fromarray(to_uint8(img)).convert("RGB") for img in row] for row in rows]
+    h = max(c.height for row in cells for c in row)
+    w = max(c.width for row in cells for c in row)
+    font = ImageFont.load_default()
+    left = (max((len(s) for s in row_labels), default=0) * 7 + pad) if row_labels else 0
+    top = 14 + pad if col_labels else 0
+    n_cols = max(len(row) for row in cells)
+    grid = Image.new("RGB", (left + n_cols * (w + pad) + pad, top + len(cells) * (h + pad) + pad),
+                     (background,) * 3)
+    draw = ImageDraw.Draw(grid)
+    for j, label in enumerate(col_labels):
+        draw.text((left + pad + j * (w + pad), pad // 2), str(label), fill=(0, 0, 0), font=font)
+    for i, row in enumerate(cells):
+        y = top + pad + i * (h + pad)
+        if i < len(row_labels):
+            draw.text((pad // 2, y + h // 2 - 5), str(row_labels[i]), fill=(0, 0, 0), font=font)
+        for j, cell in enumerate(row):
+            grid.paste(cell, (left + pad + j * (w + pad), y))
+    return grid
+
+
+def save_grid(rows, path, row_labels=(), col_labels=()):
+    with atomic_path(path) as tmp:
+        labelled_grid(rows, row_labels, col_labels).save(tmp, format="PNG")
+    return path

@@ -1,0 +1,116 @@
+"""Layer endpoints of any functional Keras model, by name: the layer catalogue, `<name>_pre_relu`
+endpoints, and the feature extractor the render loop differentiates through."""
+import dataclasses
+
+import keras
+
+from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean
+
+PRE_RELU = "_pre_relu"
+
+
+def _is_relu_layer(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return layer.negative_slope == 0 and layer.threshold == 0
+    if isinstance(layer, keras.layers.Activation):
+        fn = layer.activation
+        return getattr(fn, "__name__", "") in ("relu", "relu6")
+    return False
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation if history else None
+
+
+def _require_functional(model):
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise UnknownLayerError(
+            f"model {model.name!r} is subclassed, so its layers have no symbolic outputs; wrap the part you "
+            "want in a functional keras.Model whose outputs include that layer (see README, 'Any Keras model')"
+        )
+
+
+def _pre_activation(tensor, name):
+    """The tensor before the ReLU that produced `tensor` (through concatenations of ReLU outputs)."""
+    layer = _producer(tensor)
+    if layer is not None and _is_relu_layer(layer):
+        return layer.input
+    if isinstance(layer, keras.layers.Concatenate):
+        parts = [_pre_activation(t, name) for t in layer.input]
+        return keras.layers.Concatenate(axis=layer.axis, name=name)(parts)
+    raise UnknownLayerError(
+        f"no pre-ReLU endpoint {name!r}: {layer.name if layer else 'its layer'} is not a separate ReLU "
+        "layer (or a concatenation of them); pick the layer that feeds the activation instead"
+    )
+
+
+def layer_names(model):
+    return [layer.name for layer in model.layers]
+
+
+def endpoint(model, name):
+    """The symbolic output of layer `name`, or its pre-ReLU input for `<layer>_pre_relu`."""
+    _require_functional(model)
+    names = layer_names(model)
+    if name in names:
+        layer = model.get_layer(name)
+        out = layer.output
+        if isinstance(out, (list, tuple)):
+            raise UnknownLayerError(f"layer {name!r} has {len(out)} outputs; pick a single-output layer")
+        return out
+    if name.endswith(PRE_RELU) and name[: -len(PRE_RELU)] in names:
+        return _pre_activation(model.get_layer(name[: -len(PRE_RELU)]).output, name)
+    raise UnknownLayerError(
+        f"unknown layer {name!r} in model {model.name!r}{did_you_mean(name, names)} "
+        "(list them with: python -m lucidtl.render layers)"
+    )
+
+
+def feature_model(model, names):
+    """A keras.Model from the model's input to the endpoints `names` (a list, same order)."""
+    outputs = [endpoint(model, n) for n in names]
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerEntry:
+    name: str
+    kind: str  # layer class name
+    channels: int | None  # size of the last axis
+    shape: tuple  # output shape, batch axis included (None where dynamic)
+    pre_relu: bool  # `<name>_pre_relu` resolves
+
+
+def _has_pre_relu(layer):
+    try:
+        _pre_activation(layer.output, layer.name + PRE_RELU)
+    except UnknownLayerError:
+        return False
+    return True
+
+
+def catalogue(model):
+    """Every layer with a single output: name, class, channel count, shape, pre-ReLU availability."""
+    _require_functional(model)
+    entries = []
+    for layer in model.layers:
+        out = layer.output
+        if isinstance(out, (list, tuple)):
+            continue
+        shape = tuple(out.shape)
+        channels = shape[-1] if len(shape) > 1 else None
+        pre = (_is_relu_layer(layer) or isinstance(layer, keras.layers.Concatenate)) and _has_pre_relu(layer)
+        entries.append(LayerEntry(layer.name, type(layer).__name__, channels, shape, pre))
+    return entries
+
+
+def channel_count(model, name):
+    shape = endpoint(model, name).shape
+    if len(shape) < 2 or shape[-1] is None:
+        raise InvalidArgumentError(f"layer {name!r} has output shape {tuple(shape)}: no channel axis")
+    return int(shape[-1])

@@ -1,0 +1,29 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+def build_tiny_cnn(channels=3, fixed_size=None, seed=0):
+    """A small functional CNN with separate ReLU layers, a concat of ReLUs and a logits head."""
+    keras.utils.set_random_seed(seed)
+    size = (fixed_size, fixed_size) if fixed_size else (None, None)
+    x = inp = keras.Input((*size, channels), name="images")
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(x)
+    x = keras.layers.ReLU(name="conv1_relu")(x)
+    a = keras.layers.Conv2D(6, 3, padding="same", name="branch_a")(x)
+    a = keras.layers.ReLU(name="branch_a_relu")(a)
+    b = keras.layers.Conv2D(4, 1, padding="same", name="branch_b")(x)
+    b = keras.layers.ReLU(name="branch_b_relu")(b)
+    x = keras.layers.Concatenate(name="mixed")([a, b])
+    x = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="fused")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(4, name="logits")(x)
+    return keras.Model(inp, x, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn():
+    return build_tiny_cnn()
