@@ -1,0 +1,334 @@
+"""The one way to resolve a model and its weights: `build_model(model, weights)`.
+
+model:   a registry name (MODELS), a `.keras` file, or a dotted import path of a builder
+         (e.g. `keras.applications.InceptionV3`).
+weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
+         "random", "imagenet" (through the manifest models/<name>.json), a `.weights.h5` or a `.keras` file.
+"""
+import collections
+import dataclasses
+import importlib
+import inspect
+import io
+import json
+import os
+import urllib.parse
+import warnings
+import zipfile
+
+import keras
+
+from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean
+from lucidtl.models.inception_v1 import inception_v1
+
+MODELS = {"inception_v1": inception_v1}
+INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
+MANIFEST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
+MANIFEST_FIELDS = ("name", "url", "sha256", "format", "input_range", "converter", "archive_member", "notes")
+# converter name (manifest "converter") -> fn(downloaded_path, model, manifest); the slim one comes next
+CONVERTERS = {}
+
+# keras.applications builders: the input range their preprocess_input expects
+_MINUS_ONE_ONE = ("InceptionV3", "InceptionResNetV2", "Xception", "MobileNet", "MobileNetV2", "NASNetMobile",
+                  "NASNetLarge", "ResNet50V2", "ResNet101V2", "ResNet152V2")
+_CAFFE = ("VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152")
+_TORCH = ("DenseNet121", "DenseNet169", "DenseNet201")
+RANDOM_SOURCE = "random (Keras initialisers; seed with keras.utils.set_random_seed)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    weights_source: str
+    input_range: tuple
+    random_weights: bool
+    note: str = ""
+
+
+def _one_line(error, limit=300):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---- weight files -------------------------------------------------------------------------------------
+
+def _array_shapes(path):
+    """Shapes of the model arrays stored in a `.weights.h5` file or a `.keras` archive (optimizer excluded)."""
+    import h5py
+
+    def collect(f):
+        shapes = []
+
+        def visit(key, obj):
+            if isinstance(obj, h5py.Dataset) and key.split("/")[0] in ("layers", "vars"):
+                shapes.append(tuple(obj.shape))
+
+        f.visititems(visit)
+        return shapes
+
+    try:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as z:
+                data = io.BytesIO(z.read("model.weights.h5"))
+            with h5py.File(data, "r") as f:
+                return collect(f)
+        with h5py.File(path, "r") as f:
+            return collect(f)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as e:
+        raise WeightsError(f"cannot read weights file {path}: {_one_line(e)} (is it a Keras 3 weights file?)") from e
+
+
+def _check_weights_path(path, suffixes=(".weights.h5", ".keras")):
+    path = os.fspath(path)
+    if not path.endswith(suffixes):
+        raise WeightsError(f"cannot read weights file {path}: expected a {' or '.join(suffixes)} file")
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file {path} does not exist; check the path")
+    return path
+
+
+def load_weights(model, path):
+    """Load a `.weights.h5` (or the weights of a `.keras` file) into `model`, all or nothing: on any mismatch
+    the model keeps its previous weights and a WeightsError names the file and the reason."""
+    path = _check_weights_path(path)
+    stored = _array_shapes(path)
+    wanted = [tuple(v.shape) for v in model.weights]
+    if len(stored) != len(wanted):
+        raise WeightsError(
+            f"weights file {path} holds {len(stored)} arrays but model {model.name!r} has {len(wanted)} variables; "
+            "it was saved from a different model (or include_top setting)"
+        )
+    extra = collections.Counter(stored) - collections.Counter(wanted)
+    if extra:
+        missing = collections.Counter(wanted) - collections.Counter(stored)
+        raise WeightsError(
+            f"weights file {path} does not match model {model.name!r}: it holds an array of shape "
+            f"{next(iter(extra))} where the model expects {next(iter(missing))}"
+        )
+    snapshot = [v.numpy() for v in model.weights]
+    try:
+        model.load_weights(path)
+    except Exception as e:
+        for v, value in zip(model.weights, snapshot):
+            v.assign(value)
+        raise WeightsError(f"cannot load weights file {path} into model {model.name!r}: {_one_line(e)}") from e
+    return model
+
+
+def _atomic_save(save, path, suffix):
+    path = os.fspath(path)
+    if not path.endswith(suffix):
+        raise InvalidArgumentError(f"cannot save to {path}: the file name must end in {suffix}")
+    folder, base = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{base}")  # keeps the suffix Keras insists on
+    try:
+        with warnings.catch_warnings():  # numpy 2 noise from TF variables inside Keras' writer
+            warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+            save(tmp)
+        os.replace(tmp, path)
+    except Exception as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise WeightsError(f"cannot write {path}: {_one_line(e)}") from e
+    return path
+
+
+def save_weights(model, path):
+    """model.save_weights to `path` (`*.weights.h5`) via a temporary file and os.replace."""
+    return _atomic_save(model.save_weights, path, ".weights.h5")
+
+
+def save_model(model, path):
+    """model.save to `path` (`*.keras`) via a temporary file and os.replace."""
+    return _atomic_save(model.save, path, ".keras")
+
+
+# ---- manifests and ImageNet weights --------------------------------------------------------------------
+
+def manifest(name):
+    """The manifest models/<name>.json as a dict (fields MANIFEST_FIELDS)."""
+    path = os.path.join(MANIFEST_DIR, f"{name}.json")
+    if not os.path.isfile(path):
+        raise WeightsError(f"no ImageNet weights are known for {name!r}: there is no manifest {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"cannot read manifest {path}: {_one_line(e)}") from e
+    missing = [k for k in MANIFEST_FIELDS if k not in data]
+    if missing:
+        raise WeightsError(f"manifest {path} lacks the field(s) {', '.join(missing)}")
+    return data
+
+
+def keras_cache_dir():
+    """Where keras.utils.get_file caches files (KERAS_HOME, else ~/.keras, else /tmp/.keras), as Keras decides."""
+    base = os.environ.get("KERAS_HOME")
+    if base is None:
+        home = os.path.expanduser("~")
+        base = os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+    return base if os.access(base, os.W_OK) else "/tmp/.keras"
+
+
+def _imagenet(model, name):
+    info = manifest(name)
+    converter = CONVERTERS.get(info["converter"])
+    if converter is None:
+        raise WeightsError(
+            f"ImageNet weights for {name} need the {info['converter']} converter (slim checkpoint -> Keras), "
+            "which is not implemented yet; pass a .weights.h5 file as weights instead"
+        )
+    url = info["url"]
+    fname = os.path.basename(urllib.parse.urlsplit(url).path)
+    cache = keras_cache_dir()
+    try:
+        path = keras.utils.get_file(fname, origin=url, file_hash=info["sha256"], cache_subdir="lucidtl",
+                                    cache_dir=cache)
+    except Exception as e:
+        raise WeightsError(
+            f"cannot download {fname} ({_one_line(e, 120)}); download it from {url} and place it at "
+            f"{os.path.join(cache, 'lucidtl', fname)}"
+        ) from e
+    converter(path, model, info)
+    return f"imagenet ({url})"
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+
+def _import_builder(dotted):
+    parts = dotted.replace(":", ".").split(".")
+    error = None
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError as e:
+            error = error or e
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError as e:
+            raise UnknownModelError(f"cannot find model builder {dotted!r}: {_one_line(e)}") from e
+        if not callable(obj):
+            raise UnknownModelError(f"model builder {dotted!r} is not callable")
+        return obj
+    raise UnknownModelError(f"cannot import model builder {dotted!r}: {_one_line(error)}")
+
+
+def _application_range(dotted):
+    short = dotted.replace(":", ".").split(".")[-1]
+    if short in _MINUS_ONE_ONE:
+        return (-1.0, 1.0), ""
+    if short in _CAFFE:
+        return (0.0, 255.0), f"{short} also expects BGR, mean-subtracted input (keras 'caffe' preprocessing)"
+    if short in _TORCH:
+        return (0.0, 255.0), f"{short} also expects ImageNet mean/std normalisation (keras 'torch' preprocessing)"
+    return (0.0, 255.0), f"input range (0, 255) assumed for {short}; check its preprocess_input"
+
+
+def _call_builder(builder, dotted, include_top, weights, kw):
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    defaults = {"weights": weights, "include_top": include_top, "input_shape": (None, None, 3)}
+    args = {k: v for k, v in defaults.items() if k in params or takes_all}
+    args.update(kw)
+
+    def call(args):
+        try:
+            return builder(**args)
+        except (ValueError, TypeError):
+            raise
+        except Exception as e:  # downloads fail with plain Exception in keras.utils.get_file
+            if weights == "imagenet":
+                raise WeightsError(f"cannot get ImageNet weights for {dotted}: {_one_line(e)}") from e
+            raise
+
+    try:
+        net = call(args)
+    except (ValueError, TypeError) as e:
+        if "input_shape" not in args or "input_shape" in kw:
+            raise InvalidArgumentError(f"cannot build {dotted}: {_one_line(e)}") from e
+        args.pop("input_shape")  # e.g. a Flatten head needs the builder's default fixed size
+        try:
+            net = call(args)
+        except (ValueError, TypeError) as e2:
+            raise InvalidArgumentError(f"cannot build {dotted}: {_one_line(e2)}") from e2
+    if not isinstance(net, keras.Model):
+        raise InvalidArgumentError(f"{dotted} returned {type(net).__name__}, not a keras.Model")
+    return net
+
+
+def _apply_weights(net, weights, name):
+    """Load `weights` (not None / "random" / "imagenet") into net; returns the source string."""
+    if not isinstance(weights, (str, os.PathLike)):
+        raise WeightsError(f"cannot use weights {weights!r}; pass 'random', 'imagenet', a .weights.h5 or a .keras file")
+    path = os.fspath(weights)
+    if not path.endswith((".weights.h5", ".keras")):
+        raise WeightsError(
+            f"unknown weights {path!r} for {name}; pass 'random', 'imagenet', a .weights.h5 or a .keras file"
+        )
+    load_weights(net, path)
+    return path
+
+
+def _from_keras_file(path, weights):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsError(f"model file {path} does not exist; check the path")
+    try:
+        net = keras.models.load_model(path, compile=False)
+    except Exception as e:
+        raise WeightsError(f"cannot load model file {path}: {_one_line(e)}") from e
+    ours = "input_scaling" in [layer.name for layer in net.layers]
+    note = "" if ours else "input range (0, 1) assumed for a .keras file"
+    if weights is None:
+        return net, ModelInfo(path, path, (0.0, 1.0), False, note)
+    if weights == "random":
+        net = keras.models.clone_model(net)  # same graph, fresh initialisers
+        return net, ModelInfo(path, RANDOM_SOURCE, (0.0, 1.0), True, note)
+    if weights == "imagenet":
+        raise WeightsError(f"no ImageNet weights are known for model file {path}; pass a .weights.h5 file")
+    return net, ModelInfo(path, _apply_weights(net, weights, path), (0.0, 1.0), False, note)
+
+
+def build_model(model="inception_v1", weights=None, include_top=False, **kw):
+    """(keras.Model, ModelInfo) for a registry name, a `.keras` file or a dotted builder path; see module doc."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise InvalidArgumentError(f"model must be a name, a .keras file or a dotted builder path, got {model!r}")
+    name = os.fspath(model)
+    if name.endswith(".keras"):
+        if kw:
+            raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a saved model file {name}")
+        return _from_keras_file(name, weights)
+    if name in MODELS:
+        try:
+            net = MODELS[name](include_top=include_top, **kw)
+        except TypeError as e:
+            raise InvalidArgumentError(f"cannot build {name}: {_one_line(e)}") from e
+        input_range, note = INPUT_RANGES[name], ""
+        if weights is None or weights == "random":
+            return net, ModelInfo(name, RANDOM_SOURCE, input_range, True, note)
+        if weights == "imagenet":
+            return net, ModelInfo(name, _imagenet(net, name), input_range, False, note)
+        return net, ModelInfo(name, _apply_weights(net, weights, name), input_range, False, note)
+    if os.sep in name or os.path.exists(name):
+        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras file (or a registry name)")
+    if "." not in name.strip(".") and ":" not in name:
+        raise UnknownModelError(
+            f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras file or a dotted builder "
+            "path such as keras.applications.InceptionV3"
+        )
+    builder = _import_builder(name)
+    input_range, note = _application_range(name)
+    if weights is None or weights == "random":
+        return _call_builder(builder, name, include_top, None, kw), ModelInfo(name, RANDOM_SOURCE, input_range,
+                                                                              True, note)
+    if weights == "imagenet":
+        net = _call_builder(builder, name, include_top, "imagenet", kw)
+        return net, ModelInfo(name, f"imagenet ({name})", input_range, False, note)
+    net = _call_builder(builder, name, include_top, None, kw)
+    return net, ModelInfo(name, _apply_weights(net, weights, name), input_range, False, note)
