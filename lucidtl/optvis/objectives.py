@@ -1,0 +1,356 @@
+"""Objectives: what a render maximises, as an algebra of functions of the activations.
+
+An Objective wraps fn(T) -> float32 tensor, where T(name) is the activation of layer `name` on the
+transformed batch and T("input") the untransformed image. `obj.layers` names the layers it reads, so the
+render loop extracts exactly those. Means and sums run over every axis, batch included, unless `batch=k`
+restricts an objective to image k of the batch.
+"""
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from lucidtl.errors import InvalidArgumentError
+
+INPUT = "input"
+
+
+def _is_number(x):
+    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+
+
+def _fmt(x):
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+class Objective:
+    """fn(T) -> tensor, with the layers it reads. Supports +, -, * (numbers or objectives), / number."""
+
+    def __init__(self, fn, name="", description="", layers=()):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "objective")
+        self.description = description or self.name
+        self.layers = frozenset(layer for layer in layers if layer != INPUT)
+
+    def __call__(self, T):
+        return self.fn(T)
+
+    def __repr__(self):
+        return f"Objective({self.description})"
+
+    __str__ = lambda self: self.description  # noqa: E731
+
+    @staticmethod
+    def _lift(other):
+        if isinstance(other, Objective):
+            return other
+        if _is_number(other):
+            return Objective(lambda T: tf.constant(float(other)), _fmt(other))
+        raise InvalidArgumentError(f"cannot combine an objective with {type(other).__name__}; "
+                                   "use numbers or objectives")
+
+    def _combine(self, other, op, symbol):
+        other = self._lift(other)
+        return Objective(lambda T: op(self(T), other(T)), f"{self.name} {symbol} {other.name}",
+                         layers=self.layers | other.layers)
+
+    def __add__(self, other):
+        return self._combine(other, tf.add, "+")
+
+    def __radd__(self, other):
+        return self._lift(other)._combine(self, tf.add, "+")
+
+    def __sub__(self, other):
+        return self._combine(other, tf.subtract, "-")
+
+    def __rsub__(self, other):
+        return self._lift(other)._combine(self, tf.subtract, "-")
+
+    def __neg__(self):
+        return Objective(lambda T: -self(T), f"-({self.name})", layers=self.layers)
+
+    def __mul__(self, other):
+        return self._combine(other, tf.multiply, "*")
+
+    def __rmul__(self, other):
+        return self._lift(other)._combine(self, tf.multiply, "*")
+
+    def __truediv__(self, other):
+        if not _is_number(other):
+            raise InvalidArgumentError("an objective can only be divided by a number")
+        if other == 0:
+            raise InvalidArgumentError("cannot divide an objective by zero")
+        return self._combine(other, tf.divide, "/")
+
+    @staticmethod
+    def sum(objectives):
+        objectives = list(objectives)
+        if not objectives:
+            raise InvalidArgumentError("Objective.sum needs at least one objective")
+        return sum(objectives[1:], objectives[0])
+
+
+def objective(name, *layers):
+    """Decorator: turn `inner(T)` into an Objective named `name` reading `layers`."""
+    return lambda fn: Objective(fn, name, layers=layers)
+
+
+def _f32(t):
+    return tf.cast(t, tf.float32)
+
+
+def _pick(acts, batch):
+    """All images, or image `batch` (keeping a batch axis of 1)."""
+    return acts if batch is None else acts[batch:batch + 1]
+
+
+def _centre(acts, x, y):
+    """Lucid's neuron position: x indexes rows (default H//2), y columns (default W//2)."""
+    shape = tf.shape(acts)
+    x_ = shape[1] // 2 if x is None else x
+    y_ = shape[2] // 2 if y is None else y
+    return acts[:, x_, y_]
+
+
+def _label(name, *args, batch=None):
+    parts = ", ".join(_fmt(a) if not isinstance(a, np.ndarray) else "vec" for a in args)
+    return f"{name}({parts}{'' if batch is None else f', batch={batch}'})"
+
+
+def neuron(layer, n_channel, x=None, y=None, batch=None):
+    """The unit at (x, y) (default: centre; x = row H//2, y = column W//2) of channel n, averaged over images."""
+    @objective(_label("neuron", layer, n_channel, batch=batch), layer)
+    def inner(T):
+        return tf.reduce_mean(_centre(_pick(_f32(T(layer)), batch), x, y)[..., n_channel])
+    return inner
+
+
+def channel(layer, n_channel, batch=None):
+    """mean(A[..., n]): the paper's average-pooled channel activation."""
+    @objective(_label("channel", layer, n_channel, batch=batch), layer)
+    def inner(T):
+        return tf.reduce_mean(_pick(_f32(T(layer)), batch)[..., n_channel])
+    return inner
+
+
+def _dot_cossim(acts, vec, cossim_pow):
+    """mean(dot) or mean(dot * max(0.1, cos)^pow) over positions; dot and cos along the channel axis."""
+    dot = tf.reduce_sum(acts * vec, -1)
+    if cossim_pow == 0:
+        return tf.reduce_mean(dot)
+    norm_a = tf.sqrt(tf.reduce_sum(acts * acts, -1))
+    norm_v = tf.sqrt(tf.reduce_sum(vec * vec, -1))
+    cos = dot / (1e-4 + norm_a) / (1e-4 + norm_v)
+    return tf.reduce_mean(dot * tf.maximum(0.1, cos) ** cossim_pow)
+
+
+def direction(layer, vec, batch=None, cossim_pow=0):
+    """Activations along the channel-space direction vec, at every position."""
+    vec = np.asarray(vec, np.float32)
+
+    @objective(_label("direction", layer, vec, batch=batch), layer)
+    def inner(T):
+        return _dot_cossim(_pick(_f32(T(layer)), batch), vec, cossim_pow)
+    return inner
+
+
+def direction_neuron(layer, vec, batch=None, x=None, y=None, cossim_pow=0):
+    """direction() at the neuron position only."""
+    vec = np.asarray(vec, np.float32)
+
+    @objective(_label("direction_neuron", layer, vec, batch=batch), layer)
+    def inner(T):
+        return _dot_cossim(_centre(_pick(_f32(T(layer)), batch), x, y), vec, cossim_pow)
+    return inner
+
+
+def _crop_to(t, h, w):
+    """Central crop of [B,H,W,C] (or [H,W,C]) to h x w."""
+    shape = tf.shape(t)
+    top, left = (shape[-3] - h) // 2, (shape[-2] - w) // 2
+    return t[..., top:top + h, left:left + w, :]
+
+
+def tensor_direction(layer, vec, cossim_pow=0, batch=None):
+    """dot(A, vec) * cos(A, vec)^pow over the whole activation tensor; vec is [h,w,C] (or [1,h,w,C]).
+
+    Where the spatial sizes differ (transforms change them), both are cropped centrally to the common size."""
+    vec = np.asarray(vec, np.float32)
+    if vec.ndim == 4:
+        vec = vec[0]
+    if vec.ndim != 3:
+        raise InvalidArgumentError(f"tensor_direction needs vec of shape [h, w, C], got {vec.shape}")
+
+    @objective(_label("tensor_direction", layer, vec, batch=batch), layer)
+    def inner(T):
+        acts = _pick(_f32(T(layer)), batch)
+        shape = tf.shape(acts)
+        h = tf.minimum(shape[1], vec.shape[0])
+        w = tf.minimum(shape[2], vec.shape[1])
+        a = _crop_to(acts, h, w)
+        v = tf.broadcast_to(_crop_to(tf.constant(vec), h, w), tf.shape(a))  # the same direction for every image
+        dot = tf.reduce_sum(a * v)
+        if cossim_pow == 0:
+            return dot
+        cos = dot / tf.sqrt(tf.reduce_sum(a * a)) / tf.sqrt(tf.reduce_sum(v * v))
+        return dot * cos ** cossim_pow
+    return inner
+
+
+def deepdream(layer):
+    """mean(A^2) (Mordvintsev et al., 2015)."""
+    @objective(_label("deepdream", layer), layer)
+    def inner(T):
+        return tf.reduce_mean(_f32(T(layer)) ** 2)
+    return inner
+
+
+def class_logit(layer, label, batch=None):
+    """sum(logits[:, label]) of a [B, classes] layer."""
+    @objective(_label("class_logit", layer, label, batch=batch), layer)
+    def inner(T):
+        return tf.reduce_sum(_pick(_f32(T(layer)), batch)[:, label])
+    return inner
+
+
+def class_probability(layer, label, batch=None):
+    """sum(softmax(logits)[:, label]): like class_logit, on the softmax of `layer`'s last axis."""
+    @objective(_label("class_probability", layer, label, batch=batch), layer)
+    def inner(T):
+        return tf.reduce_sum(tf.nn.softmax(_pick(_f32(T(layer)), batch), axis=-1)[:, label])
+    return inner
+
+
+def total_variation(layer=INPUT):
+    """Per image: sum |row differences| + sum |column differences| (a [B] vector, as in Lucid)."""
+    @objective(_label("total_variation", layer), layer)
+    def inner(T):
+        return tf.image.total_variation(_f32(T(layer)))
+    return inner
+
+
+def L1(layer=INPUT, constant=0, batch=None):  # noqa: N802 (Lucid's name)
+    """sum |A - constant|."""
+    @objective(_label("L1", layer, batch=batch), layer)
+    def inner(T):
+        return tf.reduce_sum(tf.abs(_pick(_f32(T(layer)), batch) - constant))
+    return inner
+
+
+def L2(layer=INPUT, constant=0, epsilon=1e-6, batch=None):  # noqa: N802 (Lucid's name)
+    """sqrt(epsilon + sum (A - constant)^2)."""
+    @objective(_label("L2", layer, batch=batch), layer)
+    def inner(T):
+        return tf.sqrt(epsilon + tf.reduce_sum((_pick(_f32(T(layer)), batch) - constant) ** 2))
+    return inner
+
+
+def blur(x, w=3):
+    """Lucid's box-ish blur: a w x w kernel of 0.5 with 1.0 inside the border ring, per channel, SAME,
+    normalised by the same convolution of ones."""
+    k = np.full([w, w], 0.5, np.float32)
+    k[1:-1, 1:-1] = 1.0
+    kernel = tf.constant(np.tile(k[:, :, None, None], [1, 1, x.shape[-1], 1]))
+
+    def conv(t):
+        return tf.nn.depthwise_conv2d(t, kernel, [1, 1, 1, 1], "SAME")
+
+    return conv(x) / conv(tf.ones_like(x))
+
+
+def blur_input_each_step():
+    """0.5 * sum((x - stop_gradient(blur(x)))^2); maximising -k times it blurs the input each step."""
+    @objective("blur_input_each_step()")
+    def inner(T):
+        x = T(INPUT)
+        return 0.5 * tf.reduce_sum((x - tf.stop_gradient(blur(x))) ** 2)
+    return inner
+
+
+def _static_batch(t, name):
+    n = t.shape[0]
+    if n is None:
+        raise InvalidArgumentError(f"{name} needs a known batch size; build the image with param.image(..., batch=N)")
+    return n
+
+
+def channel_interpolate(layer1, n_channel1, layer2, n_channel2):
+    """Across the batch, from 100% channel n1 of layer1 (image 0) to 100% channel n2 of layer2 (image N-1)."""
+    @objective(_label("channel_interpolate", layer1, n_channel1, layer2, n_channel2), layer1, layer2)
+    def inner(T):
+        a1, a2 = _f32(T(layer1))[..., n_channel1], _f32(T(layer2))[..., n_channel2]
+        n = _static_batch(a1, "channel_interpolate")
+        weights = np.arange(n) / max(n - 1, 1)
+        return sum((1 - wt) * tf.reduce_mean(a1[i]) + wt * tf.reduce_mean(a2[i]) for i, wt in enumerate(weights))
+    return inner
+
+
+def alignment(layer, decay_ratio=2):
+    """-sum_{d=1..4} sum_i mean((A[i] - A[i+d])^2) / decay_ratio^d: neighbouring images alike."""
+    @objective(_label("alignment", layer), layer)
+    def inner(T):
+        acts = _f32(T(layer))
+        total = tf.constant(0.0)
+        for d in (1, 2, 3, 4):
+            diff = acts[d:] - acts[:-d]  # pairs (i, i+d); empty when the batch is smaller
+            per_pair = tf.reduce_mean(tf.reshape(diff ** 2, [tf.shape(diff)[0], -1]), axis=1)
+            total += tf.reduce_sum(per_pair) / decay_ratio ** d
+        return -total
+    return inner
+
+
+def diversity(layer):
+    """Mean pairwise similarity of the images' l2-normalised Gram matrices at `layer`:
+    sum_i sum_{j != i} <G_i, G_j> / N. Use with a negative weight to make a batch diverse."""
+    @objective(_label("diversity", layer), layer)
+    def inner(T):
+        acts = _f32(T(layer))
+        n = tf.shape(acts)[0]
+        flat = tf.reshape(acts, [n, -1, tf.shape(acts)[-1]])
+        grams = tf.nn.l2_normalize(tf.matmul(flat, flat, transpose_a=True), axis=[1, 2], epsilon=1e-10)
+        total = tf.reduce_sum(tf.reduce_sum(grams, axis=0) ** 2)  # sum over all (i, j)
+        same = tf.reduce_sum(grams ** 2)  # the i == j terms
+        return (total - same) / tf.cast(n, tf.float32)
+    return inner
+
+
+def input_diff(orig_img):
+    """sqrt(mean((input - orig_img)^2)); usually a penalty (negative weight)."""
+    orig = np.asarray(orig_img, np.float32)
+
+    @objective("input_diff(orig)")
+    def inner(T):
+        return tf.sqrt(tf.reduce_mean((T(INPUT) - orig) ** 2))
+    return inner
+
+
+def penalize_boundary_complexity(shp, w=20, mask=None, C=0.5):
+    """-sum(mask * ((blur5(x) - x)^2 + 0.8 (x - C)^2)): plain boundaries of colour C.
+
+    shp: the input's shape [B,H,W,C]; the default mask is the border of width w."""
+    if mask is None:
+        mask = np.ones(shp, np.float32)
+        mask[:, w:-w, w:-w] = 0
+    mask = np.asarray(mask, np.float32)
+
+    @objective("penalize_boundary_complexity()")
+    def inner(T):
+        x = T(INPUT)
+        diffs = (blur(x, w=5) - x) ** 2 + 0.8 * (x - C) ** 2
+        return -tf.reduce_sum(diffs * mask)
+    return inner
+
+
+def as_objective(obj):
+    """An Objective unchanged; "layer:n" -> channel(layer, n); a callable fn(T) -> Objective (reads no layers
+    unless it is an Objective)."""
+    if isinstance(obj, Objective):
+        return obj
+    if isinstance(obj, str):
+        layer, sep, n = obj.rpartition(":")
+        if not sep or not layer.strip() or not n.strip().isdigit():
+            raise InvalidArgumentError(f"cannot read objective {obj!r}; use 'layer:channel', e.g. 'Mixed_4c:7'")
+        return channel(layer.strip(), int(n))
+    if callable(obj):
+        return Objective(obj)
+    raise InvalidArgumentError(f"cannot use {type(obj).__name__} as an objective; pass an Objective or 'layer:n'")

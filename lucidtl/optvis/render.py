@@ -1,0 +1,244 @@
+"""Lucid's render loop: optimise a parameterised image so that `objective` grows.
+
+One optimisation step (param -> transforms -> model -> objective -> gradient -> Adam update) is one
+`tf.function`, traced once per render; transforms change the image size inside it without retracing.
+"""
+import contextlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lucidtl.errors import InvalidArgumentError
+from lucidtl.optvis import features, objectives, redirected_relu
+from lucidtl.optvis import transform as transform_lib
+from lucidtl.optvis.param import image as param_image
+
+DEFAULT_THRESHOLDS = (512,)
+
+
+def default_optimizer():
+    """Lucid's optimiser: Adam(0.05) with TF1's epsilon 1e-8 (Keras' default is 1e-7)."""
+    return keras.optimizers.Adam(learning_rate=0.05, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def resolve_transforms(transforms):
+    """None or "standard" -> Lucid's standard list; "distill"; "none" or [] -> identity; a list/tuple or a
+    single transform -> composed. (Lucid also treats any non-list as standard; see README deviations.)"""
+    if transforms is None or transforms == "standard":
+        transforms = transform_lib.standard_transforms
+    elif transforms == "distill":
+        transforms = [transform_lib.distill_transforms()]
+    elif transforms == "none":
+        transforms = []
+    elif isinstance(transforms, str):
+        raise InvalidArgumentError(
+            f"unknown transforms {transforms!r}; use standard, distill, none or a list of transforms"
+        )
+    elif callable(transforms):
+        transforms = [transforms]
+    transforms = list(transforms)
+    return transform_lib.compose(transforms) if transforms else None
+
+
+def check_thresholds(thresholds):
+    """Sorted unique non-negative integer thresholds (threshold t = image after t+1 updates)."""
+    if isinstance(thresholds, (int, np.integer)):
+        thresholds = (thresholds,)
+    out = []
+    for t in thresholds:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise InvalidArgumentError(
+                f"threshold {t!r} is not a non-negative integer step; use e.g. thresholds=(64, 512)"
+            )
+        out.append(int(t))
+    if not out:
+        raise InvalidArgumentError("no thresholds given; use e.g. thresholds=(512,)")
+    return sorted(set(out))
+
+
+def _fresh_seed():
+    return int(np.random.SeedSequence().entropy % (2**31 - 1))
+
+
+class Renderer:
+    """One render: the parameterised image, its optimiser and the compiled step.
+
+    seed: seeds the parameterisation's initial values (through keras.utils.set_random_seed) and the
+    transforms' draws; the same seed gives the same picture. None draws a fresh one (see `.seed`).
+    input_range: the value range the model expects; the [0,1] image is mapped linearly onto it.
+    """
+
+    def __init__(self, model, objective, param_f=None, optimizer=None, transforms=None,
+                 relu_gradient_override=True, seed=None, input_range=(0.0, 1.0)):
+        self.objective = objectives.as_objective(objective)
+        self.seed = _fresh_seed() if seed is None else int(seed)
+        keras.utils.set_random_seed(self.seed)
+        self.param = (param_f or (lambda: param_image(128)))()
+        self.variables = list(getattr(self.param, "trainable_variables", ()))
+        if not callable(self.param) or not self.variables:
+            raise InvalidArgumentError(
+                "param_f must return a parameterisation (a tf.Module with variables, e.g. param.image(128))"
+            )
+        self.transform = resolve_transforms(transforms)
+        self.optimizer = optimizer or default_optimizer()
+        self.optimizer.build(self.variables)
+        self.relu_gradient_override = relu_gradient_override
+        self.input_range = tuple(float(v) for v in input_range)
+        self.layers = sorted(self.objective.layers)
+        self.model = model
+        self._features = features.feature_model(model, self.layers) if self.layers else None
+        self._size = self._fixed_input_size(model) if self.layers else None
+        self._check_channels(model)
+        self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
+        self._step = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
+        self.traces = 0
+        self._step_fn = tf.function(self._update)
+        self._value_fn = tf.function(self._value)
+
+    @staticmethod
+    def _fixed_input_size(model):
+        hw = tuple(model.inputs[0].shape[1:3])
+        return hw if len(hw) == 2 and None not in hw else None
+
+    def _check_channels(self, model):
+        image_channels = self.param().shape[-1]
+        if self.layers:
+            want = model.inputs[0].shape[-1]
+            if want is not None and image_channels != want:
+                raise InvalidArgumentError(
+                    f"the parameterisation makes {image_channels}-channel images but the model takes {want}; "
+                    f"use param.image(..., channels={want})"
+                )
+
+    def _objective(self, image, seed):
+        """Objective value of `image` after this step's transforms."""
+        acts = {}
+        if self._features is not None:
+            x = self.transform(image, seed) if self.transform is not None else image
+            if self._size is not None:  # models with a fixed input size see the transformed image resized
+                x = tf.image.resize(x, self._size)
+            lo, hi = self.input_range
+            if (lo, hi) != (0.0, 1.0):
+                x = x * (hi - lo) + lo
+            outs = self._features(x, training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            acts = dict(zip(self.layers, outs))
+
+        def T(name):
+            if name == "input":
+                return image
+            if name not in acts:
+                raise InvalidArgumentError(
+                    f"objective {self.objective.name!r} reads layer {name!r} without declaring it in layers"
+                )
+            return tf.cast(acts[name], tf.float32)
+
+        return tf.reduce_sum(tf.cast(self.objective(T), tf.float32))
+
+    def _seed(self):
+        return tf.random.experimental.stateless_fold_in(self._seed_pair, self._step)
+
+    def _update(self):
+        self.traces += 1  # runs only while tracing
+        redirect = (redirected_relu.redirect(self._step) if self.relu_gradient_override
+                    else contextlib.nullcontext())
+        with redirect:
+            image = self.param()
+            value = self._objective(image, self._seed())
+            grads = tf.gradients(-value, self.variables)
+        if any(g is None for g in grads):
+            raise InvalidArgumentError("the objective does not depend on the image; check its layers")
+        self.optimizer.apply_gradients(zip(grads, self.variables))
+        self._step.assign_add(1)
+        return value
+
+    def _value(self):
+        return self._objective(self.param(), self._seed())
+
+    @property
+    def steps_done(self):
+        return int(self._step.numpy())
+
+    def step(self):
+        """One optimiser update; returns the objective value before it (what Lucid prints as loss)."""
+        return float(self._step_fn())
+
+    def objective_value(self):
+        """The objective on the current image, with the transforms of the next step."""
+        return float(self._value_fn())
+
+    def image(self):
+        """The current untransformed image, float32 [B,H,W,C] in the parameterisation's range."""
+        return np.asarray(self.param(), dtype=np.float32)
+
+    def run(self, thresholds=DEFAULT_THRESHOLDS, verbose=True, progress=False, callback=None):
+        """Lucid's loop: for i in 0..max(thresholds): update; at i in thresholds keep the image.
+
+        callback(i, value, image) is called at each threshold. Returns the images, ascending thresholds."""
+        thresholds = check_thresholds(thresholds)
+        images = []
+        bar = _progress(max(thresholds) + 1, progress)
+        try:
+            for i in range(max(thresholds) + 1):
+                value = self.step()
+                bar.update(1)
+                if i in thresholds:
+                    img = self.image()
+                    images.append(img)
+                    if verbose:
+                        bar.write(f"{i} {value:.4f}") if progress else print(i, value)
+                    if callback is not None:
+                        callback(i, value, img)
+        finally:
+            bar.close()
+        return images
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", leave=False, dynamic_ncols=True)
+
+
+def render_vis(model, objective, param_f=None, optimizer=None, transforms=None, thresholds=DEFAULT_THRESHOLDS,
+               verbose=True, relu_gradient_override=True, seed=None, use_fixed_seed=False, progress=False,
+               input_range=(0.0, 1.0)):
+    """Lucid's render_vis: returns one float32 [B,H,W,C] image array per threshold (ascending).
+
+    objective: an Objective or "layer:channel". model: a functional Keras model (any input size).
+    use_fixed_seed=True (Lucid's flag) means seed 0 when no seed is given."""
+    if seed is None and use_fixed_seed:
+        seed = 0
+    thresholds = check_thresholds(thresholds)
+    renderer = Renderer(model, objective, param_f=param_f, optimizer=optimizer, transforms=transforms,
+                        relu_gradient_override=relu_gradient_override, seed=seed, input_range=input_range)
+    return renderer.run(thresholds, verbose=verbose, progress=progress)
+
+
+def evaluate(model, objective, image, input_range=(0.0, 1.0)):
+    """The objective's value on a fixed image batch (no transforms)."""
+    objective = objectives.as_objective(objective)
+    image = tf.convert_to_tensor(image, tf.float32)
+    acts = {}
+    names = sorted(objective.layers)
+    if names:
+        lo, hi = input_range
+        outs = features.feature_model(model, names)(image * (hi - lo) + lo, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        acts = dict(zip(names, outs))
+
+    def T(name):
+        return image if name == "input" else tf.cast(acts[name], tf.float32)
+
+    return float(tf.reduce_sum(tf.cast(objective(T), tf.float32)))

@@ -1,0 +1,256 @@
+"""`python -m lucidtl.render`: render channels of a layer to PNGs (+ a labelled grid and a JSON record).
+
+    python -m lucidtl.render                                   # 8 channels of Mixed_4c into ./out/
+    python -m lucidtl.render --layer Mixed_4c_Branch_2_b_3x3 --channels 0:8 --thresholds 64,512
+    python -m lucidtl.render layers [--model keras.applications.InceptionV3]
+"""
+import dataclasses
+import functools
+import os
+import re
+
+import numpy as np
+
+from lucidtl.errors import ChannelRangeError, InvalidArgumentError, LucidtlError, WeightsError
+
+PARAMS = ("fft", "pixel", "laplacian", "cppn")
+TRANSFORMS = ("standard", "distill", "none")
+MIN_SIZE = 16
+
+
+def parse_channels(channels, count):
+    """"0:8", "3", 3, "1,5,9", (1, 5, 9) or "all" -> a list of channel indices checked against count."""
+    if isinstance(channels, str):
+        text = channels.strip()
+        if text == "all":
+            out = list(range(count))
+        elif re.fullmatch(r"\d*:\d*(:\d+)?", text):
+            out = list(range(count))[slice(*[int(p) if p else None for p in text.split(":")])]
+            if not out:
+                raise ChannelRangeError(f"channel range {text!r} is empty for a layer of {count} channels")
+        elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+            out = [int(p) for p in text.split(",")]
+        else:
+            raise InvalidArgumentError(f"cannot read channels {channels!r}; use e.g. 7, 0:8, 1,5,9 or all")
+    elif isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
+        out = [int(channels)]
+    elif isinstance(channels, (list, tuple)) and all(isinstance(c, (int, np.integer)) for c in channels):
+        out = [int(c) for c in channels]
+    else:
+        raise InvalidArgumentError(f"cannot read channels {channels!r}; use e.g. 7, 0:8, 1,5,9 or all")
+    bad = [c for c in out if not 0 <= c < count]
+    if bad:
+        raise ChannelRangeError(
+            f"channel {bad[0]} is out of range: the layer has {count} channels (0..{count - 1})"
+        )
+    return out
+
+
+def _positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidArgumentError(f"--{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _thresholds(steps, thresholds):
+    from lucidtl.optvis.render import check_thresholds
+
+    steps = _positive_int("steps", steps, minimum=0)
+    if thresholds is None:
+        return [steps]
+    ts = check_thresholds(thresholds)
+    if ts[-1] > steps:
+        raise InvalidArgumentError(f"threshold {ts[-1]} is beyond --steps {steps}; raise --steps or drop it")
+    return sorted(set(ts) | {steps})
+
+
+def make_param(kind, size, batch, decorrelate=True, channels=3):
+    """A parameterisation factory for the CLI's --param choice."""
+    from lucidtl.optvis import param
+
+    if kind not in PARAMS:
+        raise InvalidArgumentError(f"unknown --param {kind!r}; choose one of {', '.join(PARAMS)}")
+    if kind in ("fft", "pixel"):
+        return lambda: param.image(size, batch=batch, fft=kind == "fft", decorrelate=decorrelate,
+                                   channels=channels)
+    if kind == "laplacian":
+        return lambda: param.to_valid_rgb(param.laplacian_pyramid_image([batch, size, size, channels]),
+                                          decorrelate=decorrelate)
+    return lambda: param.cppn(size, batch=batch, num_output_channels=channels)
+
+
+def channel_objective(layer, channels, negative=False, diversity=0.0):
+    """One image per channel: sum_i channel(layer, channels[i], batch=i) (minus diversity if asked).
+
+    negative: maximise -channel of the pre-ReLU activation (Lucid's negative visualisation)."""
+    from lucidtl.optvis import objectives as obj
+
+    terms = [obj.channel(layer, c, batch=i) for i, c in enumerate(channels)]
+    total = sum(terms[1:], terms[0])
+    if negative:
+        total = -total
+    if diversity:
+        total = total - diversity * obj.diversity(layer)
+    return total
+
+
+def _transformed_min_size(size, transforms):
+    """Smallest image the model can see after the named transform set."""
+    if transforms == "standard":  # pad 12, jitter 8, scale 0.9 (truncated), jitter 4
+        return int(0.9 * (size + 16)) - 4
+    return size
+
+
+def _check_size(model, layer, size, transforms, input_range):
+    import tensorflow as tf
+
+    from lucidtl.optvis import features
+
+    probe = _transformed_min_size(size, transforms)
+    channels = model.inputs[0].shape[-1] or 3
+    try:
+        out = features.feature_model(model, [layer])(tf.zeros([1, probe, probe, channels]), training=False)
+        ok = min(out.shape[1:-1], default=1) > 0
+    except (tf.errors.OpError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(
+            f"--size {size} is too small: after the {transforms} transforms the model sees {probe}px, "
+            f"which gives layer {layer!r} no spatial extent; use a larger --size"
+        )
+
+
+def load_model(model, weights):
+    """build_model, except that weights=None on a registry model means "ImageNet if available, else random",
+    said plainly when random. Random weights are seeded (0): the same random network on every run."""
+    import keras
+
+    from lucidtl import models
+
+    note = ""
+    if weights is None and str(model) in models.MODELS:
+        try:
+            return models.build_model(model, weights="imagenet")
+        except WeightsError as e:
+            weights, note = "random", f"no ImageNet weights ({e}); "
+    keras.utils.set_random_seed(0)
+    net, info = models.build_model(model, weights=weights)
+    if info.random_weights:
+        print(f"note: {note}rendering with RANDOM weights")
+    return net, info
+
+
+@dataclasses.dataclass
+class RenderResult:
+    pngs: list
+    grid: str
+    record: str
+    random_weights: bool
+
+
+def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8", size=128, steps=512,
+           thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
+           diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
+           verbose=False):
+    """Render `channels` of `layer` (one image per channel, up to batch_size per optimisation) and write
+    one PNG per channel and threshold, a labelled grid (channels x thresholds) and a JSON record."""
+    from lucidtl import imageio
+    from lucidtl.optvis import features
+    from lucidtl.optvis.render import Renderer
+
+    size = _positive_int("size", size, minimum=MIN_SIZE)
+    batch_size = _positive_int("batch-size", batch_size)
+    thresholds = _thresholds(steps, thresholds)
+    if transforms not in TRANSFORMS:
+        raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of {', '.join(TRANSFORMS)}")
+    if param not in PARAMS:
+        raise InvalidArgumentError(f"unknown --param {param!r}; choose one of {', '.join(PARAMS)}")
+    if not isinstance(diversity, (int, float)) or diversity < 0:
+        raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
+    seed = _positive_int("seed", seed, minimum=0)
+
+    net, info = load_model(model, weights)
+    layer = str(layer)
+    count = features.channel_count(net, layer)
+    chans = parse_channels(channels, count)
+    target = layer + features.PRE_RELU if negative else layer
+    if negative:
+        features.endpoint(net, target)  # fails early when there is no pre-ReLU endpoint
+    _check_size(net, target, size, transforms, info.input_range)
+
+    tag = f"{layer}_neg" if negative else layer
+    image_channels = net.inputs[0].shape[-1] or 3
+    pngs, rows, values = [], {t: [] for t in thresholds}, {}
+    for start in range(0, len(chans), batch_size):
+        chunk = chans[start:start + batch_size]
+        objective = channel_objective(target, chunk, negative=negative, diversity=diversity)
+        renderer = Renderer(
+            net, objective, param_f=make_param(param, size, len(chunk), decorrelate, image_channels),
+            transforms=transforms, relu_gradient_override=relu_gradient_override,
+            seed=seed + start, input_range=info.input_range)
+
+        def keep(i, value, batch, chunk=chunk):
+            values[f"{i}:{chunk[0]}-{chunk[-1]}"] = value
+            for c, img in zip(chunk, batch):
+                pngs.append(imageio.save_png(img, os.path.join(out, f"{tag}_{c:04d}_{i}.png")))
+                rows[i].append(img)
+
+        renderer.run(thresholds, verbose=verbose, progress=progress, callback=keep)
+
+    grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
+                             row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans])
+    record = imageio.save_json({
+        "model": model, "weights": info.weights_source, "random_weights": info.random_weights,
+        "layer": layer, "objective_layer": target, "channels": chans, "size": size,
+        "thresholds": thresholds, "updates_at_threshold": [t + 1 for t in thresholds],
+        "transforms": transforms, "param": param, "decorrelate": decorrelate, "negative": negative,
+        "diversity": diversity, "seed": seed, "batch_size": batch_size, "input_range": list(info.input_range),
+        "relu_gradient_override": relu_gradient_override, "objective_values": values,
+        "pngs": [os.path.basename(p) for p in pngs], "png_encoding": "uint8 = round(255 * image)",
+    }, os.path.join(out, f"{tag}_render.json"))
+    return RenderResult(pngs, grid, record, info.random_weights)
+
+
+def layers(model="inception_v1", weights="random", all=False):  # noqa: A002 (CLI flag name)
+    """The layer catalogue: name, class, channels, and whether `<name>_pre_relu` exists.
+
+    Without --all, only activations, concatenations and pooling/normalisation outputs are listed."""
+    from lucidtl import models
+    from lucidtl.optvis import features
+
+    net, _ = models.build_model(model, weights=weights)
+    rows = []
+    for e in features.catalogue(net):
+        if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout"):
+            continue
+        rows.append((e.name, e.kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else ""))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'layer'.ljust(width)}  {'kind':<20} {'channels':>8}  pre_relu"]
+    lines += [f"{n.ljust(width)}  {k:<20} {c:>8}  {p}" for n, k, c, p in rows]
+    return "\n".join(lines)
+
+
+@functools.wraps(render)
+def _render_cli(*args, **kwargs):
+    result = render(*args, **kwargs)
+    folder = os.path.dirname(result.grid) or "."
+    print(f"wrote {len(result.pngs)} PNGs to {folder}/")
+    print(f"grid:   {result.grid}")
+    print(f"record: {result.record}")
+
+
+@functools.wraps(layers)
+def _layers_cli(*args, **kwargs):
+    print(layers(*args, **kwargs))
+
+
+def main(argv=None):
+    from lucidtl import cli
+
+    cli.run({"render": _render_cli, "layers": _layers_cli}, default="render", argv=argv)
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["render", "layers", "parse_channels", "channel_objective", "LucidtlError"]
