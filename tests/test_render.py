@@ -127,3 +127,22 @@ def test_mixed_precision(tiny_cnn):
         assert r.image().dtype == np.float32 and r.objective_value() > before
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_custom_objectives_layers_found_by_dry_run(tiny_cnn):
+    """Lucid-style custom objectives (wrap_objective, or a bare fn(T)) need not declare their layers."""
+    @objectives.wrap_objective
+    def centre_mean(layer, n):
+        return lambda T: tf.reduce_mean(T(layer)[:, 1:-1, 1:-1, n]) + 0.0 * tf.reduce_sum(T("input"))
+
+    o = centre_mean("mixed", 2)
+    assert o.layers is None and (o + objectives.channel("conv1", 0)).layers is None
+    img = tf.random.stateless_uniform([2, 12, 12, 3], seed=[9, 9])
+    acts = keras.Model(tiny_cnn.inputs, tiny_cnn.get_layer("mixed").output)(img)[:, 1:-1, 1:-1, 2]
+    assert evaluate(tiny_cnn, o, img) == pytest.approx(float(tf.reduce_mean(acts)), rel=1e-5)
+    r = Renderer(tiny_cnn, lambda T: tf.reduce_mean(T("branch_a_relu")[..., 1]),
+                 param_f=lambda: param.image(16), transforms=[], seed=0)
+    assert r.layers == ["branch_a_relu"]
+    before = r.objective_value()
+    r.run(thresholds=(10,), verbose=False)
+    assert r.objective_value() > before

@@ -5,6 +5,7 @@ transformed batch and T("input") the untransformed image. `obj.layers` names the
 render loop extracts exactly those. Means and sums run over every axis, batch included, unless `batch=k`
 restricts an objective to image k of the batch.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -27,10 +28,11 @@ class Objective:
     """fn(T) -> tensor, with the layers it reads. Supports +, -, * (numbers or objectives), / number."""
 
     def __init__(self, fn, name="", description="", layers=()):
+        """layers=None: not known in advance; the render loop finds them with a dry run of fn."""
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "objective")
         self.description = description or self.name
-        self.layers = frozenset(layer for layer in layers if layer != INPUT)
+        self.layers = None if layers is None else frozenset(layer for layer in layers if layer != INPUT)
 
     def __call__(self, T):
         return self.fn(T)
@@ -51,8 +53,8 @@ class Objective:
 
     def _combine(self, other, op, symbol):
         other = self._lift(other)
-        return Objective(lambda T: op(self(T), other(T)), f"{self.name} {symbol} {other.name}",
-                         layers=self.layers | other.layers)
+        layers = None if None in (self.layers, other.layers) else self.layers | other.layers
+        return Objective(lambda T: op(self(T), other(T)), f"{self.name} {symbol} {other.name}", layers=layers)
 
     def __add__(self, other):
         return self._combine(other, tf.add, "+")
@@ -341,9 +343,18 @@ def penalize_boundary_complexity(shp, w=20, mask=None, C=0.5):
     return inner
 
 
+def wrap_objective(fn):
+    """Lucid's decorator for objective factories: `fn(*args)` returns inner(T); the layers inner reads are
+    found by the render loop's dry run."""
+    @functools.wraps(fn)
+    def factory(*args, **kwargs):
+        return Objective(fn(*args, **kwargs), _label(fn.__name__, *args), layers=None)
+    return factory
+
+
 def as_objective(obj):
-    """An Objective unchanged; "layer:n" -> channel(layer, n); a callable fn(T) -> Objective (reads no layers
-    unless it is an Objective)."""
+    """An Objective unchanged; "layer:n" -> channel(layer, n); a callable fn(T) -> an Objective whose layers
+    the render loop finds with a dry run."""
     if isinstance(obj, Objective):
         return obj
     if isinstance(obj, str):
@@ -352,5 +363,5 @@ def as_objective(obj):
             raise InvalidArgumentError(f"cannot read objective {obj!r}; use 'layer:channel', e.g. 'Mixed_4c:7'")
         return channel(layer.strip(), int(n))
     if callable(obj):
-        return Objective(obj)
+        return Objective(obj, layers=None)
     raise InvalidArgumentError(f"cannot use {type(obj).__name__} as an objective; pass an Objective or 'layer:n'")

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lucidtl.errors import InvalidArgumentError
+from lucidtl.errors import InvalidArgumentError, LucidtlError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis import transform as transform_lib
 from lucidtl.optvis.param import image as param_image
@@ -57,6 +57,51 @@ def check_thresholds(thresholds):
     return sorted(set(out))
 
 
+def objective_layers(objective, model, batch=1):
+    """The layers `objective` reads: declared ones, or (layers=None) those a dry run asks T for."""
+    if objective.layers is not None:
+        return sorted(objective.layers)
+    asked = []
+
+    def T(name):
+        if name == "input":
+            return tf.zeros([batch, 32, 32, model.inputs[0].shape[-1] or 3])
+        shape = [batch] + [d or 8 for d in features.endpoint(model, name).shape[1:]]
+        asked.append(name)
+        return tf.zeros(shape)
+
+    try:  # traced, never run: only the names matter
+        tf.function(lambda: objective(T)).get_concrete_function()
+    except LucidtlError:
+        raise
+    except Exception:  # noqa: BLE001 - the dummy values may not suit the objective's arithmetic
+        pass
+    return sorted(set(asked))
+
+
+def objective_value(objective, feature_model, layers, image, x, input_range=(0.0, 1.0)):
+    """The objective (summed to a scalar) with T("input") = image and the layers computed on x, the image
+    the model sees (transformed), mapped linearly from [0,1] onto input_range."""
+    acts = {}
+    if layers:
+        lo, hi = input_range
+        if (lo, hi) != (0.0, 1.0):
+            x = x * (hi - lo) + lo
+        outs = feature_model(x, training=False)
+        acts = dict(zip(layers, outs if isinstance(outs, (list, tuple)) else [outs]))
+
+    def T(name):
+        if name == "input":
+            return image
+        if name not in acts:
+            raise InvalidArgumentError(
+                f"objective {objective.name!r} reads layer {name!r} without declaring it in its layers"
+            )
+        return tf.cast(acts[name], tf.float32)
+
+    return tf.reduce_sum(tf.cast(objective(T), tf.float32))
+
+
 def _fresh_seed():
     return int(np.random.SeedSequence().entropy % (2**31 - 1))
 
@@ -85,8 +130,8 @@ class Renderer:
         self.optimizer.build(self.variables)
         self.relu_gradient_override = relu_gradient_override
         self.input_range = tuple(float(v) for v in input_range)
-        self.layers = sorted(self.objective.layers)
         self.model = model
+        self.layers = objective_layers(self.objective, model, int(self.param().shape[0]))
         self._features = features.feature_model(model, self.layers) if self.layers else None
         self._size = self._fixed_input_size(model) if self.layers else None
         self._check_channels(model)
@@ -113,28 +158,12 @@ class Renderer:
 
     def _objective(self, image, seed):
         """Objective value of `image` after this step's transforms."""
-        acts = {}
+        x = image
         if self._features is not None:
             x = self.transform(image, seed) if self.transform is not None else image
             if self._size is not None:  # models with a fixed input size see the transformed image resized
                 x = tf.image.resize(x, self._size)
-            lo, hi = self.input_range
-            if (lo, hi) != (0.0, 1.0):
-                x = x * (hi - lo) + lo
-            outs = self._features(x, training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            acts = dict(zip(self.layers, outs))
-
-        def T(name):
-            if name == "input":
-                return image
-            if name not in acts:
-                raise InvalidArgumentError(
-                    f"objective {self.objective.name!r} reads layer {name!r} without declaring it in layers"
-                )
-            return tf.cast(acts[name], tf.float32)
-
-        return tf.reduce_sum(tf.cast(self.objective(T), tf.float32))
+        return objective_value(self.objective, self._features, self.layers, image, x, self.input_range)
 
     def _seed(self):
         return tf.random.experimental.stateless_fold_in(self._seed_pair, self._step)
@@ -230,15 +259,6 @@ def evaluate(model, objective, image, input_range=(0.0, 1.0)):
     """The objective's value on a fixed image batch (no transforms)."""
     objective = objectives.as_objective(objective)
     image = tf.convert_to_tensor(image, tf.float32)
-    acts = {}
-    names = sorted(objective.layers)
-    if names:
-        lo, hi = input_range
-        outs = features.feature_model(model, names)(image * (hi - lo) + lo, training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        acts = dict(zip(names, outs))
-
-    def T(name):
-        return image if name == "input" else tf.cast(acts[name], tf.float32)
-
-    return float(tf.reduce_sum(tf.cast(objective(T), tf.float32)))
+    layers = objective_layers(objective, model, int(image.shape[0]))
+    feats = features.feature_model(model, layers) if layers else None
+    return float(objective_value(objective, feats, layers, image, image, input_range))
