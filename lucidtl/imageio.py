@@ -1,28 +1,10 @@
 """Writing what was shown: PNGs quantised exactly as displayed, labelled grids, atomic files."""
-import contextlib
 import json
-import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from lucidtl.atomic import atomic_path
 
 
 def to_uint8(image):

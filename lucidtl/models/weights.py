@@ -18,6 +18,7 @@ import zipfile
 
 import keras
 
+from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean
 from lucidtl.models.inception_v1 import inception_v1
 
@@ -119,17 +120,12 @@ def _atomic_save(save, path, suffix):
     path = os.fspath(path)
     if not path.endswith(suffix):
         raise InvalidArgumentError(f"cannot save to {path}: the file name must end in {suffix}")
-    folder, base = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{base}")  # keeps the suffix Keras insists on
     try:
-        with warnings.catch_warnings():  # numpy 2 noise from TF variables inside Keras' writer
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            # numpy 2 noise from TF variables inside Keras' writer
             warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
             save(tmp)
-        os.replace(tmp, path)
     except Exception as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise WeightsError(f"cannot write {path}: {_one_line(e)}") from e
     return path
 
