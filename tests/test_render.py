@@ -63,7 +63,7 @@ def test_batch_of_channels_one_image_each(tiny_cnn):
     obj = sum((objectives.channel("mixed", c, batch=i) for i, c in enumerate(chans)), 0)
     imgs = render_vis(tiny_cnn, obj, param_f=lambda: param.image(24, batch=3), transforms=[], seed=1,
                       thresholds=(60,), verbose=False)[0]
-    acts = keras.Model(tiny_cnn.inputs, tiny_cnn.get_layer("mixed").output)(imgs).numpy().mean(axis=(1, 2))
+    acts = keras.Model(tiny_cnn.inputs[0], tiny_cnn.get_layer("mixed").output)(imgs).numpy().mean(axis=(1, 2))
     for i, c in enumerate(chans):  # image i excites channel c_i more than the other images do
         others = [acts[j, c] for j in range(3) if j != i]
         assert acts[i, c] > max(others)
@@ -71,7 +71,7 @@ def test_batch_of_channels_one_image_each(tiny_cnn):
 
 def test_evaluate_matches_manual(tiny_cnn):
     img = tf.random.stateless_uniform([2, 10, 10, 3], seed=[5, 6])
-    manual = keras.Model(tiny_cnn.inputs, tiny_cnn.get_layer("branch_b_relu").output)(img)[..., 1]
+    manual = keras.Model(tiny_cnn.inputs[0], tiny_cnn.get_layer("branch_b_relu").output)(img)[..., 1]
     assert evaluate(tiny_cnn, "branch_b_relu:1", img) == pytest.approx(float(tf.reduce_mean(manual)), rel=1e-5)
 
 
@@ -138,7 +138,7 @@ def test_custom_objectives_layers_found_by_dry_run(tiny_cnn):
     o = centre_mean("mixed", 2)
     assert o.layers is None and (o + objectives.channel("conv1", 0)).layers is None
     img = tf.random.stateless_uniform([2, 12, 12, 3], seed=[9, 9])
-    acts = keras.Model(tiny_cnn.inputs, tiny_cnn.get_layer("mixed").output)(img)[:, 1:-1, 1:-1, 2]
+    acts = keras.Model(tiny_cnn.inputs[0], tiny_cnn.get_layer("mixed").output)(img)[:, 1:-1, 1:-1, 2]
     assert evaluate(tiny_cnn, o, img) == pytest.approx(float(tf.reduce_mean(acts)), rel=1e-5)
     r = Renderer(tiny_cnn, lambda T: tf.reduce_mean(T("branch_a_relu")[..., 1]),
                  param_f=lambda: param.image(16), transforms=[], seed=0)

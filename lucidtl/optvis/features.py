@@ -74,7 +74,8 @@ def endpoint(model, name):
 def feature_model(model, names):
     """A keras.Model from the model's input to the endpoints `names` (a list, same order)."""
     outputs = [endpoint(model, n) for n in names]
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a bare tensor calls it cleanly
+    return keras.Model(inputs, outputs, name=f"{model.name}_features")
 
 
 @dataclasses.dataclass(frozen=True)
