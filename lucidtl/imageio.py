@@ -18,6 +18,12 @@ def to_uint8(image):
     return arr
 
 
+def load_png(path):
+    """A PNG written by save_png, back as float32 [H,W,C] in [0,1] (exactly the saved values)."""
+    arr = np.asarray(Image.open(path), dtype=np.float32) / 255.0
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
 def save_png(image, path):
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")

@@ -6,6 +6,7 @@
 """
 import dataclasses
 import functools
+import json
 import os
 import re
 
@@ -140,6 +141,24 @@ def load_model(model, weights):
     return net, info
 
 
+def _resume_values(record_path, settings, overwrite):
+    """Objective values of an earlier run with the same settings; an error if the settings differ."""
+    if overwrite or not os.path.exists(record_path):
+        return {}
+    try:
+        with open(record_path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        previous = {}
+    if any(previous.get(k) != v for k, v in settings.items()):
+        changed = [k for k, v in settings.items() if previous.get(k) != v]
+        raise InvalidArgumentError(
+            f"{os.path.dirname(record_path) or '.'} holds a render with other settings ({', '.join(changed[:3])}); "
+            "use another --out, or --overwrite to replace it"
+        )
+    return dict(previous.get("objective_values", {}))
+
+
 @dataclasses.dataclass
 class RenderResult:
     pngs: list
@@ -151,9 +170,13 @@ class RenderResult:
 def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8", size=128, steps=512,
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
-           verbose=False):
+           verbose=False, overwrite=False):
     """Render `channels` of `layer` (one image per channel, up to batch_size per optimisation) and write
-    one PNG per channel and threshold, a labelled grid (channels x thresholds) and a JSON record."""
+    one PNG per channel and threshold, a labelled grid (channels x thresholds) and a JSON record.
+
+    A killed run resumes: batches whose PNGs all exist are not rendered again (each batch has its own seed,
+    so the result equals an uninterrupted run). A folder holding a render with other settings is an error
+    unless overwrite=True, which renders everything anew."""
     from lucidtl import imageio
     from lucidtl.optvis import features
     from lucidtl.optvis.render import Renderer
@@ -179,35 +202,47 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     _check_size(net, target, size, transforms, info.input_range)
 
     tag = f"{layer}_neg" if negative else layer
+    settings = {
+        "model": str(model), "weights": info.weights_source, "random_weights": info.random_weights,
+        "layer": layer, "objective_layer": target, "channels": chans, "size": size,
+        "thresholds": thresholds, "updates_at_threshold": [t + 1 for t in thresholds],
+        "transforms": transforms, "param": param, "decorrelate": bool(decorrelate), "negative": bool(negative),
+        "diversity": diversity, "seed": seed, "batch_size": batch_size, "input_range": list(info.input_range),
+        "relu_gradient_override": bool(relu_gradient_override), "png_encoding": "uint8 = round(255 * image)",
+    }
+    record_path = os.path.join(out, f"{tag}_render.json")
+    values = _resume_values(record_path, settings, overwrite)
     image_channels = net.inputs[0].shape[-1] or 3
-    pngs, rows, values = [], {t: [] for t in thresholds}, {}
-    for start in range(0, len(chans), batch_size):
-        chunk = chans[start:start + batch_size]
-        objective = channel_objective(target, chunk, negative=negative, diversity=diversity)
+    pngs, rows = [], {t: [] for t in thresholds}
+    chunks = [chans[i:i + batch_size] for i in range(0, len(chans), batch_size)]
+    for k, chunk in enumerate(chunks):
+        paths = {(c, t): os.path.join(out, f"{tag}_{c:04d}_{t}.png") for c in chunk for t in thresholds}
+        if not overwrite and all(os.path.exists(p) for p in paths.values()):  # done before a kill: resume
+            for t in thresholds:
+                rows[t] += [imageio.load_png(paths[c, t]) for c in chunk]
+            pngs += list(paths.values())
+            continue
+        if progress and len(chunks) > 1:
+            print(f"batch {k + 1}/{len(chunks)}: channels {chunk[0]}..{chunk[-1]}")
         renderer = Renderer(
-            net, objective, param_f=make_param(param, size, len(chunk), decorrelate, image_channels),
+            net, channel_objective(target, chunk, negative=negative, diversity=diversity),
+            param_f=make_param(param, size, len(chunk), decorrelate, image_channels),
             transforms=transforms, relu_gradient_override=relu_gradient_override,
-            seed=seed + start, input_range=info.input_range)
+            seed=seed + k * batch_size, input_range=info.input_range)
 
-        def keep(i, value, batch, chunk=chunk):
+        def keep(i, value, batch, chunk=chunk, paths=paths):
             values[f"{i}:{chunk[0]}-{chunk[-1]}"] = value
             for c, img in zip(chunk, batch):
-                pngs.append(imageio.save_png(img, os.path.join(out, f"{tag}_{c:04d}_{i}.png")))
+                pngs.append(imageio.save_png(img, paths[c, i]))
                 rows[i].append(img)
 
         renderer.run(thresholds, verbose=verbose, progress=progress, callback=keep)
+        imageio.save_json(dict(settings, status="running", objective_values=values), record_path)
 
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans])
-    record = imageio.save_json({
-        "model": model, "weights": info.weights_source, "random_weights": info.random_weights,
-        "layer": layer, "objective_layer": target, "channels": chans, "size": size,
-        "thresholds": thresholds, "updates_at_threshold": [t + 1 for t in thresholds],
-        "transforms": transforms, "param": param, "decorrelate": decorrelate, "negative": negative,
-        "diversity": diversity, "seed": seed, "batch_size": batch_size, "input_range": list(info.input_range),
-        "relu_gradient_override": relu_gradient_override, "objective_values": values,
-        "pngs": [os.path.basename(p) for p in pngs], "png_encoding": "uint8 = round(255 * image)",
-    }, os.path.join(out, f"{tag}_render.json"))
+    record = imageio.save_json(dict(settings, status="complete", objective_values=values,
+                                    pngs=[os.path.basename(p) for p in pngs]), record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
 
 

@@ -104,3 +104,33 @@ def test_subprocess_module_entry_point(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown layer 'Mixed_9z'")
     assert not (tmp_path / "o").exists()
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, capsys):
+    args = ["--layer", "Mixed_3b", "--channels", "0:4", "--batch-size", "2", "--thresholds", "1,2", *SMALL]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    cli.main([*args, "--out", str(full)])
+    cli.main([*args, "--out", str(cut)])
+    # as if killed during the second batch: its PNGs and the grid are missing
+    for c in (2, 3):
+        (cut / f"Mixed_3b_{c:04d}_2.png").unlink()
+    (cut / "Mixed_3b_grid.png").unlink()
+    kept = (cut / "Mixed_3b_0000_2.png").stat().st_mtime_ns
+    capsys.readouterr()
+    cli.main([*args, "--out", str(cut)])
+    assert (cut / "Mixed_3b_0000_2.png").stat().st_mtime_ns == kept  # the first batch was not redone
+    for name in sorted(os.listdir(full)):
+        if name.endswith(".png"):
+            np.testing.assert_array_equal(np.asarray(Image.open(full / name)), np.asarray(Image.open(cut / name)))
+    assert json.loads((cut / "Mixed_3b_render.json").read_text())["status"] == "complete"
+
+
+def test_other_settings_in_the_same_folder_is_an_error(tmp_path, capsys):
+    out = tmp_path / "o"
+    cli.main(["--layer", "Mixed_3b", "--channels", "0:2", *SMALL, "--out", str(out)])
+    code, captured = run(["--layer", "Mixed_3b", "--channels", "0:2", *SMALL, "--seed", "3", "--out", str(out)],
+                         capsys)
+    assert code == 2 and "other settings (seed)" in captured.err and "--overwrite" in captured.err
+    cli.main(["--layer", "Mixed_3b", "--channels", "0:2", *SMALL, "--seed", "3", "--out", str(out),
+              "--overwrite"])
+    assert json.loads((out / "Mixed_3b_render.json").read_text())["seed"] == 3
