@@ -134,3 +134,13 @@ def test_other_settings_in_the_same_folder_is_an_error(tmp_path, capsys):
     cli.main(["--layer", "Mixed_3b", "--channels", "0:2", *SMALL, "--seed", "3", "--out", str(out),
               "--overwrite"])
     assert json.loads((out / "Mixed_3b_render.json").read_text())["seed"] == 3
+
+
+def test_render_a_keras_applications_model(tmp_path, capsys):
+    """Any functional Keras model: keras.applications.InceptionV3 (random weights, input range (-1, 1))."""
+    out = tmp_path / "v3"
+    cli.main(["--model", "keras.applications.InceptionV3", "--layer", "mixed2", "--channels", "3,7", "--size", "80",
+              "--steps", "2", "--progress", "False", "--out", str(out)])
+    record = json.loads((out / "mixed2_render.json").read_text())
+    assert record["input_range"] == [-1.0, 1.0] and record["random_weights"]
+    assert np.asarray(Image.open(out / "mixed2_0007_2.png")).shape == (80, 80, 3)
