@@ -199,3 +199,16 @@ def test_checkpoint_scope():
 def test_checkpoint_scope_unknown_name():
     with pytest.raises(UnknownLayerError, match="closest: Mixed_4c_Branch_2_b_3x3"):
         checkpoint_scope("Mixed_4c_Branch_2_b_5x5")
+
+
+def test_imagenet_input_scaling():
+    from lucidtl.models.inception_v1 import input_scaling_of
+
+    net = inception_v1(input_scaling="imagenet")
+    scaling = keras.Model(net.input, net.get_layer("input_scaling").output)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 4, 4, 3)).astype("float32")
+    want = (x - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # torchvision's Normalize
+    np.testing.assert_allclose(scaling(x), want, atol=1e-5)
+    assert input_scaling_of(net) == "imagenet" and input_scaling_of(inception_v1()) == "slim"
+    with pytest.raises(InvalidArgumentError, match="unknown input_scaling 'torch'"):
+        inception_v1(input_scaling="torch")

@@ -161,13 +161,18 @@ def test_manifest():
         assert json.load(f) == m
 
 
-def test_imagenet_needs_the_converter(monkeypatch):
+def test_imagenet_unknown_converter(monkeypatch):
     monkeypatch.setattr(weights_mod, "CONVERTERS", {})
     monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(WeightsError) as e:
         models.build_model("inception_v1", weights="imagenet")
-    text = _one_line(e)
-    assert "slim_checkpoint converter" in text and ".weights.h5" in text
+    assert "unknown converter 'slim_checkpoint'" in _one_line(e)
+
+
+def test_imagenet_manifest_names_a_real_converter():
+    from lucidtl.models.converters import load_slim_checkpoint
+
+    assert weights_mod.CONVERTERS[models.manifest("inception_v1")["converter"]] is load_slim_checkpoint
 
 
 def test_imagenet_offline(monkeypatch, tmp_path):
@@ -192,7 +197,7 @@ def test_imagenet_goes_through_get_file_and_the_converter(monkeypatch, tmp_path)
         calls["get_file"] = (fname, origin, file_hash, cache_subdir)
         return str(tmp_path / fname)
 
-    monkeypatch.setattr(weights_mod, "CONVERTERS", {"slim_checkpoint": lambda p, m, i: calls.setdefault("conv", p)})
+    monkeypatch.setattr(weights_mod, "CONVERTERS", {"slim_checkpoint": lambda m, p: calls.setdefault("conv", p)})
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     net, info = models.build_model("inception_v1", weights="imagenet", include_top=True, pooling="global")
     assert calls["get_file"] == ("inception_v1_2016_08_28.tar.gz",

@@ -34,6 +34,10 @@ CONV_LAYERS = [s[0] for s in STEM] + [f"{m}_{b}" for m in MIXED for b in BRANCH_
 LOGITS_CONV = "Logits_Conv2d_0c_1x1"
 POOLINGS = ("slim", "global")
 
+INPUT_SCALINGS = ("slim", "imagenet")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's normalisation, for googlenet weights trained on it
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.9997
 
@@ -74,7 +78,28 @@ def _mixed(x, name, c):
     return keras.layers.Concatenate(axis=-1, name=name)([b0, b1, b2, b3])
 
 
-def _check_args(include_top, classes, input_shape, pooling, dropout):
+def _scaling_layer(input_scaling, channels):
+    """[0,1] -> [-1,1] ("slim", the paper's) or -> (x - mean) / std per channel ("imagenet", 3 channels)."""
+    if input_scaling == "slim":
+        return keras.layers.Rescaling(scale=2.0, offset=-1.0, name="input_scaling")
+    if channels != 3:
+        raise InvalidArgumentError(f"input_scaling='imagenet' needs 3 input channels, not {channels}")
+    return keras.layers.Rescaling(scale=[1.0 / s for s in IMAGENET_STD],
+                                  offset=[-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)], name="input_scaling")
+
+
+def input_scaling_of(model):
+    """"slim" or "imagenet" for a model built here, None for any other model."""
+    try:
+        layer = model.get_layer("input_scaling")
+    except ValueError:
+        return None
+    return "slim" if isinstance(layer.scale, (int, float)) else "imagenet"
+
+
+def _check_args(include_top, classes, input_shape, pooling, dropout, input_scaling="slim"):
+    if input_scaling not in INPUT_SCALINGS:
+        raise InvalidArgumentError(f"unknown input_scaling {input_scaling!r}; choose one of {', '.join(INPUT_SCALINGS)}")
     if pooling not in POOLINGS:
         raise InvalidArgumentError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
     if include_top and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
@@ -89,15 +114,17 @@ def _check_args(include_top, classes, input_shape, pooling, dropout):
 
 
 def inception_v1(include_top=False, classes=1001, input_shape=(None, None, 3), pooling="slim", dropout=0.2,
-                 name="InceptionV1"):
+                 name="InceptionV1", input_scaling="slim"):
     """BN-InceptionV1 (TF-slim). Input: float32 images in [0, 1], any size (None, None, C) by default.
 
     include_top adds the classifier: `AvgPool_0a_7x7` (7x7 VALID, slim's; needs a 7x7 Mixed_5c, i.e. 224 px
     inputs) or, with pooling="global", a global average pool (any size); then `Dropout_0b` (rate `dropout`),
-    `Logits_Conv2d_0c_1x1` (1x1 conv with bias) and `Logits` ([B, classes]; class 0 is background)."""
-    _check_args(include_top, classes, input_shape, pooling, dropout)
+    `Logits_Conv2d_0c_1x1` (1x1 conv with bias) and `Logits` ([B, classes]; class 0 is background).
+    input_scaling: "slim" maps [0,1] to [-1,1] (slim and torchvision's ImageNet weights); "imagenet" applies
+    torchvision's mean/std instead (for googlenet weights trained with transform_input=False)."""
+    _check_args(include_top, classes, input_shape, pooling, dropout, input_scaling)
     images = keras.Input(tuple(input_shape), name="images", dtype="float32")
-    x = keras.layers.Rescaling(scale=2.0, offset=-1.0, name="input_scaling")(images)  # [0,1] -> [-1,1]
+    x = _scaling_layer(input_scaling, input_shape[-1])(images)
     x = _conv_bn_relu(x, *STEM[0])
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="MaxPool_2a_3x3")(x)
     for stem in STEM[1:]:

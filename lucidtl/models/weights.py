@@ -3,7 +3,9 @@
 model:   a registry name (MODELS), a `.keras` file, or a dotted import path of a builder
          (e.g. `keras.applications.InceptionV3`).
 weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
-         "random", "imagenet" (through the manifest models/<name>.json), a `.weights.h5` or a `.keras` file.
+         "random", "imagenet" (through the manifest models/<name>.json), a `.weights.h5` or a `.keras` file,
+         or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`)
+         or a torchvision googlenet state dict (`.pth`); see converters.py.
 """
 import collections
 import dataclasses
@@ -20,14 +22,18 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean
+from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
 
 MODELS = {"inception_v1": inception_v1}
 INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
 MANIFEST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 MANIFEST_FIELDS = ("name", "url", "sha256", "format", "input_range", "converter", "archive_member", "notes")
-# converter name (manifest "converter") -> fn(downloaded_path, model, manifest); the slim one comes next
-CONVERTERS = {}
+SLIM_SUFFIXES = (".ckpt", ".index", ".tar.gz", ".tgz")
+TORCH_SUFFIXES = (".pth", ".pt")
+KERAS_SUFFIXES = (".weights.h5", ".keras")
+WEIGHTS_HELP = ("pass 'random', 'imagenet', a .weights.h5 or .keras file, a TF-slim checkpoint (.ckpt, prefix, "
+                "folder or .tar.gz) or a torchvision googlenet state dict (.pth)")
 
 # keras.applications builders: the input range their preprocess_input expects
 _MINUS_ONE_ONE = ("InceptionV3", "InceptionResNetV2", "Xception", "MobileNet", "MobileNetV2", "NASNetMobile",
@@ -171,10 +177,8 @@ def _imagenet(model, name):
     info = manifest(name)
     converter = CONVERTERS.get(info["converter"])
     if converter is None:
-        raise WeightsError(
-            f"ImageNet weights for {name} need the {info['converter']} converter (slim checkpoint -> Keras), "
-            "which is not implemented yet; pass a .weights.h5 file as weights instead"
-        )
+        raise WeightsError(f"manifest {name}.json names an unknown converter {info['converter']!r}; "
+                           f"known: {', '.join(CONVERTERS)}")
     url = info["url"]
     fname = os.path.basename(urllib.parse.urlsplit(url).path)
     cache = keras_cache_dir()
@@ -186,7 +190,7 @@ def _imagenet(model, name):
             f"cannot download {fname} ({_one_line(e, 120)}); download it from {url} and place it at "
             f"{os.path.join(cache, 'lucidtl', fname)}"
         ) from e
-    converter(path, model, info)
+    converter(model, path)
     return f"imagenet ({url})"
 
 
@@ -258,16 +262,25 @@ def _call_builder(builder, dotted, include_top, weights, kw):
     return net
 
 
+def _is_slim_checkpoint(path):
+    return (path.endswith(SLIM_SUFFIXES) or os.path.isfile(path + ".index")
+            or (os.path.isdir(path) and any(f.endswith((".index", ".ckpt")) for f in os.listdir(path))))
+
+
 def _apply_weights(net, weights, name):
-    """Load `weights` (not None / "random" / "imagenet") into net; returns the source string."""
+    """Load `weights` (not None / "random" / "imagenet") into net by file type; returns the source string."""
     if not isinstance(weights, (str, os.PathLike)):
-        raise WeightsError(f"cannot use weights {weights!r}; pass 'random', 'imagenet', a .weights.h5 or a .keras file")
+        raise WeightsError(f"cannot use weights {weights!r}; {WEIGHTS_HELP}")
     path = os.fspath(weights)
-    if not path.endswith((".weights.h5", ".keras")):
-        raise WeightsError(
-            f"unknown weights {path!r} for {name}; pass 'random', 'imagenet', a .weights.h5 or a .keras file"
-        )
-    load_weights(net, path)
+    if path.endswith(KERAS_SUFFIXES):
+        load_weights(net, path)
+    elif path.endswith(TORCH_SUFFIXES):
+        CONVERTERS["torchvision_googlenet"](net, path)
+    elif _is_slim_checkpoint(path):
+        CONVERTERS["slim_checkpoint"](net, path)
+    else:
+        hint = "; check the path" if not os.path.exists(path) else ""
+        raise WeightsError(f"unknown weights {path!r} for {name}{hint}; {WEIGHTS_HELP}")
     return path
 
 
