@@ -1,0 +1,116 @@
+"""IterationCheckpoint: save the weights at chosen training iterations, in any `model.fit`.
+
+An iteration is one optimiser update (one batch), counted across epochs and across resumed runs by the
+optimiser's own `iterations` variable (which Keras' BackupAndRestore restores). Iteration 0 is the untouched
+model, saved before the first update. Each save writes `<dir>/iter_<i:06d>.weights.h5` atomically and
+rewrites `<dir>/checkpoints.json` (iteration, epoch, metrics so far, wall time), which the render tools read.
+"""
+import json
+import os
+import time
+
+import keras
+
+from lucidtl.atomic import atomic_path
+from lucidtl.errors import InvalidArgumentError
+from lucidtl.models.weights import save_model, save_weights
+from lucidtl.train.schedule import parse_schedule
+
+MANIFEST = "checkpoints.json"
+FORMATS = {"weights": ".weights.h5", "keras": ".keras"}
+
+
+def checkpoint_name(iteration, save_format="weights"):
+    return f"iter_{iteration:06d}{FORMATS[save_format]}"
+
+
+def read_manifest(directory):
+    """The manifest's records (a list of dicts, ascending iteration); [] when there is none yet."""
+    path = os.path.join(os.fspath(directory), MANIFEST)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["checkpoints"]
+
+
+def _plain(logs):
+    out = {}
+    for k, v in (logs or {}).items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+class IterationCheckpoint(keras.callbacks.Callback):
+    """Save weights at the iterations in `save_at` (see schedule.parse_schedule; default the paper's
+    0, 10, 20, 30, 60, 150, 1000, 3000). `iterations`: the run length, for every:N / log:K schedules.
+    save_format: "weights" (.weights.h5, default) or "keras" (the whole model). Between save points a batch
+    costs one integer comparison."""
+
+    def __init__(self, directory, save_at=None, iterations=None, save_format="weights"):
+        super().__init__()
+        if save_format not in FORMATS:
+            raise InvalidArgumentError(f"unknown save_format {save_format!r}; use weights or keras")
+        self.directory = os.fspath(directory)
+        self.save_at = parse_schedule(save_at, iterations)
+        self.save_format = save_format
+        self._pending = []
+        self._iteration = 0
+        self._epoch = 0
+        self._metrics = {}
+        self._clock = None
+        self._wall_before = 0.0
+
+    # ---- state ----------------------------------------------------------------------------------------
+    def _records(self):
+        return read_manifest(self.directory)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        self._iteration = int(self.model.optimizer.iterations.numpy())
+        previous = self._records()
+        done = {r["requested"] for r in previous}
+        self._wall_before = previous[-1]["wall_time"] if previous else 0.0
+        self._clock = time.perf_counter()
+        # iterations still to save, ascending; a resumed run never rewrites what is on the manifest
+        self._pending = [i for i in self.save_at if i >= self._iteration and i not in done]
+        if self._pending and self._pending[0] == self._iteration:
+            self._save()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._iteration += 1
+        if self._pending and self._iteration >= self._pending[0]:
+            self._iteration = int(self.model.optimizer.iterations.numpy())  # exact, e.g. steps_per_execution
+            self._metrics = _plain(logs)
+            if self._iteration >= self._pending[0]:
+                self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._metrics.update(_plain(logs))
+
+    # ---- writing --------------------------------------------------------------------------------------
+    def _save(self):
+        iteration = self._iteration  # the weights' true iteration (later than asked only with steps_per_execution)
+        requested = self._pending.pop(0)
+        while self._pending and self._pending[0] <= iteration:
+            self._pending.pop(0)
+        name = checkpoint_name(iteration, self.save_format)
+        path = os.path.join(self.directory, name)
+        (save_weights if self.save_format == "weights" else save_model)(self.model, path)
+        record = {
+            "iteration": iteration,
+            "requested": requested,
+            "epoch": self._epoch,
+            "path": name,
+            "metrics": dict(self._metrics),
+            "wall_time": round(self._wall_before + time.perf_counter() - self._clock, 3),
+        }
+        records = [r for r in self._records() if r["iteration"] != iteration] + [record]
+        records.sort(key=lambda r: r["iteration"])
+        with atomic_path(os.path.join(self.directory, MANIFEST)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"format": self.save_format, "checkpoints": records}, f, indent=1)
