@@ -121,7 +121,7 @@ def _check_size(model, layer, size, transforms, input_range):
         )
 
 
-def load_model(model, weights):
+def load_model(model, weights, include_top=False):
     """build_model, except that weights=None on a registry model means "ImageNet if available, else random",
     said plainly when random. Random weights are seeded (0): the same random network on every run."""
     import keras
@@ -131,13 +131,13 @@ def load_model(model, weights):
     note = ""
     if weights is None and str(model) in models.MODELS:
         try:
-            return models.build_model(model, weights="imagenet")
+            return models.build_model(model, weights="imagenet", include_top=include_top)
         except WeightsError as e:
             weights, note = "random", f"no ImageNet weights ({e}); "
     keras.utils.set_random_seed(0)
-    net, info = models.build_model(model, weights=weights)
+    net, info = models.build_model(model, weights=weights, include_top=include_top)
     if info.random_weights:
-        print(f"note: {note}rendering with RANDOM weights")
+        print(f"note: {note}using RANDOM weights")
     return net, info
 
 

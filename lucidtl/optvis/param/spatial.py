@@ -29,23 +29,30 @@ def rfft2d_freqs(h, w):
     return np.sqrt(fx * fx + fy * fy)
 
 
-def fft_image(shape, sd=None, decay_power=1):
-    """Lucid's Fourier parameterisation: a spectrum variable [2, B, C, H, Wf] ~ N(0, sd) (real, imaginary),
-    scaled by sqrt(W*H) / max(freq, 1/max(W, H))**decay_power, inverse-rfft'd, cropped to [B,H,W,C], /4."""
+def fft_decoder(shape, decay_power=1):
+    """fft_image's maths for a spectrum tensor: (spectrum shape [2, B, C, H, Wf], decode(spectrum) -> [B,H,W,C]).
+    decode scales by sqrt(W*H) / max(freq, 1/max(W, H))**decay_power, inverse-rfft's, crops, divides by 4."""
     b, h, w, ch = check_shape(shape)
     freqs = rfft2d_freqs(h, w)
     scale = (np.sqrt(w * h) / np.maximum(freqs, 1.0 / max(w, h)) ** decay_power).astype(np.float32)
-    spectrum = tf.Variable(tf.random.normal((2, b, ch) + freqs.shape, stddev=_sd(sd)), name="spectrum")
     # irfft length matching the spectrum width: w for even w, w + 1 for odd (cropped below)
     fft_length = [h, 2 * (freqs.shape[1] - 1) if w > 1 else 1]
 
-    def make():
+    def decode(spectrum):
         coeffs = tf.complex(spectrum[0] * scale, spectrum[1] * scale)
         image = tf.signal.irfft2d(coeffs, fft_length=fft_length)  # [B, C, H, W'] (divides by H*W')
         image = tf.transpose(image, [0, 2, 3, 1])[:b, :h, :w, :ch]
         return image / 4.0
 
-    return Param(make, [spectrum], name="fft_image")
+    return (2, b, ch) + freqs.shape, decode
+
+
+def fft_image(shape, sd=None, decay_power=1):
+    """Lucid's Fourier parameterisation: a spectrum variable [2, B, C, H, Wf] ~ N(0, sd) (real, imaginary),
+    decoded by fft_decoder."""
+    spectrum_shape, decode = fft_decoder(shape, decay_power)
+    spectrum = tf.Variable(tf.random.normal(spectrum_shape, stddev=_sd(sd)), name="spectrum")
+    return Param(lambda: decode(spectrum), [spectrum], name="fft_image")
 
 
 def _resize_bilinear(t, size):
