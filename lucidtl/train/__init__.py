@@ -1,4 +1,4 @@
-"""Fine-tuning the paper's way: iteration checkpoints (and, next, heads, recipes and the fit loop)."""
+"""Fine-tuning the paper's way: heads and losses, iteration checkpoints (recipes and the fit CLI come next)."""
 from lucidtl.train.callbacks import IterationCheckpoint, checkpoint_name, read_manifest
 from lucidtl.train.schedule import PAPER_ITERATIONS, log_spaced, parse_schedule
 
