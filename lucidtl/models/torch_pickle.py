@@ -150,15 +150,6 @@ class _Lazy:
     def __init__(self, storage_type):
         self.storage_type = storage_type
         self.array = None
-        self.itemsize = storage_type.itemsize
-
-    def __getitem__(self, index):
-        return _LazyView(self, index)
-
-
-class _LazyView:
-    def __init__(self, lazy, index):
-        self.lazy, self.index = lazy, index
 
 
 def _legacy_rebuild(storage, offset, size, stride, *_ignored):
