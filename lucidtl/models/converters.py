@@ -59,13 +59,19 @@ def _layer(model, name, path):
         ) from None
 
 
+def _has_head(model):
+    return LOGITS_CONV in [layer.name for layer in model.layers]
+
+
 def _check_and_assign(model, path, targets, arrays, ignored):
-    """targets: {source name: (variable, fn(array) -> value)}; arrays: {source name: array}."""
+    """targets: {source name: (variable, fn(array) -> value)}, variable None for an array that is required
+    but consumed by other targets' fns (reported as ignored); arrays: {source name: array}."""
     missing = [n for n in targets if n not in arrays]
     unused = [n for n in arrays if n not in targets and n not in ignored]
+    consumed = {n for n, (variable, _) in targets.items() if variable is None and n in arrays}
     values, misshaped = [], []
     for name, (variable, fn) in targets.items():
-        if name in arrays:
+        if name in arrays and variable is not None:
             value = np.asarray(fn(arrays[name]), dtype=np.float32)
             if tuple(value.shape) != tuple(variable.shape):
                 misshaped.append(f"{name} {list(np.shape(arrays[name]))} (model needs {list(variable.shape)})")
@@ -81,7 +87,7 @@ def _check_and_assign(model, path, targets, arrays, ignored):
         raise WeightsError(f"{path} does not fit model {model.name!r}: " + "; ".join(problems))
     for variable, value in values:
         variable.assign(value)
-    return Conversion(str(path), len(values), sorted(ignored))
+    return Conversion(str(path), len(values), sorted(set(ignored) | consumed))
 
 
 # ---- TF-slim checkpoints -------------------------------------------------------------------------------
@@ -148,7 +154,7 @@ def _slim_targets(model, path):
         bn = _layer(model, f"{conv}_pre_relu", path)
         for var in ("beta", "moving_mean", "moving_variance"):
             targets[f"{scope}/BatchNorm/{var}"] = (getattr(bn, var), np.asarray)
-    if LOGITS_CONV in [layer.name for layer in model.layers]:
+    if _has_head(model):
         scope = checkpoint_scope(LOGITS_CONV)
         logits = model.get_layer(LOGITS_CONV)
         targets[f"{scope}/weights"] = (logits.kernel, np.asarray)
@@ -163,7 +169,7 @@ def load_slim_checkpoint(model, path):
     arrays = read_slim_checkpoint(path)
     targets = _slim_targets(model, path)
     ignored = {n for n in arrays if SLIM_TRAINING_STATE.search(n)}
-    if LOGITS_CONV not in [layer.name for layer in model.layers]:
+    if not _has_head(model):
         ignored |= {n for n in arrays if n.startswith(checkpoint_scope(LOGITS_CONV) + "/")}
     _check_scaling(model, "slim", path)
     return _check_and_assign(model, path, targets, arrays, ignored)
@@ -218,7 +224,7 @@ def _torch_targets(model, arrays, path):
         targets[f"{prefix}.bn.bias"] = (bn.beta, np.asarray)
         targets[f"{prefix}.bn.running_mean"] = (bn.moving_mean, fns[1])
         targets[f"{prefix}.bn.running_var"] = (bn.moving_variance, fns[2])
-    if LOGITS_CONV in [layer.name for layer in model.layers]:
+    if _has_head(model):
         logits = model.get_layer(LOGITS_CONV)
         classes = logits.kernel.shape[-1]
         pad = 1 if classes == 1001 else 0  # lucidtl's slim-style head: class 0 = background
@@ -247,15 +253,9 @@ def load_torchvision_googlenet(model, path, transform_input=True):
     arrays = torch_pickle.read_state_dict(path)
     _check_scaling(model, "slim" if transform_input else "imagenet", path)
     targets = _torch_targets(model, arrays, path)
-    gammas = {n for n, (v, _) in targets.items() if v is None}
-    targets = {n: t for n, t in targets.items() if t[0] is not None}
-    ignored = {n for n in arrays if TORCH_TRAINING_STATE.search(n) or TORCH_AUX.match(n)} | (gammas & set(arrays))
-    if LOGITS_CONV not in [layer.name for layer in model.layers]:
+    ignored = {n for n in arrays if TORCH_TRAINING_STATE.search(n) or TORCH_AUX.match(n)}
+    if not _has_head(model):
         ignored |= {n for n in arrays if n.startswith("fc.")}
-    missing_gamma = sorted(gammas - set(arrays))
-    if missing_gamma:
-        raise WeightsError(f"{path} does not fit model {model.name!r}: missing {len(missing_gamma)}: "
-                           f"{_short_list(missing_gamma)}")
     return _check_and_assign(model, path, targets, arrays, ignored)
 
 
