@@ -57,6 +57,7 @@ class IterationCheckpoint(keras.callbacks.Callback):
         self.save_at = parse_schedule(save_at, iterations)
         self.save_format = save_format
         self._pending = []
+        self._records = []  # the manifest, read once per fit and kept in step with the file
         self._iteration = 0
         self._epoch = 0
         self._metrics = {}
@@ -64,15 +65,12 @@ class IterationCheckpoint(keras.callbacks.Callback):
         self._wall_before = 0.0
 
     # ---- state ----------------------------------------------------------------------------------------
-    def _records(self):
-        return read_manifest(self.directory)
-
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
         self._iteration = int(self.model.optimizer.iterations.numpy())
-        previous = self._records()
-        done = {r["requested"] for r in previous}
-        self._wall_before = previous[-1]["wall_time"] if previous else 0.0
+        self._records = read_manifest(self.directory)
+        done = {r["requested"] for r in self._records}
+        self._wall_before = self._records[-1]["wall_time"] if self._records else 0.0
         self._clock = time.perf_counter()
         # iterations still to save, ascending; a resumed run never rewrites what is on the manifest
         self._pending = [i for i in self.save_at if i >= self._iteration and i not in done]
@@ -110,7 +108,8 @@ class IterationCheckpoint(keras.callbacks.Callback):
             "metrics": dict(self._metrics),
             "wall_time": round(self._wall_before + time.perf_counter() - self._clock, 3),
         }
-        records = [r for r in self._records() if r["iteration"] != iteration] + [record]
+        records = [r for r in self._records if r["iteration"] != iteration] + [record]
         records.sort(key=lambda r: r["iteration"])
         with atomic_path(os.path.join(self.directory, MANIFEST)) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({"format": self.save_format, "checkpoints": records}, f, indent=1)
+        self._records = records
