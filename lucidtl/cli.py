@@ -1,7 +1,25 @@
 """Shared `fire` entry point: user errors become one line on stderr and exit code 2."""
+import functools
 import sys
 
-from lucidtl.errors import LucidtlError
+from lucidtl.errors import InvalidArgumentError, LucidtlError
+
+
+def printing(fn, report=print):
+    """A command that runs fn and hands its result to report; fire sees fn's signature and doc."""
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        report(fn(*args, **kwargs))
+
+    return command
+
+
+def choice(flag, value, options):
+    """value, if it is one of options; else a one-line error naming --flag and the choices."""
+    if value not in options:
+        raise InvalidArgumentError(f"unknown --{flag} {value!r}; choose one of {', '.join(options)}")
+    return value
 
 
 def run(commands, default, argv=None):

@@ -6,7 +6,6 @@ render loop inside one TF graph. Both load with plain `tf.saved_model.load` (no 
 """
 import contextlib
 import dataclasses
-import functools
 import os
 import shutil
 import tempfile
@@ -14,6 +13,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from lucidtl import cli
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis.param import fft_decoder, to_valid_rgb
@@ -297,9 +297,7 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
 
     out = _need_out(out)
     size = render_cli._positive_int("size", size, minimum=render_cli.MIN_SIZE)
-    if transforms not in render_cli.TRANSFORMS:
-        raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of "
-                                   f"{', '.join(render_cli.TRANSFORMS)}")
+    cli.choice("transforms", transforms, render_cli.TRANSFORMS)
     net, info = render_cli.load_model(model, weights)
     layer = str(layer)
     features.endpoint(net, layer)
@@ -308,20 +306,9 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
                            relu_gradient_override, overwrite)
 
 
-@functools.wraps(classifier)
-def _classifier_cli(*args, **kwargs):
-    _report(classifier(*args, **kwargs))
-
-
-@functools.wraps(renderer)
-def _renderer_cli(*args, **kwargs):
-    _report(renderer(*args, **kwargs))
-
-
 def main(argv=None):
-    from lucidtl import cli
-
-    cli.run({"classifier": _classifier_cli, "renderer": _renderer_cli}, default="renderer", argv=argv)
+    cli.run({"classifier": cli.printing(classifier, _report), "renderer": cli.printing(renderer, _report)},
+            default="renderer", argv=argv)
 
 
 if __name__ == "__main__":

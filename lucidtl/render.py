@@ -5,13 +5,13 @@
     python -m lucidtl.render layers [--model keras.applications.InceptionV3]
 """
 import dataclasses
-import functools
 import json
 import os
 import re
 
 import numpy as np
 
+from lucidtl import cli
 from lucidtl.errors import ChannelRangeError, InvalidArgumentError, LucidtlError, WeightsError
 
 PARAMS = ("fft", "pixel", "laplacian", "cppn")
@@ -184,10 +184,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     size = _positive_int("size", size, minimum=MIN_SIZE)
     batch_size = _positive_int("batch-size", batch_size)
     thresholds = _thresholds(steps, thresholds)
-    if transforms not in TRANSFORMS:
-        raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of {', '.join(TRANSFORMS)}")
-    if param not in PARAMS:
-        raise InvalidArgumentError(f"unknown --param {param!r}; choose one of {', '.join(PARAMS)}")
+    cli.choice("transforms", transforms, TRANSFORMS)
+    cli.choice("param", param, PARAMS)
     if not isinstance(diversity, (int, float)) or diversity < 0:
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
     seed = _positive_int("seed", seed, minimum=0)
@@ -265,24 +263,16 @@ def layers(model="inception_v1", weights="random", all=False):  # noqa: A002 (CL
     return "\n".join(lines)
 
 
-@functools.wraps(render)
-def _render_cli(*args, **kwargs):
-    result = render(*args, **kwargs)
+def _report(result):
     folder = os.path.dirname(result.grid) or "."
     print(f"wrote {len(result.pngs)} PNGs to {folder}/")
     print(f"grid:   {result.grid}")
     print(f"record: {result.record}")
 
 
-@functools.wraps(layers)
-def _layers_cli(*args, **kwargs):
-    print(layers(*args, **kwargs))
-
-
 def main(argv=None):
-    from lucidtl import cli
-
-    cli.run({"render": _render_cli, "layers": _layers_cli}, default="render", argv=argv)
+    cli.run({"render": cli.printing(render, _report), "layers": cli.printing(layers)}, default="render",
+            argv=argv)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _array_shapes(path):
         raise WeightsError(f"cannot read weights file {path}: {_one_line(e)} (is it a Keras 3 weights file?)") from e
 
 
-def _check_weights_path(path, suffixes=(".weights.h5", ".keras")):
+def _check_weights_path(path, suffixes=KERAS_SUFFIXES):
     path = os.fspath(path)
     if not path.endswith(suffixes):
         raise WeightsError(f"cannot read weights file {path}: expected a {' or '.join(suffixes)} file")
