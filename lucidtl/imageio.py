@@ -42,7 +42,7 @@ def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255):
     """A grid of [H,W,C] float images (rows x cols) with text labels on the left and on top."""
     cells = [[Image.fromarray(to_uint8(img)).convert("RGB") for img in row] for row in rows]
     h = max(c.height for row in cells for c in row)
-    w = max(c.width for row in cells for c in row)
+    w = max([c.width for row in cells for c in row] + [len(str(s)) * 6 for s in col_labels])  # labels fit
     font = ImageFont.load_default()
     left = (max((len(s) for s in row_labels), default=0) * 7 + pad) if row_labels else 0
     top = 14 + pad if col_labels else 0

@@ -36,7 +36,7 @@ class Data:
 
 def load(dataset, split="train", batch_size=32, image_size=224, data_dir=None, manual_dir=None, shuffle=True,
          seed=0, augment=False, breeds=None, validation_split=0.1, eval_split="auto", download=True,
-         shuffle_buffer=10_000, split_seed=0):
+         shuffle_buffer=10_000, split_seed=0, repeat=False, skip=0):
     """Load `dataset` ("celeb_a", "oxford_iiit_pet", "oxford_flowers102" or "folder:PATH") as a `Data`.
 
     split / eval_split: tfds splits for `train` / `validation`; eval_split "auto" is "validation" (the
@@ -49,6 +49,7 @@ def load(dataset, split="train", batch_size=32, image_size=224, data_dir=None, m
       labels are re-indexed 0..len(breeds)-1 in that order and other breeds are dropped.
     validation_split, split_seed: folders only: the fraction of each class held out for validation
       (0: none), drawn with `split_seed` so the split does not change with the shuffling seed.
+    repeat, skip: the training set as one stream of `repeat` epochs, starting `skip` examples in (resume).
     """
     _check(batch_size=batch_size, image_size=image_size, seed=seed, shuffle_buffer=shuffle_buffer)
     name = str(dataset)
@@ -70,7 +71,7 @@ def load(dataset, split="train", batch_size=32, image_size=224, data_dir=None, m
     common = dict(parse=parse, image_size=image_size, batch_size=batch_size, shuffle=shuffle, seed=seed,
                   augment=augment, shuffle_buffer=buffer)
     multi = facts["multi_label"]
-    return Data(name=name, train=pipeline.build(train, train=True, **common),
+    return Data(name=name, train=pipeline.build(train, train=True, repeat=repeat, skip=skip, **common),
                 validation=None if val is None else pipeline.build(val, train=False, **common),
                 num_classes=len(facts["class_names"]), class_names=tuple(facts["class_names"]),
                 multi_label=multi, loss_name="binary_crossentropy" if multi else "categorical_crossentropy",

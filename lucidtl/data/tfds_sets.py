@@ -89,6 +89,9 @@ def load_raw(name, *, split, eval_split, data_dir, manual_dir, download, shuffle
 
         def parse(ex):
             return ex["image"], tf.one_hot(tf.gather(table, ex["label"]), len(keep), dtype=tf.float32)
+    # unknown sizes (a breed subset, or no prepared metadata): count the records once, images undecoded
+    sizes = [n if n is not None or ds is None else int(ds.reduce(0, lambda k, _: k + 1))
+             for n, ds in zip(sizes, dss + [None])]
     facts.update(train_size=sizes[0], validation_size=sizes[1] if eval_split else None)
     return dss[0], (dss[1] if eval_split else None), parse, facts
 

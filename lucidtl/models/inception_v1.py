@@ -34,7 +34,7 @@ CONV_LAYERS = [s[0] for s in STEM] + [f"{m}_{b}" for m in MIXED for b in BRANCH_
 LOGITS_CONV = "Logits_Conv2d_0c_1x1"
 POOLINGS = ("slim", "global")
 
-INPUT_SCALINGS = ("slim", "imagenet")
+INPUT_SCALINGS = ("slim", "imagenet", "unit")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's normalisation, for googlenet weights trained on it
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -79,9 +79,12 @@ def _mixed(x, name, c):
 
 
 def _scaling_layer(input_scaling, channels):
-    """[0,1] -> [-1,1] ("slim", the paper's) or -> (x - mean) / std per channel ("imagenet", 3 channels)."""
-    if input_scaling == "slim":
-        return keras.layers.Rescaling(scale=2.0, offset=-1.0, name="input_scaling")
+    """[0,1] -> [-1,1] ("slim", the paper's), -> (x - mean) / std per channel ("imagenet", 3 channels), or
+    unchanged ("unit": what the authors' training code fed the slim weights)."""
+    if input_scaling in ("slim", "unit"):
+        slim = input_scaling == "slim"
+        return keras.layers.Rescaling(scale=2.0 if slim else 1.0, offset=-1.0 if slim else 0.0,
+                                      name="input_scaling")
     if channels != 3:
         raise InvalidArgumentError(f"input_scaling='imagenet' needs 3 input channels, not {channels}")
     return keras.layers.Rescaling(scale=[1.0 / s for s in IMAGENET_STD],
@@ -89,12 +92,14 @@ def _scaling_layer(input_scaling, channels):
 
 
 def input_scaling_of(model):
-    """"slim" or "imagenet" for a model built here, None for any other model."""
+    """"slim", "imagenet" or "unit" for a model built here, None for any other model."""
     try:
         layer = model.get_layer("input_scaling")
     except ValueError:
         return None
-    return "slim" if isinstance(layer.scale, (int, float)) else "imagenet"
+    if not isinstance(layer.scale, (int, float)):
+        return "imagenet"
+    return "slim" if layer.scale == 2.0 else "unit"
 
 
 def _check_args(include_top, classes, input_shape, pooling, dropout, input_scaling="slim"):

@@ -10,10 +10,12 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.models.weights import save_model, save_weights
+from lucidtl.train.distribute import is_chief
 from lucidtl.train.schedule import parse_schedule
 
 MANIFEST = "checkpoints.json"
@@ -34,12 +36,15 @@ def read_manifest(directory):
 
 
 def _plain(logs):
+    """Numbers from Keras logs (scalars, or 1-element arrays as a multi-worker run gives them)."""
     out = {}
     for k, v in (logs or {}).items():
         try:
-            out[k] = float(v)
+            arr = np.asarray(v, dtype=np.float64)
         except (TypeError, ValueError):
             continue
+        if arr.size == 1:
+            out[k] = float(arr.reshape(()))
     return out
 
 
@@ -47,7 +52,7 @@ class IterationCheckpoint(keras.callbacks.Callback):
     """Save weights at the iterations in `save_at` (see schedule.parse_schedule; default the paper's
     0, 10, 20, 30, 60, 150, 1000, 3000). `iterations`: the run length, for every:N / log:K schedules.
     save_format: "weights" (.weights.h5, default) or "keras" (the whole model). Between save points a batch
-    costs one integer comparison."""
+    costs one integer comparison. In a multi-worker run only the chief writes."""
 
     def __init__(self, directory, save_at=None, iterations=None, save_format="weights"):
         super().__init__()
@@ -56,6 +61,7 @@ class IterationCheckpoint(keras.callbacks.Callback):
         self.directory = os.fspath(directory)
         self.save_at = parse_schedule(save_at, iterations)
         self.save_format = save_format
+        self._writer = True
         self._pending = []
         self._records = []  # the manifest, read once per fit and kept in step with the file
         self._iteration = 0
@@ -66,6 +72,7 @@ class IterationCheckpoint(keras.callbacks.Callback):
 
     # ---- state ----------------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        self._writer = is_chief(getattr(self.model, "distribute_strategy", None))
         os.makedirs(self.directory, exist_ok=True)
         self._iteration = int(self.model.optimizer.iterations.numpy())
         self._records = read_manifest(self.directory)
@@ -97,6 +104,8 @@ class IterationCheckpoint(keras.callbacks.Callback):
         requested = self._pending.pop(0)
         while self._pending and self._pending[0] <= iteration:
             self._pending.pop(0)
+        if not self._writer:
+            return
         name = checkpoint_name(iteration, self.save_format)
         path = os.path.join(self.directory, name)
         (save_weights if self.save_format == "weights" else save_model)(self.model, path)

@@ -1,0 +1,17 @@
+"""python -m lucidtl.train: fine-tune with the paper's recipes (see lucidtl.train.fit.train)."""
+from lucidtl.cli import printing, run
+from lucidtl.train.fit import train
+
+
+def _report(result):
+    saved = ", ".join(str(r["iteration"]) for r in result.checkpoints)
+    resumed = f" (resumed at iteration {result.resumed_from})" if result.resumed_from else ""
+    print(f"{result.out}: {result.iterations} iterations{resumed}; checkpoints at {saved}; model {result.final}")
+
+
+def main(argv=None):
+    run({"train": printing(train, _report)}, "train", argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""train(): fine-tune a pretrained backbone with a new top, saving checkpoints at chosen iterations.
+
+Every run is counted in iterations (optimiser updates). The training set is an endless, seeded stream of
+epochs; an "epoch" is one pass (or the recipe's steps_per_epoch). The run's state (model + optimiser) is
+saved atomically every `backup_every` iterations, so a run killed at any moment restarts from its last
+state, skips exactly the examples it had consumed, and saves the checkpoints it still owes.
+"""
+import dataclasses
+import glob
+import json
+import math
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from lucidtl import cli
+from lucidtl.data import load as load_data
+from lucidtl.errors import InvalidArgumentError
+from lucidtl.models import build_model, load_weights, save_model, save_weights
+from lucidtl.train import distribute
+from lucidtl.train.callbacks import IterationCheckpoint, read_manifest
+from lucidtl.train.heads import TOPS, add_head
+from lucidtl.train.live import FeatureVisualization
+from lucidtl.train.recipes import recipe as get_recipe
+from lucidtl.train.run import FINAL, read_settings, write_settings
+from lucidtl.train.schedule import parse_schedule
+
+STATE = os.path.join("state", "resume.weights.h5")
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+# settings that must match for a run folder to be resumed
+IDENTITY = ("dataset", "model", "weights", "top", "recipe", "batch_size", "iterations", "image_size", "seed",
+            "learning_rate", "optimizer", "augment", "breeds", "validation_split", "save_at", "steps_per_epoch", "save_format")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    out: str
+    iterations: int  # where the run stands now
+    checkpoints: list  # the manifest records
+    final: str  # path of final.keras
+    resumed_from: int  # 0 for a fresh run
+    history: dict  # metrics of the last fit call (per epoch)
+
+
+class StopAtIteration(keras.callbacks.Callback):
+    """Ends fit once the optimiser has made `iterations` updates (the last epoch may be partial)."""
+
+    def __init__(self, iterations):
+        super().__init__()
+        self.iterations = iterations
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.iterations:
+            self.model.stop_training = True
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Saves model + optimiser state (which holds the iteration count) every `every` iterations, at each
+    epoch's end and at the end, atomically. Put it after IterationCheckpoint: the state never claims an
+    iteration whose checkpoint is not on disk yet."""
+
+    def __init__(self, path, every=100):
+        super().__init__()
+        self.path, self.every = path, int(every)
+        self._writer = True
+
+    def on_train_begin(self, logs=None):
+        self._writer = distribute.is_chief(getattr(self.model, "distribute_strategy", None))
+
+    def _save(self):
+        if self._writer:
+            save_weights(self.model, self.path)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every and int(self.model.optimizer.iterations.numpy()) % self.every == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+
+def _check_int(flag, value, minimum=1, optional=False):
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at, image_size,
+              learning_rate, optimizer, seed, augment, breeds, validation_split, save_format):
+    rec = get_recipe(recipe)
+    top = rec.top if top is None else top
+    if top not in TOPS:
+        raise InvalidArgumentError(f"unknown --top {top!r}; choose one of {', '.join(TOPS)}")
+    iterations = _check_int("iterations", iterations, optional=True)
+    epochs = _check_int("epochs", epochs, optional=True)
+    if iterations is None and epochs is None:
+        iterations, epochs = rec.iterations, rec.epochs
+    settings = dict(dataset=str(dataset), model=str(model), weights=None if weights is None else os.fspath(weights),
+                recipe=rec.name, top=top, epochs=epochs, iterations=iterations,
+                batch_size=_check_int("batch-size", rec.batch_size if batch_size is None else batch_size),
+                image_size=image_size, save_at=save_at if save_at is not None else rec.save_at,
+                learning_rate=float(rec.learning_rate if learning_rate is None else learning_rate),
+                optimizer=None if optimizer is None else cli.choice("optimizer", optimizer, tuple(OPTIMIZERS)),
+                seed=_check_int("seed", seed, minimum=0), augment=bool(augment), breeds=breeds,
+                validation_split=validation_split, steps_per_epoch=rec.steps_per_epoch, save_format=save_format)
+    try:  # as run.json will hold them (tuples become lists), so a resumed run compares equal
+        return json.loads(json.dumps(settings))
+    except TypeError:
+        raise InvalidArgumentError("settings must be plain values (numbers, strings, lists)") from None
+
+
+def _prepare_out(out, settings, overwrite):
+    """Resume (same settings), start over (--overwrite) or refuse; returns the settings on disk, if any."""
+    old = read_settings(out)
+    if old is not None and overwrite:
+        shutil.rmtree(out)
+        old = None
+    elif old is None and os.path.isdir(out) and os.listdir(out):
+        raise InvalidArgumentError(f"--out {out} is not empty and holds no training run; choose another --out")
+    for stale in glob.glob(os.path.join(out, ".tmp-*")) + glob.glob(os.path.join(out, "state", ".tmp-*")):
+        os.remove(stale)  # a write cut short by a kill (the target name was never touched)
+    if old is not None:
+        diff = [k for k in IDENTITY if old.get(k) != settings.get(k)]
+        if diff:
+            k = diff[0]
+            raise InvalidArgumentError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {settings.get(k)!r}; "
+                                       "pass --overwrite to start over, or choose another --out")
+    return old
+
+
+def _compile(net, rec, multi_label, learning_rate, optimizer=None):
+    name = optimizer or ((rec.multi_label_optimizer or rec.optimizer) if multi_label else rec.optimizer)
+    if multi_label:
+        loss = (keras.losses.CosineSimilarity() if rec.multi_label_loss == "cosine_similarity"
+                else keras.losses.BinaryCrossentropy())
+        metrics = [keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+    else:
+        loss, metrics = keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    net.compile(optimizer=OPTIMIZERS[name](learning_rate), loss=loss, metrics=metrics)
+
+
+def _build(settings, rec, data, weights):
+    kwargs = {}
+    if settings["model"] == "inception_v1" and rec.input_scaling != "slim":
+        kwargs["input_scaling"] = rec.input_scaling
+    keras.utils.set_random_seed(settings["seed"])
+    backbone, info = build_model(settings["model"], weights=weights, include_top=False, **kwargs)
+    if rec.bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = rec.bn_momentum
+    net = add_head(backbone, data.num_classes, top=settings["top"], multi_label=data.multi_label)
+    _compile(net, rec, data.multi_label, settings["learning_rate"], settings.get("optimizer"))
+    return net, info, kwargs
+
+
+def _steps_per_epoch(settings, data):
+    if settings["steps_per_epoch"]:
+        return settings["steps_per_epoch"]
+    if data.train_size is None:
+        raise InvalidArgumentError(f"the size of {settings['dataset']} is unknown; pass --iterations")
+    return max(1, math.ceil(data.train_size / settings["batch_size"]))
+
+
+def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top=None, epochs=None,
+          batch_size=None, iterations=None, save_at=None, out=None, image_size=None, learning_rate=None,
+          optimizer=None, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1, seed=0, augment=False,
+          strategy="auto", save_format="weights", backup_every=100, visualize=None, visualize_at=None,
+          visualize_steps=64, visualize_size=96, tensorboard=True, progress=True, overwrite=False, download=True):
+    """Fine-tune `model` (ImageNet weights by default) on `dataset` with the recipe's top, loss and schedule.
+
+    dataset: celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH. weights: imagenet | random | PATH.
+    recipe: paper | temporal | authors-code | authors-code-temporal (see lucidtl.train.recipes); top, epochs,
+      batch_size, iterations, image_size, learning_rate, optimizer (adam | rmsprop | sgd) override it. iterations, when set, bounds the run
+      instead of epochs. save_at: checkpoint iterations (paper | 0,10,20 | every:N | log:K).
+    out: the run folder (default runs/<dataset>-<recipe>); rerunning with the same settings resumes it.
+    strategy: auto | default | mirrored[:devices] | multiworker (TF_CONFIG).
+    visualize: channels ("layer:channel", comma separated) drawn into TensorBoard at `visualize_at`
+      iterations (default: the checkpoint iterations), `visualize_steps` steps at `visualize_size` px.
+    """
+    settings = _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at,
+                         image_size, learning_rate, optimizer, seed, augment, breeds, validation_split, save_format)
+    rec = get_recipe(settings["recipe"])
+    strat = distribute.make_strategy(strategy)  # first: multi-worker collectives must start before other ops
+    chief = distribute.is_chief(strat)
+    out = os.fspath(out or os.path.join("runs", f"{settings['dataset'].replace(':', '-').replace(os.sep, '_')}-"
+                                                 f"{settings['recipe']}"))
+    _check_int("backup-every", backup_every, minimum=0)
+    old = _prepare_out(out, settings, overwrite) if chief else read_settings(out)
+    if old is not None and old.get("complete"):
+        total = old["total_iterations"]
+        print(f"{out}: complete ({total} iterations); nothing to do (--overwrite starts it again)")
+        return TrainResult(out=out, iterations=total, checkpoints=read_manifest(out), final=os.path.join(out, FINAL),
+                           resumed_from=total, history={})
+
+    passes = [1]  # epochs of data the stream holds; set once the run's length is known
+
+    def data_at(skip):
+        return load_data(settings["dataset"], batch_size=settings["batch_size"],
+                         image_size=settings["image_size"] or 224, data_dir=data_dir, manual_dir=manual_dir,
+                         seed=settings["seed"], augment=settings["augment"], breeds=breeds,
+                         validation_split=validation_split, download=download, repeat=passes[0], skip=skip)
+
+    data = data_at(0)
+    if settings["image_size"] is None:
+        size = rec.multi_label_image_size if (data.multi_label and rec.multi_label_image_size) else rec.image_size
+        settings["image_size"] = size
+        data = data_at(0)
+    spe = _steps_per_epoch(settings, data)
+    total = settings["iterations"] or settings["epochs"] * spe
+    passes[0] = math.ceil(total * settings["batch_size"] / data.train_size) + 1
+    save_points = parse_schedule(settings["save_at"], total)
+
+    with strat.scope():
+        net, info, model_kwargs = _build(settings, rec, data, "random" if old else settings["weights"])
+    settings.update(num_classes=data.num_classes, multi_label=data.multi_label, class_names=list(data.class_names),
+                    model_kwargs=model_kwargs, input_range=list(info.input_range), total_iterations=total,
+                    steps_per_epoch_used=spe, complete=False)
+    state = os.path.join(out, STATE)
+    start = 0
+    if os.path.isfile(state):
+        net.optimizer.build(net.trainable_variables)
+        load_weights(net, state)
+        start = int(net.optimizer.iterations.numpy())
+    elif old is not None and read_manifest(out):
+        # killed before the first state save: start again from the saved pretrained checkpoint
+        first = read_manifest(out)[0]
+        if first["iteration"] == 0:
+            load_weights(net, os.path.join(out, first["path"]))
+    if chief:
+        write_settings(out, settings)
+
+    history = {}
+    if start < total:
+        callbacks = [IterationCheckpoint(out, save_points, total, save_format=save_format)]
+        if visualize and chief:
+            callbacks.append(FeatureVisualization(os.path.join(out, "logs", "features"), visualize,
+                                                  at=visualize_at or save_points, iterations=total,
+                                                  steps=visualize_steps, size=visualize_size,
+                                                  input_range=tuple(info.input_range), seed=settings["seed"]))
+        callbacks.append(StopAtIteration(total))
+        if chief:
+            callbacks.append(keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True))
+            if tensorboard:
+                callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq="epoch"))
+        callbacks.append(ResumeState(state, backup_every))
+        history = _fit(net, settings, data_at, strat, callbacks, start, total, spe, progress)
+    final = os.path.join(out, FINAL)
+    if chief:
+        if not os.path.isfile(final) or start < total:
+            save_model(net, final)
+        settings["complete"] = True
+        write_settings(out, settings)
+        if os.path.isdir(os.path.dirname(state)):
+            shutil.rmtree(os.path.dirname(state))
+    return TrainResult(out=out, iterations=int(net.optimizer.iterations.numpy()) if start < total else total,
+                       checkpoints=read_manifest(out), final=final, resumed_from=start, history=history)
+
+
+def _fit(net, settings, data_at, strat, callbacks, start, total, spe, progress):
+    """model.fit from iteration `start`: the rest of a partial epoch first, then whole epochs."""
+    batch = settings["batch_size"]
+    epoch, done_in_epoch = divmod(start, spe)
+    epochs = math.ceil(total / spe)
+    verbose = 1 if progress else 0
+    history = {}
+    while start < total:
+        data = data_at(start * batch)
+        train_ds, val_ds = data.train, data.validation
+        replicas = strat.num_replicas_in_sync
+        if val_ds is not None and replicas > 1:
+            # Keras cannot split an uneven last batch across replicas: drop it (at most one batch)
+            vb = replicas * max(1, batch // replicas)
+            vb = replicas if (data.validation_size or 0) < vb else vb
+            val_ds = val_ds.unbatch().batch(vb, drop_remainder=True)
+        if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
+            distribute.patch_for_multiworker(net, data.train)
+            train_ds = distribute.shard_by_data(train_ds)
+            val_ds = val_ds and distribute.shard_by_data(val_ds)
+        if done_in_epoch:  # finish the interrupted epoch
+            steps, last = spe - done_in_epoch, epoch + 1
+        else:
+            steps, last = spe, epochs
+        h = net.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=epoch, steps_per_epoch=steps,
+                    callbacks=callbacks, verbose=verbose, shuffle=False)
+        history = h.history
+        start = int(net.optimizer.iterations.numpy())
+        epoch, done_in_epoch = divmod(start, spe)
+        if last == epochs:
+            break
+    return history

@@ -1,0 +1,95 @@
+"""FeatureVisualization: watch channels change while a model trains, as TensorBoard image summaries.
+
+At each chosen iteration the callback renders every channel (one batch, Lucid's FFT + decorrelated image
+and standard transforms, few steps, small size) on the model as it is at that moment, and writes one image
+summary per channel (tag "layer:channel", step = iteration). Training weights are only read.
+"""
+import os
+import random
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lucidtl.errors import InvalidArgumentError
+from lucidtl.optvis import features, objectives, param
+from lucidtl.optvis.render import Renderer
+from lucidtl.train.schedule import parse_schedule
+
+
+def parse_channels(spec):
+    """"Mixed_4c:3,Mixed_5b:0" or a list of such strings / (layer, channel) pairs -> [(layer, channel)]."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            layer, sep, ch = item.strip().rpartition(":")
+            if not sep or not layer or not ch.strip().isdigit():
+                raise InvalidArgumentError(f"cannot read channel {item!r}; write layer:channel, e.g. Mixed_4c:3")
+            item = (layer, int(ch))
+        out.append((str(item[0]), int(item[1])))
+    if not out:
+        raise InvalidArgumentError("no channels given; write layer:channel[,layer:channel...]")
+    return out
+
+
+class FeatureVisualization(keras.callbacks.Callback):
+    """Render `channels` at the iterations `at` (a schedule; default the paper's) into TensorBoard.
+
+    log_dir: where the summary file goes (e.g. <run>/logs/features). steps/size: render length and image
+    size (small: this runs inside training). input_range: the model's input range. seed: the same starting
+    image at every iteration, so differences come from the weights."""
+
+    def __init__(self, log_dir, channels, at=None, iterations=None, steps=64, size=96, input_range=(0.0, 1.0),
+                 seed=0):
+        super().__init__()
+        self.log_dir = os.fspath(log_dir)
+        self.channels = parse_channels(channels)
+        self.at = parse_schedule(at, iterations)
+        self.steps, self.size, self.seed = int(steps), int(size), int(seed)
+        self.input_range = tuple(input_range)
+        self._pending = []
+        self._writer = None
+        self.rendered = {}  # iteration -> [B, H, W, 3] images, the last one rendered (for inspection)
+
+    def on_train_begin(self, logs=None):
+        for layer, ch in self.channels:
+            count = features.channel_count(self.model, layer)  # unknown layers: an error naming the closest
+            if not 0 <= ch < count:
+                raise InvalidArgumentError(f"channel {ch} of {layer} is out of range (0..{count - 1})")
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        now = int(self.model.optimizer.iterations.numpy())
+        self._pending = [i for i in self.at if i >= now]
+        if self._pending and self._pending[0] == now:
+            self._draw(now)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._pending:
+            now = int(self.model.optimizer.iterations.numpy())
+            if now >= self._pending[0]:
+                self._draw(now)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _draw(self, iteration):
+        while self._pending and self._pending[0] <= iteration:
+            self._pending.pop(0)
+        batch = len(self.channels)
+        terms = [objectives.channel(layer, ch, batch=i) for i, (layer, ch) in enumerate(self.channels)]
+        objective = sum(terms[1:], terms[0])
+        state = np.random.get_state()  # rendering seeds the global generators; give training its own back
+        py_state = random.getstate()
+        try:
+            renderer = Renderer(self.model, objective, seed=self.seed, input_range=self.input_range,
+                                param_f=lambda: param.image(self.size, batch=batch))
+            images = renderer.run(thresholds=(self.steps,), verbose=False)[-1]
+        finally:
+            np.random.set_state(state)
+            random.setstate(py_state)
+        self.rendered[iteration] = images
+        with self._writer.as_default():
+            for (layer, ch), img in zip(self.channels, images):
+                tf.summary.image(f"{layer}:{ch}", img[None], step=iteration)
+        self._writer.flush()

@@ -1,0 +1,81 @@
+"""A run folder: what `lucidtl.train` writes and every downstream tool reads.
+
+    runs/NAME/run.json              settings (dataset, model, top, recipe...) and whether it is complete
+    runs/NAME/checkpoints.json      the IterationCheckpoint manifest
+    runs/NAME/iter_000000.weights.h5 ...
+    runs/NAME/final.keras           the fine-tuned model (after the last iteration)
+    runs/NAME/history.csv, logs/    per-epoch metrics, TensorBoard (incl. live feature visualisations)
+    runs/NAME/state/                the resume state while the run is unfinished
+"""
+import json
+import os
+
+from lucidtl.atomic import atomic_path
+from lucidtl.errors import InvalidArgumentError, WeightsError
+from lucidtl.train.callbacks import MANIFEST, read_manifest
+
+RUN_FILE = "run.json"
+FINAL = "final.keras"
+
+
+def write_settings(out, settings):
+    with atomic_path(os.path.join(out, RUN_FILE)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
+
+
+def read_settings(out):
+    path = os.path.join(os.fspath(out), RUN_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def checkpoints(out):
+    """The run's manifest records; a one-line error when the folder holds none."""
+    out = os.fspath(out)
+    if not os.path.isdir(out):
+        raise InvalidArgumentError(f"run folder {out} does not exist; pass the --out folder of a training run")
+    records = read_manifest(out)
+    if not records:
+        raise InvalidArgumentError(f"run folder {out} has no {MANIFEST}; is it the --out folder of a training run?")
+    return records
+
+
+def build_run_model(settings):
+    """The run's architecture (backbone + top), weights untouched (random)."""
+    import keras
+
+    from lucidtl.models import build_model
+    from lucidtl.train.heads import add_head
+
+    keras.utils.set_random_seed(0)
+    backbone, _ = build_model(settings["model"], weights="random", include_top=False, **settings["model_kwargs"])
+    return add_head(backbone, settings["num_classes"], top=settings["top"], multi_label=settings["multi_label"])
+
+
+def load_checkpoint(out, iteration, model=None):
+    """The run's model at a saved iteration ("final" for final.keras). `model`: reuse this architecture
+    (faster when loading many checkpoints of one run)."""
+    from lucidtl.models import build_model, load_weights
+
+    out = os.fspath(out)
+    if iteration == "final":
+        path = os.path.join(out, FINAL)
+        if not os.path.isfile(path):
+            raise InvalidArgumentError(f"run {out} has no {FINAL} yet; is the run complete?")
+        return build_model(path)[0]
+    records = {r["iteration"]: r for r in checkpoints(out)}
+    if iteration not in records:
+        raise InvalidArgumentError(f"run {out} has no checkpoint at iteration {iteration}; saved: "
+                                   f"{', '.join(map(str, sorted(records)))}")
+    path = os.path.join(out, records[iteration]["path"])
+    if path.endswith(".keras") and model is None:
+        return build_model(path)[0]
+    if model is None:
+        settings = read_settings(out)
+        if settings is None:
+            raise WeightsError(f"run {out} has weights-only checkpoints but no {RUN_FILE} to rebuild the model "
+                               "from; save with save_format='keras' or pass the model")
+        model = build_run_model(settings)
+    return load_weights(model, path)
