@@ -1,9 +1,10 @@
 """train(): fine-tune a pretrained backbone with a new top, saving checkpoints at chosen iterations.
 
-Every run is counted in iterations (optimiser updates). The training set is an endless, seeded stream of
-epochs; an "epoch" is one pass (or the recipe's steps_per_epoch). The run's state (model + optimiser) is
-saved atomically every `backup_every` iterations, so a run killed at any moment restarts from its last
-state, skips exactly the examples it had consumed, and saves the checkpoints it still owes.
+Every run is counted in iterations (optimiser updates). The training set is one seeded stream of as many
+epochs as the run needs; an "epoch" is one pass (or the recipe's steps_per_epoch). The run's state (model +
+optimiser) is saved atomically every minute (or every `backup_every` iterations), so a run killed at any
+moment restarts from its last state, skips exactly the examples it had consumed, and saves the checkpoints
+it still owes.
 """
 import dataclasses
 import glob
@@ -11,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import time
 
 import keras
 import tensorflow as tf
@@ -57,24 +59,29 @@ class StopAtIteration(keras.callbacks.Callback):
 
 
 class ResumeState(keras.callbacks.Callback):
-    """Saves model + optimiser state (which holds the iteration count) every `every` iterations, at each
-    epoch's end and at the end, atomically. Put it after IterationCheckpoint: the state never claims an
-    iteration whose checkpoint is not on disk yet."""
+    """Saves model + optimiser state (which holds the iteration count) atomically every `every` iterations
+    and/or every `seconds` of training, and at each epoch's end. Put it after IterationCheckpoint: the state
+    never claims an iteration whose checkpoint is not on disk yet. One save of BN-InceptionV1 + Adam
+    (68 MB) takes about 0.5 s on the development VM, so the default (60 s) costs under 1 %."""
 
-    def __init__(self, path, every=100):
+    def __init__(self, path, every=None, seconds=60.0):
         super().__init__()
-        self.path, self.every = path, int(every)
+        self.path, self.every, self.seconds = path, int(every or 0), float(seconds or 0)
         self._writer = True
+        self._last = time.monotonic()
 
     def on_train_begin(self, logs=None):
         self._writer = distribute.is_chief(getattr(self.model, "distribute_strategy", None))
+        self._last = time.monotonic()
 
     def _save(self):
         if self._writer:
             save_weights(self.model, self.path)
+        self._last = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every and int(self.model.optimizer.iterations.numpy()) % self.every == 0:
+        due = self.every and int(self.model.optimizer.iterations.numpy()) % self.every == 0
+        if due or (self.seconds and time.monotonic() - self._last >= self.seconds):
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -169,8 +176,8 @@ def _steps_per_epoch(settings, data):
 def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top=None, epochs=None,
           batch_size=None, iterations=None, save_at=None, out=None, image_size=None, learning_rate=None,
           optimizer=None, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1, seed=0, augment=False,
-          strategy="auto", save_format="weights", backup_every=100, visualize=None, visualize_at=None,
-          visualize_steps=64, visualize_size=96, tensorboard=True, progress=True, overwrite=False, download=True):
+          strategy="auto", save_format="weights", backup_every=None, backup_seconds=60, visualize=None,
+          visualize_at=None, visualize_steps=64, visualize_size=96, tensorboard=True, progress=True, overwrite=False, download=True):
     """Fine-tune `model` (ImageNet weights by default) on `dataset` with the recipe's top, loss and schedule.
 
     dataset: celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH. weights: imagenet | random | PATH.
@@ -179,6 +186,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
       instead of epochs. save_at: checkpoint iterations (paper | 0,10,20 | every:N | log:K).
     out: the run folder (default runs/<dataset>-<recipe>); rerunning with the same settings resumes it.
     strategy: auto | default | mirrored[:devices] | multiworker (TF_CONFIG).
+    backup_every / backup_seconds: how often the resume state is saved (iterations / seconds of training);
+      a killed run loses at most that much work and repeats it exactly.
     visualize: channels ("layer:channel", comma separated) drawn into TensorBoard at `visualize_at`
       iterations (default: the checkpoint iterations), `visualize_steps` steps at `visualize_size` px.
     """
@@ -189,7 +198,9 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     chief = distribute.is_chief(strat)
     out = os.fspath(out or os.path.join("runs", f"{settings['dataset'].replace(':', '-').replace(os.sep, '_')}-"
                                                  f"{settings['recipe']}"))
-    _check_int("backup-every", backup_every, minimum=0)
+    _check_int("backup-every", backup_every, minimum=1, optional=True)
+    if isinstance(backup_seconds, bool) or not isinstance(backup_seconds, (int, float)) or backup_seconds < 0:
+        raise InvalidArgumentError(f"--backup-seconds must be a number >= 0, got {backup_seconds!r}")
     old = _prepare_out(out, settings, overwrite) if chief else read_settings(out)
     if old is not None and old.get("complete"):
         total = old["total_iterations"]
@@ -247,7 +258,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
             callbacks.append(keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True))
             if tensorboard:
                 callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq="epoch"))
-        callbacks.append(ResumeState(state, backup_every))
+        callbacks.append(ResumeState(state, backup_every, backup_seconds))
         history = _fit(net, settings, data_at, strat, callbacks, start, total, spe, progress)
     final = os.path.join(out, FINAL)
     if chief:
