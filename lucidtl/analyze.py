@@ -1,0 +1,282 @@
+"""`python -m lucidtl.analyze`: measure transfer from a run's checkpoints (see lucidtl/analysis/).
+
+    python -m lucidtl.analyze similarity --run runs/pets --model inception_v1 --num_classes 31 \
+        --layers Mixed_3b,Mixed_4c,Mixed_5c --data folder:data/pets --max_images 256 --out analysis/pets
+    python -m lucidtl.analyze table --csv analysis/pets/similarity.csv,analysis/flowers/similarity.csv
+    python -m lucidtl.analyze scale --images renders/ --out analysis/scale
+    python -m lucidtl.analyze redundancy --images renders/ [--method activations --model inception_v1 \
+        --weights imagenet --embed_layer Mixed_5c]
+    python -m lucidtl.analyze examples --run runs/pets --model inception_v1 --num_classes 31 \
+        --layer Mixed_4c --channels 0:4 --data folder:data/pets --out analysis/examples
+"""
+import dataclasses
+import os
+
+import numpy as np
+
+from lucidtl import cli
+from lucidtl.errors import InvalidArgumentError
+
+DEFAULT_METRICS = "pwsm_theta,procrustes_norm,cka"
+
+
+@dataclasses.dataclass
+class Written:
+    files: list
+    lines: list = dataclasses.field(default_factory=list)  # what to print besides the files
+
+
+def _report(result):
+    for line in result.lines:
+        print(line)
+    for path in result.files:
+        print(f"wrote {path}")
+
+
+# ---- inputs ------------------------------------------------------------------------------------------
+
+def load_data(data, image_size=224, split="train", batch_size=16):
+    """(images source for streaming.batches, class names or None) from --data: an .npy ([N, H, W, C] in
+    [0, 1], or uint8), an .npz (arrays 'images' and optional 'labels'), or a lucidtl.data name
+    (folder:PATH, a tfds name) loaded unshuffled."""
+    if data is None or str(data) == "":
+        raise InvalidArgumentError("no images; pass --data folder:PATH, a dataset name, or an .npy/.npz file")
+    name = str(data)
+    if name.endswith((".npy", ".npz")):
+        if not os.path.isfile(name):
+            raise InvalidArgumentError(f"data file {name} does not exist; check --data")
+        arrays = np.load(name)
+        images, labels = (arrays, None) if name.endswith(".npy") else (arrays["images"],
+                                                                       arrays.get("labels"))
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise InvalidArgumentError(f"{name} holds shape {images.shape}; expected images [N, H, W, C]")
+        images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+        return ((images, np.asarray(labels)) if labels is not None else images), None
+    from lucidtl import data as datasets
+
+    d = datasets.load(name, split=split, batch_size=batch_size, image_size=image_size, shuffle=False,
+                      validation_split=0, eval_split=None)
+    return d.train, list(d.class_names)
+
+
+def _checkpoints(run, checkpoints):
+    from lucidtl.analysis import streaming
+
+    if run is None and checkpoints is None:
+        raise InvalidArgumentError("no checkpoints; pass --run RUN_FOLDER (with checkpoints.json) or "
+                                   "--checkpoints FILE[,FILE...]")
+    source = run if checkpoints is None else ([checkpoints] if isinstance(checkpoints, str) else list(checkpoints))
+    return streaming.resolve_checkpoints(source)
+
+
+def architecture(model, num_classes, top, multi_label, checkpoints, run=None):
+    """(model_fn, input_range): builds the run's model, to load each checkpoint into. Without --model, the
+    run's run.json (written by `python -m lucidtl.train`) or else a .keras checkpoint supplies it."""
+    from lucidtl.models import build_model
+
+    if model is None and run is not None and os.path.isfile(os.path.join(str(run), "run.json")):
+        from lucidtl.train.run import build_run_model, read_settings
+
+        settings = read_settings(str(run))
+        return (lambda: build_run_model(settings)), tuple(settings.get("input_range", (0.0, 1.0)))
+    if model is None:
+        files = [c.path for c in checkpoints if c.path.endswith(".keras")]
+        if not files:
+            raise InvalidArgumentError("pass --model: the architecture the run trained (a registry name, a "
+                                       ".keras file or a dotted builder path), with --num_classes and --top "
+                                       "if training added a head")
+        model = files[0]
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise InvalidArgumentError(f"--num_classes must be a positive integer, got {num_classes!r}")
+    first, info = build_model(model, weights=None)
+    spare = [first]  # the probe build serves the first call
+
+    def model_fn():
+        net = spare.pop() if spare else build_model(model, weights=None)[0]
+        if num_classes is not None:
+            from lucidtl.train.heads import add_head
+
+            net = add_head(net, num_classes, top=top, multi_label=bool(multi_label))
+        return net
+
+    return model_fn, tuple(info.input_range)
+
+
+def _settings(run):
+    """The run's run.json settings ({} without one)."""
+    import json
+
+    path = os.path.join(str(run), "run.json") if run is not None else ""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _label(run, label):
+    if label is not None:
+        return str(label)
+    return os.path.basename(os.path.normpath(str(run))) if run is not None else ""
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+
+def similarity(run=None, layers=None, data=None, model=None, num_classes=None, top="paper", multi_label=False,
+               checkpoints=None, reference="first", alpha=0.0, samples="positions", per_channel=True,
+               metrics=DEFAULT_METRICS, split="train", image_size=None, batch_size=16, max_images=256,
+               label=None, out="analysis"):
+    """Each checkpoint vs the reference (default the first, iteration 0) on the same images: PWSM angle
+    (alpha; 0 = full whitening as the study), Procrustes distance / 2, linear CKA per layer, Procrustes and
+    CKA per channel. Writes similarity.csv, similarity_channels.csv, similarity_summary.json (Pearson's r
+    between the metrics) and a PNG + CSV curve per metric. --image_size (for dataset names; default the
+    run's, else 224) and --max_images bound the work; the images are read unshuffled."""
+    from lucidtl.analysis import plots, streaming, tables
+    from lucidtl.imageio import save_json
+
+    chosen = streaming.check_metrics(metrics)
+    cli.choice("samples", samples, streaming.SAMPLES)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1:
+        raise InvalidArgumentError(f"--alpha must be a number in [0, 1], got {alpha!r}")
+    if layers is None:
+        raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
+                                   "python -m lucidtl.render layers)")
+    cps = _checkpoints(run, checkpoints)
+    model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
+    source, _ = load_data(data, image_size or _settings(run).get("image_size") or 224, split, batch_size)
+    result = streaming.compare_checkpoints(
+        model_fn, cps, layers, source, reference=reference, alpha=float(alpha), samples=samples,
+        per_channel=bool(per_channel), batch_size=batch_size, max_images=max_images, input_range=input_range,
+        label=_label(run, label), report=print)
+    files = [tables.write_csv(result.rows, os.path.join(out, "similarity.csv"))]
+    if result.channel_rows:
+        files.append(tables.write_csv(result.channel_rows, os.path.join(out, "similarity_channels.csv")))
+    files.append(save_json(result.summary, os.path.join(out, "similarity_summary.json")))
+    files += plots.write_curves(result.rows, chosen, out, prefix="similarity")
+    r = result.summary["pearson"]["pwsm_vs_procrustes"]
+    notes = [f"note: {w}" for w in result.summary["warnings"]]
+    return Written(files, notes + [f"Pearson r (PWSM vs Procrustes, all layers and checkpoints): {r:.3f}"])
+
+
+def table(csv=None, labels=None, metrics=DEFAULT_METRICS, out="analysis/reusability.csv",
+          include_reference=False):
+    """Reusability table: mean ± std of each metric over checkpoints per run and layer, from similarity
+    CSVs (--csv A,B; --labels names each file's run). Writes a CSV and prints a Markdown table."""
+    from lucidtl.analysis import streaming, tables
+
+    chosen = streaming.check_metrics(metrics)
+    if csv is None:
+        raise InvalidArgumentError("no input; pass --csv similarity.csv[,other.csv] from the similarity command")
+    paths = [csv] if isinstance(csv, str) else list(csv)
+    if labels is not None:
+        labels = [labels] if isinstance(labels, str) else [str(x) for x in labels]
+        if len(labels) != len(paths):
+            raise InvalidArgumentError(f"--labels has {len(labels)} names for {len(paths)} --csv files")
+    rows = []
+    for i, path in enumerate(paths):
+        part = tables.read_csv(str(path))
+        missing = [m for m in chosen if part and m not in part[0]]
+        if missing:
+            raise InvalidArgumentError(f"{path} has no column {missing[0]!r}; is it a similarity CSV?")
+        if labels is not None:
+            part = [{**r, "run": labels[i]} for r in part]
+        rows += part
+    result = tables.reusability_table(rows, chosen, exclude_reference=not include_reference)
+    return Written([tables.write_csv(result, out)], [tables.format_table(result, chosen)])
+
+
+def scale(images=None, out="analysis", window="hann", weighting="mean"):
+    """Dominant period (px) of each rendered PNG below --images, from its radially averaged power spectrum;
+    per layer mean ± std over channels, tracked over iter_<i> folders. Writes scale.csv, scale_layers.csv
+    and (with several iterations) scale_period.png."""
+    from lucidtl.analysis import plots, spatial, tables
+
+    cli.choice("window", window, spatial.WINDOWS)
+    cli.choice("weighting", weighting, spatial.WEIGHTINGS)
+    if images is None:
+        raise InvalidArgumentError("no images; pass --images FOLDER of rendered PNGs")
+    rows = spatial.spatial_scale(str(images), window, weighting)
+    summary = spatial.summarise(rows)
+    files = [tables.write_csv(rows, os.path.join(out, "scale.csv")),
+             tables.write_csv(summary, os.path.join(out, "scale_layers.csv"))]
+    tracked = [r for r in summary if r["iteration"] is not None]
+    if len({r["iteration"] for r in tracked}) > 1:
+        files.append(plots.plot_curves(tracked, "period", os.path.join(out, "scale_period.png"),
+                                       err="period_std"))
+    return Written(files, [f"{r['layer']} (iteration {r['iteration']}): period {r['period']:.1f} ± "
+                           f"{r['period_std']:.1f} px over {r['n']} channels" for r in summary])
+
+
+def redundancy(images=None, out="analysis", method="pixels", model="inception_v1", weights=None,
+               embed_layer=None):
+    """Redundancy of each layer's rendered channels below --images: mean off-diagonal cosine similarity
+    of their pixels (mean colour removed) or, with --method activations, of their spatially averaged
+    activations in --embed_layer of --model/--weights. Writes redundancy.csv, redundancy_matrices.npz and
+    (with several iterations) redundancy.png."""
+    from lucidtl.analysis import plots, tables
+    from lucidtl.analysis import redundancy as red
+    from lucidtl.atomic import atomic_path
+
+    cli.choice("method", method, red.METHODS)
+    if images is None:
+        raise InvalidArgumentError("no images; pass --images FOLDER of rendered PNGs")
+    net, input_range = None, (0.0, 1.0)
+    if method == "activations":
+        from lucidtl.models import build_model
+        from lucidtl.optvis import features
+
+        if embed_layer is None:
+            raise InvalidArgumentError("--method activations needs --embed_layer (a layer of --model)")
+        net, info = build_model(model, weights=weights)
+        features.endpoint(net, str(embed_layer))
+        input_range = tuple(info.input_range)
+    rows, matrices = red.folder_redundancy(str(images), method, net, None if embed_layer is None else
+                                           str(embed_layer), input_range)
+    files = [tables.write_csv(rows, os.path.join(out, "redundancy.csv"))]
+    path = os.path.join(out, "redundancy_matrices.npz")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{f"{layer}|{it}|{t}": S for (it, layer, t), S in matrices.items()})
+    files.append(path)
+    tracked = [r for r in rows if r["iteration"] is not None]
+    if len({r["iteration"] for r in tracked}) > 1:
+        files.append(plots.plot_curves(tracked, "redundancy", os.path.join(out, "redundancy.png")))
+    return Written(files, [f"{r['layer']} (iteration {r['iteration']}): redundancy {r['redundancy']:.3f} "
+                           f"over {r['channels']} channels" for r in rows])
+
+
+def examples(run=None, layer=None, channels="0:4", data=None, model=None, num_classes=None, top="paper",
+             multi_label=False, checkpoints=None, k=8, reduce="max", split="train", image_size=None,
+             batch_size=16, max_images=1024, out="analysis/examples"):
+    """Per checkpoint: the top-k activating images of each channel (with heatmaps) and class-average
+    receptive-field crops weighted by activation, as PNGs in <out>/iter_<i>/, and examples.csv."""
+    from lucidtl.analysis import examples as ex
+    from lucidtl.analysis import tables
+    from lucidtl.optvis import features
+    from lucidtl.render import parse_channels
+
+    cli.choice("reduce", reduce, ex.REDUCES)
+    if layer is None:
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+    cps = _checkpoints(run, checkpoints)
+    model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
+    chans = parse_channels(channels, features.channel_count(model_fn(), str(layer)))
+    settings = _settings(run)
+    source, class_names = load_data(data, image_size or settings.get("image_size") or 224, split, batch_size)
+    class_names = class_names or settings.get("class_names")
+    rows = ex.examples_over_checkpoints(model_fn, cps, str(layer), chans, source, out, k=k, reduce=reduce,
+                                        batch_size=batch_size, max_images=max_images, input_range=input_range,
+                                        class_names=class_names, report=print)
+    pngs = sorted(os.path.join(root, f) for root, _, fs in os.walk(out) for f in fs if f.endswith(".png"))
+    return Written([tables.write_csv(rows, os.path.join(out, "examples.csv"))],
+                   [f"{len(pngs)} PNGs in {out}/iter_*/"])
+
+
+def main(argv=None):
+    cli.run({name: cli.printing(fn, _report) for name, fn in
+             (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
+              ("examples", examples))}, default="similarity", argv=argv)
+
+
+if __name__ == "__main__":
+    main()
