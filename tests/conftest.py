@@ -24,6 +24,13 @@ def build_tiny_cnn(channels=3, fixed_size=None, seed=0):
     return keras.Model(inp, x, name="tiny")
 
 
+def cli_exit(main, argv, capsys):
+    """Run a CLI's main(argv), which must exit: (exit code, captured stdout/stderr)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code, capsys.readouterr()
+
+
 @pytest.fixture(scope="session")
 def tiny_cnn():
     return build_tiny_cnn()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import build_tiny_cnn
+from conftest import build_tiny_cnn, cli_exit
 from lucidtl import analyze
 from lucidtl.analysis import tables
 from lucidtl.imageio import save_png
@@ -28,9 +28,7 @@ def tiny(tmp_path_factory):
 
 
 def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        analyze.main(argv)
-    return e.value.code, capsys.readouterr()
+    return cli_exit(analyze.main, argv, capsys)
 
 
 def test_similarity_then_table(tiny, capsys):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import stylegan2_reference as ref
-from conftest import build_tiny_cnn
+from conftest import build_tiny_cnn, cli_exit
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, WeightsError
 from lucidtl.stylegan2 import ablation as abl
 from lucidtl.stylegan2 import ascent as asc
@@ -490,9 +490,7 @@ def cli_files(tmp_path, dnnlib):
 def _run(argv, capsys):
     from lucidtl import stylegan
 
-    with pytest.raises(SystemExit) as e:
-        stylegan.main(argv)
-    return e.value.code, capsys.readouterr()
+    return cli_exit(stylegan.main, argv, capsys)
 
 
 def test_cli_writes_ascent_repeats_side_by_side_and_ablation(cli_files, capsys):

@@ -17,6 +17,7 @@ from lucidtl.errors import InvalidArgumentError, UnknownLayerError
 from lucidtl.train import fit, recipes
 from lucidtl.train import run as runs
 from lucidtl.train.__main__ import main as train_main
+from conftest import cli_exit
 from tiny_models import make_image_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -152,10 +153,9 @@ def test_cli_errors_exit_2(folder, tmp_path, capsys):
         (["--dataset", f"folder:{folder}", "--strategy", "tpu"], "unknown --strategy 'tpu'"),
     ]
     for argv, needle in cases:
-        with pytest.raises(SystemExit) as e:
-            train_main(argv + ["--out", str(tmp_path / "r")])
-        assert e.value.code == 2
-        err = capsys.readouterr().err
+        code, captured = cli_exit(train_main, argv + ["--out", str(tmp_path / "r")], capsys)
+        assert code == 2
+        err = captured.err
         assert needle in err and "Traceback" not in err and err.count("\n") == 1, err
 
 
