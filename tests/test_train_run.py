@@ -205,3 +205,19 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(folder, tmp_path):
         wb = runs.load_checkpoint(whole, r["iteration"], model).get_weights()
         for x, y in zip(wa, wb):
             np.testing.assert_allclose(x, y, atol=1e-5, err_msg=f"iteration {r['iteration']}")
+
+
+def test_inception_temporal_run_and_figure(folder, tmp_path):
+    """The paper's network end to end: BN-InceptionV1 + one dense layer, saved at chosen iterations, Figure 6."""
+    out = str(tmp_path / "inception")
+    result = fit.train(f"folder:{folder}", weights="random", recipe="temporal", iterations=3, save_at="0,1,3",
+                       image_size=64, batch_size=2, out=out, progress=False, tensorboard=False)
+    assert [r["iteration"] for r in result.checkpoints] == [0, 1, 3]
+    settings = runs.read_settings(out)
+    assert settings["model"] == "inception_v1" and settings["top"] == "single" and settings["num_classes"] == 3
+    model = runs.load_checkpoint(out, 3)
+    assert len([la for la in model.layers if la.name.startswith("Mixed_")]) > 50
+    assert model.get_layer("predictions").kernel.shape == (1024, 3)  # dense(n) straight on the 1024 pool
+    path = figures.temporal(out, "Mixed_3b_Branch_3_b_1x1:0,Mixed_4c_Branch_2_a_1x1:5", size=32, steps=2,
+                            progress=False)
+    assert os.path.isfile(path) and json.load(open(os.path.join(out, "figures", "temporal.json")))["rows"] == [0, 1, 3]
