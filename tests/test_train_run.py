@@ -221,3 +221,20 @@ def test_inception_temporal_run_and_figure(folder, tmp_path):
     path = figures.temporal(out, "Mixed_3b_Branch_3_b_1x1:0,Mixed_4c_Branch_2_a_1x1:5", size=32, steps=2,
                             progress=False)
     assert os.path.isfile(path) and json.load(open(os.path.join(out, "figures", "temporal.json")))["rows"] == [0, 1, 3]
+
+
+def test_celeb_a_multi_label_run_from_tfds_mock(tmp_path):
+    """CelebA through tfds (mock data, no download): 40 sigmoid outputs, mean BCE, binary accuracy."""
+    import tensorflow_datasets as tfds
+
+    out = str(tmp_path / "celeba")
+    with tfds.testing.mock_data(num_examples=12):
+        result = fit.train("celeb_a", iterations=2, save_at="0,2", out=out, **TINY)
+    assert [r["iteration"] for r in result.checkpoints] == [0, 2]
+    assert set(result.checkpoints[-1]["metrics"]) >= {"binary_accuracy", "loss"}
+    assert "val_binary_accuracy" in result.history
+    settings = runs.read_settings(out)
+    assert settings["multi_label"] and settings["num_classes"] == 40 and settings["class_names"][0] == "5_o_Clock_Shadow"
+    model = runs.load_checkpoint(out, 2)
+    assert model.get_layer("predictions").activation.__name__ == "sigmoid"
+    assert model.output_shape == (None, 40)
