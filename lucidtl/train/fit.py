@@ -223,6 +223,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         data = data_at(0)
     spe = _steps_per_epoch(settings, data)
     total = settings["iterations"] or settings["epochs"] * spe
+    spe = min(spe, total)  # a run shorter than one pass (e.g. 3000 CelebA iterations) is one "epoch": a full bar
     passes[0] = math.ceil(total * settings["batch_size"] / data.train_size) + 1
     save_points = parse_schedule(settings["save_at"], total)
 
