@@ -1,7 +1,9 @@
-"""The paper's figures from a training run folder (`python -m lucidtl.figures temporal|prepost RUN ...`).
+"""The paper's figures from a training run folder (`python -m lucidtl.figures temporal|prepost|figure7 RUN ...`).
 
 - temporal (Figure 6): chosen channels (columns) x saved iterations (rows), one labelled PNG.
 - prepost (Figures 2/3): the same channels before (iteration 0) and after fine-tuning (the last checkpoint).
+- figure7 (Figure 7): the first 4 channels of every 7th conv layer (ending with the deepest), pre vs post.
+With --atlas ATLAS the cells are taken from an atlas of the run (python -m lucidtl.atlas) where it has them.
 Every cell is rendered with the same seed and settings, so what changes between rows is the weights. Cells
 are kept as PNGs beside the figure; a killed job re-renders only the missing checkpoints.
 """
@@ -44,56 +46,129 @@ def _iterations(records, iterations):
     return wanted
 
 
-def _figure(run_dir, channels, rows, row_labels, name, size, steps, seed, out, progress):
+FIGURE7_LAYERS = ("Conv2d_2b_1x1", "Mixed_3b_Branch_3_b_1x1", "Mixed_4b_Branch_1_a_1x1", "Mixed_4c_Branch_2_a_1x1",
+                  "Mixed_4d_Branch_0_a_1x1", "Mixed_4e_Branch_1_b_3x3", "Mixed_4f_Branch_2_b_3x3",
+                  "Mixed_5b_Branch_3_b_1x1")  # the paper's: every 7th conv layer, ending with the deepest
+
+
+def atlas_cells(atlas, run_dir, size, steps):
+    """{(iteration, layer, channel): PNG path} of the atlas images of this run at this size and step count
+    (matched by the run folder's path, else by its name)."""
+    from lucidtl.atlas import read_manifest, read_settings
+
+    settings = read_settings(atlas)
+    if settings.get("size") != size or settings.get("steps") != steps:
+        return {}
+    records = [r for r in read_manifest(atlas) if r.get("iteration") is not None]
+    here = os.path.realpath(run_dir)
+    mine = [r for r in records if r.get("run_path") and os.path.realpath(r["run_path"]) == here]
+    if not mine:
+        mine = [r for r in records if r.get("run") == os.path.basename(os.path.normpath(run_dir))]
+    return {(r["iteration"], r["layer"], r["channel"]): os.path.join(atlas, r["png"]) for r in mine
+            if os.path.isfile(os.path.join(atlas, r["png"]))}
+
+
+def _size_steps(atlas, size, steps):
+    """None means: the atlas's settings when an atlas is given, else Lucid's 128 px and 512 steps."""
+    if atlas is not None:
+        from lucidtl.atlas import read_settings
+
+        settings = read_settings(atlas)
+        size = settings["size"] if size is None else size
+        steps = settings["steps"] if steps is None else steps
+    return (128 if size is None else size), (512 if steps is None else steps)
+
+
+def _figure(run_dir, rows, col_labels, name, size, steps, seed, out, progress, atlas=None):
+    """rows: [(iteration, row label, [(layer, channel), ...])]. Cells come from the atlas when it holds them
+    (same run, size and steps), else from the figure's cell cache, else are rendered: all missing cells of
+    one checkpoint in one batch."""
     records = runs.checkpoints(run_dir)
     settings = runs.read_settings(run_dir) or {}
-    chans = parse_channels(channels)
+    size, steps = _size_steps(atlas, size, steps)
     if not isinstance(size, int) or size < 16 or not isinstance(steps, int) or steps < 1:
         raise InvalidArgumentError(f"--size must be an integer >= 16 and --steps >= 1 (got {size!r}, {steps!r})")
+    chans = list(dict.fromkeys(c for _, _, cells in rows for c in cells))
     input_range = tuple(settings.get("input_range", (0.0, 1.0)))
     out = os.fspath(out or os.path.join(run_dir, "figures"))
     key = json.dumps([chans, size, steps, seed, list(input_range)])
     cells = os.path.join(out, f"{name}-cells-{hashlib.sha1(key.encode()).hexdigest()[:8]}")
-    model, grid = None, []
-    for n, it in enumerate(rows):
-        paths = [os.path.join(cells, f"iter_{it:06d}_{layer}_{ch:04d}.png") for layer, ch in chans]
-        if all(os.path.exists(p) for p in paths):
-            grid.append([imageio.load_png(p) for p in paths])
+    found = atlas_cells(atlas, run_dir, size, steps) if atlas is not None else {}
+    paths = {(it, layer, ch): found.get((it, layer, ch), os.path.join(cells, f"iter_{it:06d}_{layer}_{ch:04d}.png"))
+             for it, _, row in rows for layer, ch in row}
+    model, order = None, list(dict.fromkeys(it for it, _, _ in rows))
+    for n, it in enumerate(order):
+        missing = [(layer, ch) for (i, layer, ch), p in paths.items() if i == it and not os.path.exists(p)]
+        if not missing:
             continue
         if progress:
-            print(f"{name}: iteration {it} ({n + 1}/{len(rows)})")
+            print(f"{name}: iteration {it} ({n + 1}/{len(order)})")
         model = runs.load_checkpoint(run_dir, it, model=None if records[0]["path"].endswith(".keras") else model)
-        images = render_channels(model, chans, size, steps, seed, input_range)
-        for img, p in zip(images, paths):
-            imageio.save_png(img, p)
-        grid.append([imageio.load_png(p) for p in paths])  # exactly what was saved
+        images = render_channels(model, missing, size, steps, seed, input_range)
+        for img, (layer, ch) in zip(images, missing):
+            imageio.save_png(img, paths[it, layer, ch])
+    grid = [[imageio.load_png(paths[it, layer, ch]) for layer, ch in row] for it, _, row in rows]  # as saved
     path = os.path.join(out, f"{name}.png")
-    imageio.save_grid(grid, path, row_labels=row_labels, col_labels=[short_name(*c) for c in chans])
-    imageio.save_json({"run": os.path.abspath(run_dir), "channels": [list(c) for c in chans], "rows": list(rows),
+    imageio.save_grid(grid, path, row_labels=[label for _, label, _ in rows], col_labels=col_labels)
+    imageio.save_json({"run": os.path.abspath(run_dir), "channels": [list(c) for c in chans],
+                       "rows": [it for it, _, _ in rows], "row_labels": [label for _, label, _ in rows],
                        "size": size, "steps": steps, "seed": seed, "input_range": list(input_range),
-                       "cells": os.path.relpath(cells, out)}, os.path.join(out, f"{name}.json"))
+                       "cells": os.path.relpath(cells, out),
+                       "atlas": None if atlas is None else os.path.abspath(atlas),
+                       "from_atlas": sorted(os.path.relpath(p, atlas) for p in set(paths.values())
+                                            if atlas is not None and p in found.values())},
+                      os.path.join(out, f"{name}.json"))
     return path
 
 
-def temporal(run_dir, channels, iterations=None, size=128, steps=512, seed=0, out=None, progress=True):
-    """Figure 6: `channels` ("layer:channel,...") x the run's saved iterations (or `iterations`)."""
+def temporal(run_dir, channels, iterations=None, size=None, steps=None, seed=0, out=None, progress=True,
+             atlas=None):
+    """Figure 6: `channels` ("layer:channel,...") x the run's saved iterations (or `iterations`).
+    atlas: an atlas folder whose images of this run are used instead of rendering (size/steps default to
+    the atlas's; without an atlas 128 px, 512 steps)."""
     its = _iterations(runs.checkpoints(run_dir), iterations)
-    return _figure(run_dir, channels, its, [f"iter {i}" for i in its], "temporal", size, steps, seed, out,
-                   progress)
+    chans = parse_channels(channels)
+    return _figure(run_dir, [(i, f"iter {i}", chans) for i in its], [short_name(*c) for c in chans], "temporal",
+                   size, steps, seed, out, progress, atlas)
 
 
-def prepost(run_dir, channels, size=128, steps=512, seed=0, out=None, progress=True):
-    """Figures 2/3: `channels` before (first checkpoint) and after (last checkpoint) fine-tuning."""
+def _pre_post(run_dir):
     records = runs.checkpoints(run_dir)
     pre, post = records[0]["iteration"], records[-1]["iteration"]
     if pre == post:
         raise InvalidArgumentError(f"run {run_dir} has a single checkpoint; pre/post needs two")
-    return _figure(run_dir, channels, [pre, post], [f"pre (iter {pre})", f"post (iter {post})"], "prepost",
-                   size, steps, seed, out, progress)
+    return pre, post
+
+
+def prepost(run_dir, channels, size=None, steps=None, seed=0, out=None, progress=True, atlas=None):
+    """Figures 2/3: `channels` before (first checkpoint) and after (last checkpoint) fine-tuning."""
+    pre, post = _pre_post(run_dir)
+    chans = parse_channels(channels)
+    return _figure(run_dir, [(pre, f"pre (iter {pre})", chans), (post, f"post (iter {post})", chans)],
+                   [short_name(*c) for c in chans], "prepost", size, steps, seed, out, progress, atlas)
+
+
+def figure7(run_dir, layers=FIGURE7_LAYERS, channels=4, size=None, steps=None, seed=0, out=None, progress=True,
+            atlas=None):
+    """Figure 7: the first `channels` channels of each of `layers` (default the paper's eight), one row
+    before and one after fine-tuning per layer."""
+    pre, post = _pre_post(run_dir)
+    names = layers.split(",") if isinstance(layers, str) else list(layers)
+    if not names or not isinstance(channels, int) or channels < 1:
+        raise InvalidArgumentError(f"--layers must name layers and --channels be an integer >= 1 "
+                                   f"(got {layers!r}, {channels!r})")
+    rows = []
+    for layer in names:
+        label = short_name(layer.strip(), 0).rsplit(":", 1)[0]
+        cells = [(layer.strip(), c) for c in range(channels)]
+        rows += [(pre, f"{label} pre", cells), (post, f"{label} post", cells)]
+    return _figure(run_dir, rows, [f"ch {c}" for c in range(channels)], "figure7", size, steps, seed, out,
+                   progress, atlas)
 
 
 def main(argv=None):
-    run({"temporal": printing(temporal), "prepost": printing(prepost)}, "temporal", argv)
+    run({"temporal": printing(temporal), "prepost": printing(prepost), "figure7": printing(figure7)}, "temporal",
+        argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,227 @@
+"""The atlas job: render every planned (checkpoint, layer, channel) to a PNG and a manifest line.
+
+    ATLAS/atlas.json                       the settings (every shard and restart must match them)
+    ATLAS/manifest-<i>of<n>.jsonl          one JSON line per rendered channel, appended per finished batch
+    ATLAS/<run>/iter_000030/<layer>/0007.png
+
+PNGs are written atomically (temp name + rename), then their manifest lines are appended and fsynced, so a
+line always points at a complete PNG. A restart skips channels whose line and PNG both exist and
+re-renders the rest; seeds are per (layer, channel batch), so the result equals an uninterrupted run.
+"""
+import dataclasses
+import glob
+import json
+import os
+import time
+
+import numpy as np
+
+from lucidtl import imageio
+from lucidtl.atlas import plan
+from lucidtl.errors import InvalidArgumentError
+
+SETTINGS_FILE = "atlas.json"
+VOLATILE = ("wall_s", "shard", "finished")  # record keys that differ between equal runs
+
+
+def manifest_name(shard):
+    return f"manifest-{shard[0]}of{shard[1]}.jsonl"
+
+
+def read_manifest(atlas):
+    """Every record of every shard's manifest in the atlas folder, one per (checkpoint, layer, channel): the
+    latest where an image was rendered again (its PNG had gone). A torn last line is ignored."""
+    records = {}
+    for path in sorted(glob.glob(os.path.join(os.fspath(atlas), "manifest-*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.endswith("\n"):
+                    r = json.loads(line)
+                    key = (r["checkpoint"], r["layer"], r["channel"])
+                    if key not in records or r["finished"] >= records[key]["finished"]:
+                        records[key] = r
+    return list(records.values())
+
+
+def read_settings(atlas):
+    path = os.path.join(os.fspath(atlas), SETTINGS_FILE)
+    if not os.path.isfile(path):
+        raise InvalidArgumentError(f"{atlas} is not an atlas folder (no {SETTINGS_FILE}); make one with "
+                                   "python -m lucidtl.atlas render --out FOLDER")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_settings(out, settings):
+    path = os.path.join(out, SETTINGS_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        changed = [k for k in settings if old.get(k) != settings[k]]
+        if changed:
+            raise InvalidArgumentError(f"{out} holds an atlas with other settings ({', '.join(changed)}: "
+                                       f"{old.get(changed[0])!r}, not {settings[changed[0]]!r}); use another --out")
+    else:
+        imageio.save_json(settings, path)
+
+
+class _Manifest:
+    """This shard's JSON-lines file, appended and fsynced once per batch."""
+
+    def __init__(self, path):
+        self.path = path
+        if os.path.exists(path):  # a kill during a write leaves a torn last line: cut it off
+            with open(path, "rb+") as f:
+                data = f.read()
+                if data and not data.endswith(b"\n"):
+                    f.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, records):
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class _Models:
+    """The model at the current checkpoint; one architecture per run is reused across its checkpoints."""
+
+    def __init__(self, model):
+        self.model_name = model
+        self.current = self.net = None
+        self.arch = {}
+        self.input_range = (0.0, 1.0)
+
+    def load(self, ck):
+        from lucidtl.models import build_model
+        from lucidtl.train import run as run_folders
+
+        if ck == self.current:
+            return self.net
+        if ck.run_path:
+            settings = run_folders.read_settings(ck.run_path) or {}
+            self.input_range = tuple(settings.get("input_range", (0.0, 1.0)))
+            first = run_folders.checkpoints(ck.run_path)[0]["path"]
+            reuse = None if first.endswith(".keras") else self.arch.get(ck.run_path)
+            self.net = run_folders.load_checkpoint(ck.run_path, ck.iteration, model=reuse)
+            self.arch[ck.run_path] = self.net
+        else:
+            import keras
+
+            keras.utils.set_random_seed(0)
+            self.net, info = build_model(self.model_name, weights=ck.weights)
+            self.input_range = tuple(info.input_range)
+        self.current, self.features = ck, {}
+        return self.net
+
+    def channel_means(self, layer, images, channels):
+        """Lucid's channel objective (mean over H, W of channels[i] on image i), on the images as saved."""
+        from lucidtl.optvis import features
+
+        if layer not in self.features:
+            self.features[layer] = features.feature_model(self.net, [layer])
+        lo, hi = self.input_range
+        acts = np.asarray(self.features[layer](lo + (hi - lo) * images, training=False))
+        return [float(acts[i, ..., c].mean()) for i, c in enumerate(channels)]
+
+
+@dataclasses.dataclass
+class AtlasResult:
+    out: str
+    manifest: str
+    rendered: int  # channels rendered by this call
+    skipped: int  # channels of this shard already done
+    total: int  # channels in this shard
+
+    def __str__(self):
+        return (f"atlas {self.out}: rendered {self.rendered}, already done {self.skipped}, "
+                f"shard total {self.total}; manifest {self.manifest}")
+
+
+def plan_work(run=None, weights=None, model="inception_v1", layers="all", channels="all", batch=32, seed=0):
+    """(checkpoints, the full item list, models) for these arguments; layers are read off each source's
+    architecture once."""
+    ckpts = plan.checkpoints(plan.split_list(run, "run"), plan.split_list(weights, "weights"))
+    models, chosen, per_source = _Models(model), {}, {}
+    for ck in ckpts:
+        source = ck.run_path or ck.weights
+        if source not in per_source:
+            per_source[source] = plan.selection(models.load(ck), layers, channels)
+        chosen[ck.label] = per_source[source]
+    return ckpts, plan.items(ckpts, chosen, batch, seed), models
+
+
+def render(run=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
+           batch=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True):
+    """Render the atlas (or this process's shard of it) into `out`; resumes where a killed job stopped.
+
+    run: run folder(s) (comma-separated), every saved checkpoint; weights: weight file(s) for `model`.
+    layers: "all" (InceptionV1's 57 conv layers; else every ReLU) or L1,L2; channels: "all", "0:8", "1,5".
+    batch: channels of one layer optimised together; shard: "i/n" (this process does items k % n == i)."""
+    from lucidtl.figures import render_channels
+    from lucidtl.cli import integer
+    from lucidtl.render import MIN_SIZE, TRANSFORMS
+
+    shard_t = plan.parse_shard(shard)
+    size = integer("size", size, minimum=MIN_SIZE)
+    steps = integer("steps", steps)
+    batch = integer("batch", batch)
+    seed = integer("seed", seed, minimum=0)
+    if transforms not in TRANSFORMS:
+        raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of {', '.join(TRANSFORMS)}")
+    out = os.fspath(out)
+    _, work, models = plan_work(run, weights, model, layers, channels, batch, seed)
+    settings = {"size": size, "steps": steps, "updates": steps + 1, "batch": batch, "seed": seed,
+                "transforms": transforms, "param": "fft", "decorrelate": True, "objective": "channel",
+                "png_encoding": "uint8 = round(255 * image)"}
+    _check_settings(out, settings)
+
+    mine = plan.shard_items(work, shard_t)
+    done = {(r["checkpoint"], r["layer"], r["channel"]) for r in read_manifest(out)}
+    pending = [w for w in mine if not all(k in done and os.path.exists(os.path.join(out, plan.png_path(*k)))
+                                          for k in w.keys)]
+    total = sum(len(w.channels) for w in mine)
+    manifest = _Manifest(os.path.join(out, manifest_name(shard_t)))
+    bar = _bar(sum(len(w.channels) for w in pending), progress, shard)
+    rendered = 0
+    try:
+        for w in pending:
+            t0 = time.time()
+            net = models.load(w.checkpoint)
+            layer_chans = [(w.layer, c) for c in w.channels]
+            images = render_channels(net, layer_chans, size, steps, w.seed, models.input_range, transforms)
+            images = np.stack([imageio.to_uint8(im) for im in images]).astype(np.float32) / 255.0  # as saved
+            values = models.channel_means(w.layer, images, w.channels)
+            records = []
+            for c, img, v in zip(w.channels, images, values):
+                rel = plan.png_path(w.checkpoint.label, w.layer, c)
+                _clear_stale(os.path.join(out, rel))
+                imageio.save_png(img, os.path.join(out, rel))
+                records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c, objective=v, seed=w.seed,
+                                    batch_channels=list(w.channels), settings=settings, png=rel))
+            wall = round(time.time() - t0, 3)
+            manifest.append([dict(r, wall_s=wall, shard=f"{shard_t[0]}/{shard_t[1]}", finished=time.time())
+                             for r in records])
+            rendered += len(records)
+            bar.update(len(records))
+    finally:
+        bar.close()
+    return AtlasResult(out, manifest.path, rendered, total - sum(len(w.channels) for w in pending), total)
+
+
+def _clear_stale(path):
+    """Temp files a killed write left beside `path` (atomic_path names them .tmp-*-<name>)."""
+    folder, base = os.path.split(path)
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".tmp-*-{glob.escape(base)}")):
+        os.remove(tmp)
+
+
+def _bar(total, enabled, shard):
+    from lucidtl.optvis.render import _NoBar
+
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", desc=f"atlas {shard}", dynamic_ncols=True)
