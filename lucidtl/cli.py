@@ -22,6 +22,17 @@ def choice(flag, value, options):
     return value
 
 
+def integer(flag, value, minimum=1, optional=False):
+    """value as an int, if it is an integer >= minimum (or None when optional); else a one-line error."""
+    import numbers
+
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InvalidArgumentError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def run(commands, default, argv=None):
     """commands: {name: function}; `default` runs when argv does not start with a command name."""
     import fire

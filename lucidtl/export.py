@@ -296,7 +296,7 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
     from lucidtl import render as render_cli
 
     out = _need_out(out)
-    size = render_cli._positive_int("size", size, minimum=render_cli.MIN_SIZE)
+    size = cli.integer("size", size, minimum=render_cli.MIN_SIZE)
     cli.choice("transforms", transforms, render_cli.TRANSFORMS)
     net, info = render_cli.load_model(model, weights)
     layer = str(layer)

@@ -47,16 +47,10 @@ def parse_channels(channels, count):
     return out
 
 
-def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidArgumentError(f"--{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _thresholds(steps, thresholds):
     from lucidtl.optvis.render import check_thresholds
 
-    steps = _positive_int("steps", steps, minimum=0)
+    steps = cli.integer("steps", steps, minimum=0)
     if thresholds is None:
         return [steps]
     ts = check_thresholds(thresholds)
@@ -181,14 +175,14 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     from lucidtl.optvis import features
     from lucidtl.optvis.render import Renderer
 
-    size = _positive_int("size", size, minimum=MIN_SIZE)
-    batch_size = _positive_int("batch-size", batch_size)
+    size = cli.integer("size", size, minimum=MIN_SIZE)
+    batch_size = cli.integer("batch-size", batch_size)
     thresholds = _thresholds(steps, thresholds)
     cli.choice("transforms", transforms, TRANSFORMS)
     cli.choice("param", param, PARAMS)
     if not isinstance(diversity, (int, float)) or diversity < 0:
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
-    seed = _positive_int("seed", seed, minimum=0)
+    seed = cli.integer("seed", seed, minimum=0)
 
     net, info = load_model(model, weights)
     layer = str(layer)

@@ -88,31 +88,23 @@ class ResumeState(keras.callbacks.Callback):
         self._save()
 
 
-def _check_int(flag, value, minimum=1, optional=False):
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at, image_size,
               learning_rate, optimizer, seed, augment, breeds, validation_split, save_format):
     rec = get_recipe(recipe)
     top = rec.top if top is None else top
     if top not in TOPS:
         raise InvalidArgumentError(f"unknown --top {top!r}; choose one of {', '.join(TOPS)}")
-    iterations = _check_int("iterations", iterations, optional=True)
-    epochs = _check_int("epochs", epochs, optional=True)
+    iterations = cli.integer("iterations", iterations, optional=True)
+    epochs = cli.integer("epochs", epochs, optional=True)
     if iterations is None and epochs is None:
         iterations, epochs = rec.iterations, rec.epochs
     settings = dict(dataset=str(dataset), model=str(model), weights=None if weights is None else os.fspath(weights),
                 recipe=rec.name, top=top, epochs=epochs, iterations=iterations,
-                batch_size=_check_int("batch-size", rec.batch_size if batch_size is None else batch_size),
+                batch_size=cli.integer("batch-size", rec.batch_size if batch_size is None else batch_size),
                 image_size=image_size, save_at=save_at if save_at is not None else rec.save_at,
                 learning_rate=float(rec.learning_rate if learning_rate is None else learning_rate),
                 optimizer=None if optimizer is None else cli.choice("optimizer", optimizer, tuple(OPTIMIZERS)),
-                seed=_check_int("seed", seed, minimum=0), augment=bool(augment), breeds=breeds,
+                seed=cli.integer("seed", seed, minimum=0), augment=bool(augment), breeds=breeds,
                 validation_split=validation_split, steps_per_epoch=rec.steps_per_epoch, save_format=save_format)
     try:  # as run.json will hold them (tuples become lists), so a resumed run compares equal
         return json.loads(json.dumps(settings))
@@ -198,7 +190,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     chief = distribute.is_chief(strat)
     out = os.fspath(out or os.path.join("runs", f"{settings['dataset'].replace(':', '-').replace(os.sep, '_')}-"
                                                  f"{settings['recipe']}"))
-    _check_int("backup-every", backup_every, minimum=1, optional=True)
+    cli.integer("backup-every", backup_every, minimum=1, optional=True)
     if isinstance(backup_seconds, bool) or not isinstance(backup_seconds, (int, float)) or backup_seconds < 0:
         raise InvalidArgumentError(f"--backup-seconds must be a number >= 0, got {backup_seconds!r}")
     old = _prepare_out(out, settings, overwrite) if chief else read_settings(out)
