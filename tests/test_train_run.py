@@ -103,6 +103,13 @@ def test_rerun_resumes_or_refuses(folder, tmp_path):
     stamp = os.path.getmtime(os.path.join(out, "iter_000004.weights.h5"))
     again = fit.train(f"folder:{folder}", iterations=4, save_at="0,4", out=out, **TINY)  # complete: nothing to do
     assert again.resumed_from == 4 and os.path.getmtime(os.path.join(out, "iter_000004.weights.h5")) == stamp
+    # the final model exports as a SavedModel that classifies like it
+    from lucidtl.export import export_classifier
+
+    saved = export_classifier(runs.load_checkpoint(out, "final"), str(tmp_path / "saved"))
+    x = np.random.default_rng(1).random((2, 16, 16, 3)).astype("float32")
+    got = tf.saved_model.load(saved.path).signatures["serving_default"](images=tf.constant(x))["outputs"].numpy()
+    np.testing.assert_allclose(got, runs.load_checkpoint(out, 4).predict(x, verbose=0), atol=1e-5)
     with pytest.raises(InvalidArgumentError, match="holds a run with batch_size=4, not 2; pass --overwrite"):
         fit.train(f"folder:{folder}", iterations=4, save_at="0,4", out=out, **dict(TINY, batch_size=2))
     other = tmp_path / "notarun"
