@@ -5,36 +5,47 @@ import numpy as np
 
 from lucidtl.errors import InvalidArgumentError
 
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras' ALLOWLIST_FORMATS
 LAYOUT = "expected PATH/<class_name>/<image>.jpg (or .png .bmp .gif) with at least two class folders"
 
 
 def index(path):
-    """(class_names, {class: sorted image paths}): class folders sorted by name, images found recursively."""
+    """(class_names, {class: sorted image paths}) as Keras' image_dataset_from_directory finds them: class
+    folders sorted by name (hidden ones skipped), images of the accepted formats found recursively."""
     if not os.path.exists(path):
         raise InvalidArgumentError(f"image folder {path} does not exist; {LAYOUT}")
     if not os.path.isdir(path):
         raise InvalidArgumentError(f"{path} is not a folder; {LAYOUT}")
     classes = sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
-    files = {c: _images(os.path.join(path, c)) for c in classes}
     if not classes:
-        loose = "has images but no class folders" if _images(path, recursive=False) else "has no class folders"
+        loose = "has images but no class folders" if _loose_images(path) else "has no class folders"
         raise InvalidArgumentError(f"image folder {path} {loose}; {LAYOUT}")
+    files = {c: [] for c in classes}
+    for p in _keras_file_paths(path, classes):
+        files[os.path.relpath(p, path).split(os.sep)[0]].append(p)
     empty = [c for c in classes if not files[c]]
     if empty:
         raise InvalidArgumentError(f"class folder {os.path.join(path, empty[0])} has no images; add images or "
                                    f"remove it ({LAYOUT})")
     if len(classes) < 2:
         raise InvalidArgumentError(f"image folder {path} has a single class folder ({classes[0]}); {LAYOUT}")
-    return classes, files
+    return classes, {c: sorted(v) for c, v in files.items()}
 
 
-def _images(folder, recursive=True):
-    found = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        found += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(found)
+def _keras_file_paths(path, classes):
+    """The image files keras.utils.image_dataset_from_directory lists for these class folders ([] if none)."""
+    import keras
+
+    try:
+        ds = keras.utils.image_dataset_from_directory(path, labels="inferred", class_names=classes, batch_size=None,
+                                                      shuffle=False, verbose=False)
+    except ValueError:  # Keras: "No images found in directory"
+        return []
+    return list(ds.file_paths)
+
+
+def _loose_images(folder):
+    return any(n.lower().endswith(IMAGE_EXTENSIONS) for n in os.listdir(folder))
 
 
 def split(classes, files, fraction, seed):
