@@ -31,6 +31,20 @@ def cli_exit(main, argv, capsys):
     return e.value.code, capsys.readouterr()
 
 
+def summary_events(log_dir):
+    """(tag, step, plugin) of every summary value in the TensorBoard event files of log_dir."""
+    import glob
+
+    import tensorflow as tf
+
+    found = []
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                found.append((value.tag, event.step, value.metadata.plugin_data.plugin_name))
+    return found
+
+
 @pytest.fixture(scope="session")
 def tiny_cnn():
     return build_tiny_cnn()

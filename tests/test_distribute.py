@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lucidtl.train import run as runs
+from conftest import summary_events
 from tiny_models import make_image_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,6 +33,7 @@ def _run(mode, folder, out, **env):
 def _finish(proc, timeout=240):
     stdout, stderr = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, stderr[-3000:]
+    assert "ran out of data" not in stderr  # Keras' warning when a stream is shorter than the run
     return stdout
 
 
@@ -73,6 +75,9 @@ def test_mirrored_on_two_logical_cpus_equals_one_device(single, tmp_path):
     stdout = _finish(_run("mirrored", folder, out))
     assert "iterations 6" in stdout
     _same_checkpoints(ref, out)
+    # the live feature visualisations work on mirrored variables too
+    events = summary_events(os.path.join(out, "logs", "features"))
+    assert sorted((t, s) for t, s, _ in events) == [("conv2_relu:1", 0), ("conv2_relu:1", 6)]
 
 
 def test_two_workers_on_localhost_equal_one_device(single, tmp_path):

@@ -17,7 +17,7 @@ from lucidtl.errors import InvalidArgumentError, UnknownLayerError
 from lucidtl.train import fit, recipes
 from lucidtl.train import run as runs
 from lucidtl.train.__main__ import main as train_main
-from conftest import cli_exit
+from conftest import cli_exit, summary_events
 from tiny_models import make_image_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,15 +28,6 @@ TINY = dict(model="tiny_models.tiny_backbone", weights="random", recipe="tempora
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_image_folder(str(tmp_path_factory.mktemp("data")))
-
-
-def _events(log_dir):
-    found = []
-    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                found.append((value.tag, event.step, value.metadata.plugin_data.plugin_name))
-    return found
 
 
 def test_temporal_run_saves_exactly_the_requested_iterations(folder, tmp_path):
@@ -65,7 +56,7 @@ def test_temporal_run_saves_exactly_the_requested_iterations(folder, tmp_path):
     np.testing.assert_allclose(final.predict(x, verbose=0), last.predict(x, verbose=0), atol=1e-6)
     assert not np.allclose(first.predict(x, verbose=0), last.predict(x, verbose=0), atol=1e-4)
     # live feature visualisations: one image summary per channel at each asked iteration
-    events = _events(os.path.join(out, "logs", "features"))
+    events = summary_events(os.path.join(out, "logs", "features"))
     assert sorted((t, s) for t, s, _ in events) == [("conv1_relu:0", 0), ("conv1_relu:0", 5),
                                                    ("conv2_relu:1", 0), ("conv2_relu:1", 5)]
     assert {p for _, _, p in events} == {"images"}

@@ -281,6 +281,8 @@ def _fit(net, settings, data_at, strat, callbacks, start, total, spe, progress):
             vb = replicas * max(1, batch // replicas)
             vb = replicas if (data.validation_size or 0) < vb else vb
             val_ds = val_ds.unbatch().batch(vb, drop_remainder=True)
+            if data.validation_size:  # a known length, or Keras warns that the input "ran out of data"
+                val_ds = val_ds.apply(tf.data.experimental.assert_cardinality(data.validation_size // vb))
         if isinstance(strat, tf.distribute.MultiWorkerMirroredStrategy):
             distribute.patch_for_multiworker(net, data.train)
             train_ds = distribute.shard_by_data(train_ds)
