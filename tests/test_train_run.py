@@ -236,3 +236,22 @@ def test_celeb_a_multi_label_run_from_tfds_mock(tmp_path):
     model = runs.load_checkpoint(out, 2)
     assert model.get_layer("predictions").activation.__name__ == "sigmoid"
     assert model.output_shape == (None, 40)
+
+
+def test_mixed_precision_run(folder, tmp_path):
+    import keras
+
+    out = str(tmp_path / "mixed")
+    result = fit.train(f"folder:{folder}", iterations=3, save_at="0,3", out=out, mixed_precision=True, **TINY)
+    assert [r["iteration"] for r in result.checkpoints] == [0, 3]
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is given back
+    final = runs.load_checkpoint(out, "final")
+    assert final.get_layer("conv1").dtype_policy.name == "mixed_float16"
+    assert final.get_layer("predictions").dtype_policy.name == "float32"
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    y = final.predict(x, verbose=0)
+    assert y.dtype == np.float32 and np.allclose(y.sum(1), 1, atol=1e-3)
+    model = runs.load_checkpoint(out, 3)  # rebuilt in float32 from run.json: the float32 weights load
+    np.testing.assert_allclose(model.predict(x, verbose=0), y, atol=2e-2)
+    with pytest.raises(InvalidArgumentError, match="unknown --mixed-precision 'half'"):
+        fit.train(f"folder:{folder}", iterations=3, out=str(tmp_path / "x"), mixed_precision="half", **TINY)

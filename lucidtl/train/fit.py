@@ -33,7 +33,7 @@ STATE = os.path.join("state", "resume.weights.h5")
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
 # settings that must match for a run folder to be resumed
 IDENTITY = ("dataset", "model", "weights", "top", "recipe", "batch_size", "iterations", "image_size", "seed",
-            "learning_rate", "optimizer", "augment", "breeds", "validation_split", "save_at", "steps_per_epoch", "save_format")
+            "learning_rate", "optimizer", "mixed_precision", "augment", "breeds", "validation_split", "save_at", "steps_per_epoch", "save_format")
 
 
 @dataclasses.dataclass
@@ -89,7 +89,7 @@ class ResumeState(keras.callbacks.Callback):
 
 
 def _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at, image_size,
-              learning_rate, optimizer, seed, augment, breeds, validation_split, save_format):
+              learning_rate, optimizer, mixed_precision, seed, augment, breeds, validation_split, save_format):
     rec = get_recipe(recipe)
     top = rec.top if top is None else top
     if top not in TOPS:
@@ -104,12 +104,23 @@ def _settings(dataset, model, weights, recipe, top, epochs, batch_size, iteratio
                 image_size=image_size, save_at=save_at if save_at is not None else rec.save_at,
                 learning_rate=float(rec.learning_rate if learning_rate is None else learning_rate),
                 optimizer=None if optimizer is None else cli.choice("optimizer", optimizer, tuple(OPTIMIZERS)),
+                mixed_precision=_policy(mixed_precision),
                 seed=cli.integer("seed", seed, minimum=0), augment=bool(augment), breeds=breeds,
                 validation_split=validation_split, steps_per_epoch=rec.steps_per_epoch, save_format=save_format)
     try:  # as run.json will hold them (tuples become lists), so a resumed run compares equal
         return json.loads(json.dumps(settings))
     except TypeError:
         raise InvalidArgumentError("settings must be plain values (numbers, strings, lists)") from None
+
+
+def _policy(mixed_precision):
+    """False -> None (float32); True or "float16" -> "mixed_float16"; "bfloat16" -> "mixed_bfloat16"."""
+    if mixed_precision in (False, None, "false", "no"):
+        return None
+    name = {True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}.get(mixed_precision)
+    if name is None:
+        raise InvalidArgumentError(f"unknown --mixed-precision {mixed_precision!r}; use float16 (or True) or bfloat16")
+    return name
 
 
 def _prepare_out(out, settings, overwrite):
@@ -167,14 +178,16 @@ def _steps_per_epoch(settings, data):
 
 def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top=None, epochs=None,
           batch_size=None, iterations=None, save_at=None, out=None, image_size=None, learning_rate=None,
-          optimizer=None, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1, seed=0, augment=False,
+          optimizer=None, mixed_precision=False, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1, seed=0, augment=False,
           strategy="auto", save_format="weights", backup_every=None, backup_seconds=60, visualize=None,
           visualize_at=None, visualize_steps=64, visualize_size=96, tensorboard=True, progress=True, overwrite=False, download=True):
     """Fine-tune `model` (ImageNet weights by default) on `dataset` with the recipe's top, loss and schedule.
 
     dataset: celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH. weights: imagenet | random | PATH.
     recipe: paper | temporal | authors-code | authors-code-temporal (see lucidtl.train.recipes); top, epochs,
-      batch_size, iterations, image_size, learning_rate, optimizer (adam | rmsprop | sgd) override it. iterations, when set, bounds the run
+      batch_size, iterations, image_size, learning_rate, optimizer (adam | rmsprop | sgd) override it.
+    mixed_precision: False, True/"float16" (mixed_float16, loss scaling by Keras) or "bfloat16"; the
+      variables, checkpoints and the last layer stay float32. iterations, when set, bounds the run
       instead of epochs. save_at: checkpoint iterations (paper | 0,10,20 | every:N | log:K).
     out: the run folder (default runs/<dataset>-<recipe>); rerunning with the same settings resumes it.
     strategy: auto | default | mirrored[:devices] | multiworker (TF_CONFIG).
@@ -184,7 +197,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
       iterations (default: the checkpoint iterations), `visualize_steps` steps at `visualize_size` px.
     """
     settings = _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at,
-                         image_size, learning_rate, optimizer, seed, augment, breeds, validation_split, save_format)
+                         image_size, learning_rate, optimizer, mixed_precision, seed, augment, breeds, validation_split, save_format)
     rec = get_recipe(settings["recipe"])
     strat = distribute.make_strategy(strategy)  # first: multi-worker collectives must start before other ops
     chief = distribute.is_chief(strat)
@@ -219,8 +232,13 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     passes[0] = math.ceil(total * settings["batch_size"] / data.train_size) + 1
     save_points = parse_schedule(settings["save_at"], total)
 
-    with strat.scope():
-        net, info, model_kwargs = _build(settings, rec, data, "random" if old else settings["weights"])
+    before = keras.mixed_precision.dtype_policy()
+    try:  # layers keep the policy they were built with; the global one is only borrowed
+        keras.mixed_precision.set_dtype_policy(settings["mixed_precision"] or "float32")
+        with strat.scope():
+            net, info, model_kwargs = _build(settings, rec, data, "random" if old else settings["weights"])
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
     settings.update(num_classes=data.num_classes, multi_label=data.multi_label, class_names=list(data.class_names),
                     model_kwargs=model_kwargs, input_range=list(info.input_range), total_iterations=total,
                     steps_per_epoch_used=spe, complete=False)

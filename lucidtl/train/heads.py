@@ -24,7 +24,7 @@ def add_head(backbone, num_classes, top="paper", multi_label=False, name=None):
     if top == "paper":
         x = keras.layers.Dense(1024, activation="relu", name="head_dense")(x)
     outputs = keras.layers.Dense(num_classes, activation="sigmoid" if multi_label else "softmax",
-                                 name="predictions")(x)
+                                 dtype="float32", name="predictions")(x)  # float32 under mixed precision too
     return keras.Model(backbone.input, outputs, name=name or f"{backbone.name}_{top}")
 
 
