@@ -186,9 +186,10 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     dataset: celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH. weights: imagenet | random | PATH.
     recipe: paper | temporal | authors-code | authors-code-temporal (see lucidtl.train.recipes); top, epochs,
       batch_size, iterations, image_size, learning_rate, optimizer (adam | rmsprop | sgd) override it.
+      iterations, when set, bounds the run instead of epochs. save_at: checkpoint iterations
+      (paper | 0,10,20 | every:N | log:K).
     mixed_precision: False, True/"float16" (mixed_float16, loss scaling by Keras) or "bfloat16"; the
-      variables, checkpoints and the last layer stay float32. iterations, when set, bounds the run
-      instead of epochs. save_at: checkpoint iterations (paper | 0,10,20 | every:N | log:K).
+      variables, checkpoints and the last layer stay float32.
     out: the run folder (default runs/<dataset>-<recipe>); rerunning with the same settings resumes it.
     strategy: auto | default | mirrored[:devices] | multiworker (TF_CONFIG).
     backup_every / backup_seconds: how often the resume state is saved (iterations / seconds of training);
