@@ -28,11 +28,18 @@ def add_head(backbone, num_classes, top="paper", multi_label=False, name=None):
     return keras.Model(backbone.input, outputs, name=name or f"{backbone.name}_{top}")
 
 
-def compile_for(model, multi_label=False, learning_rate=LEARNING_RATE):
-    """Adam(learning_rate) with the paper's loss and metric for the label format."""
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+
+
+def compile_for(model, multi_label=False, learning_rate=LEARNING_RATE, optimizer="adam",
+                multi_label_loss="binary_crossentropy"):
+    """`optimizer`(learning_rate) (Adam by default) with the paper's loss and metric for the label format.
+    multi_label_loss="cosine_similarity": the authors' code's CelebA loss (Keras' old cosine_proximity)."""
     if multi_label:
-        loss, metrics = keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+        loss = (keras.losses.CosineSimilarity() if multi_label_loss == "cosine_similarity"
+                else keras.losses.BinaryCrossentropy())
+        metrics = [keras.metrics.BinaryAccuracy(name="binary_accuracy")]
     else:
         loss, metrics = keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate), loss=loss, metrics=metrics)
     return model
