@@ -1,5 +1,6 @@
 """Nothing half-written on disk: write to a temporary name beside the target, then rename."""
 import contextlib
+import glob
 import os
 import tempfile
 
@@ -19,3 +20,11 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def clear_stale(folder, name="*"):
+    """Remove the temporary files that writes of `name` (default: any file) in `folder` left when a kill cut
+    them short; the target names were never touched."""
+    pattern = f".tmp-*-{name if name == '*' else glob.escape(name)}"
+    for tmp in glob.glob(os.path.join(glob.escape(os.fspath(folder)), pattern)):
+        os.remove(tmp)

@@ -14,6 +14,7 @@ import os
 from lucidtl import imageio
 from lucidtl.cli import printing, run
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.optvis.render import render_channels
 from lucidtl.train import run as runs
 from lucidtl.train.live import parse_channels
 
@@ -21,18 +22,6 @@ from lucidtl.train.live import parse_channels
 def short_name(layer, channel):
     """The paper's labels: Mixed_4c_Branch_2_b_3x3, 5 -> 4c_2_b_3x3:5."""
     return f"{layer.replace('Mixed_', '').replace('Branch_', '')}:{channel}"
-
-
-def render_channels(model, channels, size=128, steps=512, seed=0, input_range=(0.0, 1.0), transforms="standard"):
-    """One Lucid render (FFT + decorrelated image, standard transforms, Adam 0.05) of every (layer, channel)
-    in one batch; float32 [len(channels), size, size, 3]."""
-    from lucidtl.optvis import objectives, param
-    from lucidtl.optvis.render import Renderer
-
-    terms = [objectives.channel(layer, ch, batch=i) for i, (layer, ch) in enumerate(channels)]
-    renderer = Renderer(model, sum(terms[1:], terms[0]), param_f=lambda: param.image(size, batch=len(channels)),
-                        transforms=transforms, seed=seed, input_range=input_range)
-    return renderer.run(thresholds=(steps,), verbose=False)[-1]
 
 
 def _iterations(records, iterations):
@@ -83,7 +72,6 @@ def _figure(run_dir, rows, col_labels, name, size, steps, seed, out, progress, a
     """rows: [(iteration, row label, [(layer, channel), ...])]. Cells come from the atlas when it holds them
     (same run, size and steps), else from the figure's cell cache, else are rendered: all missing cells of
     one checkpoint in one batch."""
-    records = runs.checkpoints(run_dir)
     settings = runs.read_settings(run_dir) or {}
     size, steps = _size_steps(atlas, size, steps)
     if not isinstance(size, int) or size < 16 or not isinstance(steps, int) or steps < 1:
@@ -103,7 +91,7 @@ def _figure(run_dir, rows, col_labels, name, size, steps, seed, out, progress, a
             continue
         if progress:
             print(f"{name}: iteration {it} ({n + 1}/{len(order)})")
-        model = runs.load_checkpoint(run_dir, it, model=None if records[0]["path"].endswith(".keras") else model)
+        model = runs.load_checkpoint(run_dir, it, model=model)
         images = render_channels(model, missing, size, steps, seed, input_range)
         for img, (layer, ch) in zip(images, missing):
             imageio.save_png(img, paths[it, layer, ch])

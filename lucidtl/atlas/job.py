@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from lucidtl import imageio
+from lucidtl.atomic import clear_stale
 from lucidtl.atlas import plan
 from lucidtl.errors import InvalidArgumentError
 
@@ -102,9 +103,7 @@ class _Models:
         if ck.run_path:
             settings = run_folders.read_settings(ck.run_path) or {}
             self.input_range = tuple(settings.get("input_range", (0.0, 1.0)))
-            first = run_folders.checkpoints(ck.run_path)[0]["path"]
-            reuse = None if first.endswith(".keras") else self.arch.get(ck.run_path)
-            self.net = run_folders.load_checkpoint(ck.run_path, ck.iteration, model=reuse)
+            self.net = run_folders.load_checkpoint(ck.run_path, ck.iteration, model=self.arch.get(ck.run_path))
             self.arch[ck.run_path] = self.net
         else:
             import keras
@@ -159,7 +158,7 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
     run: run folder(s) (comma-separated), every saved checkpoint; weights: weight file(s) for `model`.
     layers: "all" (InceptionV1's 57 conv layers; else every ReLU) or L1,L2; channels: "all", "0:8", "1,5".
     batch: channels of one layer optimised together; shard: "i/n" (this process does items k % n == i)."""
-    from lucidtl.figures import render_channels
+    from lucidtl.optvis.render import progress_bar, render_channels
     from lucidtl.cli import integer
     from lucidtl.render import MIN_SIZE, TRANSFORMS
 
@@ -183,7 +182,8 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
                                           for k in w.keys)]
     total = sum(len(w.channels) for w in mine)
     manifest = _Manifest(os.path.join(out, manifest_name(shard_t)))
-    bar = _bar(sum(len(w.channels) for w in pending), progress, shard)
+    bar = progress_bar(sum(len(w.channels) for w in pending), progress, unit="img", desc=f"atlas {shard}",
+                       leave=True)
     rendered = 0
     try:
         for w in pending:
@@ -196,7 +196,7 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
             records = []
             for c, img, v in zip(w.channels, images, values):
                 rel = plan.png_path(w.checkpoint.label, w.layer, c)
-                _clear_stale(os.path.join(out, rel))
+                clear_stale(*os.path.split(os.path.join(out, rel)))
                 imageio.save_png(img, os.path.join(out, rel))
                 records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c, objective=v, seed=w.seed,
                                     batch_channels=list(w.channels), settings=settings, png=rel))
@@ -208,20 +208,3 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
     finally:
         bar.close()
     return AtlasResult(out, manifest.path, rendered, total - sum(len(w.channels) for w in pending), total)
-
-
-def _clear_stale(path):
-    """Temp files a killed write left beside `path` (atomic_path names them .tmp-*-<name>)."""
-    folder, base = os.path.split(path)
-    for tmp in glob.glob(os.path.join(glob.escape(folder), f".tmp-*-{glob.escape(base)}")):
-        os.remove(tmp)
-
-
-def _bar(total, enabled, shard):
-    from lucidtl.optvis.render import _NoBar
-
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="img", desc=f"atlas {shard}", dynamic_ncols=True)

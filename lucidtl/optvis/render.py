@@ -207,7 +207,7 @@ class Renderer:
         callback(i, value, image) is called at each threshold. Returns the images, ascending thresholds."""
         thresholds = check_thresholds(thresholds)
         images = []
-        bar = _progress(max(thresholds) + 1, progress)
+        bar = progress_bar(max(thresholds) + 1, progress)
         try:
             for i in range(max(thresholds) + 1):
                 value = self.step()
@@ -232,12 +232,13 @@ class _NoBar:
         pass
 
 
-def _progress(total, enabled):
+def progress_bar(total, enabled, unit="step", desc=None, leave=False):
+    """A tqdm bar, or one that does nothing when not enabled."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="step", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, unit=unit, desc=desc, leave=leave, dynamic_ncols=True)
 
 
 def render_vis(model, objective, param_f=None, optimizer=None, transforms=None, thresholds=DEFAULT_THRESHOLDS,
@@ -253,6 +254,16 @@ def render_vis(model, objective, param_f=None, optimizer=None, transforms=None, 
     renderer = Renderer(model, objective, param_f=param_f, optimizer=optimizer, transforms=transforms,
                         relu_gradient_override=relu_gradient_override, seed=seed, input_range=input_range)
     return renderer.run(thresholds, verbose=verbose, progress=progress)
+
+
+def render_channels(model, channels, size=128, steps=512, seed=0, input_range=(0.0, 1.0), transforms="standard"):
+    """Every (layer, channel) of `channels` drawn in one batched optimisation (image i maximises
+    channel(layer_i, channel_i, batch=i); FFT + decorrelated image, Lucid's transforms, Adam 0.05);
+    float32 [len(channels), size, size, 3] at threshold `steps`."""
+    terms = [objectives.channel(layer, ch, batch=i) for i, (layer, ch) in enumerate(channels)]
+    renderer = Renderer(model, sum(terms[1:], terms[0]), param_f=lambda: param_image(size, batch=len(channels)),
+                        transforms=transforms, seed=seed, input_range=input_range)
+    return renderer.run(thresholds=(steps,), verbose=False)[-1]
 
 
 def evaluate(model, objective, image, input_range=(0.0, 1.0)):

@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError
-from lucidtl.optvis import features, objectives, param
-from lucidtl.optvis.render import Renderer
+from lucidtl.optvis import features
+from lucidtl.optvis.render import render_channels
 from lucidtl.train.schedule import parse_schedule
 
 
@@ -76,15 +76,10 @@ class FeatureVisualization(keras.callbacks.Callback):
     def _draw(self, iteration):
         while self._pending and self._pending[0] <= iteration:
             self._pending.pop(0)
-        batch = len(self.channels)
-        terms = [objectives.channel(layer, ch, batch=i) for i, (layer, ch) in enumerate(self.channels)]
-        objective = sum(terms[1:], terms[0])
         state = np.random.get_state()  # rendering seeds the global generators; give training its own back
         py_state = random.getstate()
         try:
-            renderer = Renderer(self.model, objective, seed=self.seed, input_range=self.input_range,
-                                param_f=lambda: param.image(self.size, batch=batch))
-            images = renderer.run(thresholds=(self.steps,), verbose=False)[-1]
+            images = render_channels(self.model, self.channels, self.size, self.steps, self.seed, self.input_range)
         finally:
             np.random.set_state(state)
             random.setstate(py_state)

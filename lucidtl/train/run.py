@@ -56,7 +56,7 @@ def build_run_model(settings):
 
 def load_checkpoint(out, iteration, model=None):
     """The run's model at a saved iteration ("final" for final.keras). `model`: reuse this architecture
-    (faster when loading many checkpoints of one run)."""
+    (faster when loading many checkpoints of one run; works for .weights.h5 and .keras checkpoints)."""
     from lucidtl.models import build_model, load_weights
 
     out = os.fspath(out)
