@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,3 +256,31 @@ def test_mixed_precision_run(folder, tmp_path):
     np.testing.assert_allclose(model.predict(x, verbose=0), y, atol=2e-2)
     with pytest.raises(InvalidArgumentError, match="unknown --mixed-precision 'half'"):
         fit.train(f"folder:{folder}", iterations=3, out=str(tmp_path / "x"), mixed_precision="half", **TINY)
+
+
+def test_killed_before_the_first_checkpoint_restarts_from_the_given_weights(folder, tmp_path):
+    """A run folder that holds only run.json (killed before iteration 0 was saved) starts again from the
+    requested weights, not from a random network."""
+    import keras
+
+    from lucidtl.models import save_weights
+    from tiny_models import tiny_backbone
+
+    keras.utils.set_random_seed(5)
+    given = save_weights(tiny_backbone(), str(tmp_path / "given.weights.h5"))
+    out = str(tmp_path / "run")
+    kwargs = dict(TINY, weights=given)
+    fit.train(f"folder:{folder}", iterations=2, save_at="0,2", out=out, **kwargs)
+    settings = runs.read_settings(out)
+    for name in os.listdir(out):
+        if name != "run.json":
+            path = os.path.join(out, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    settings["complete"] = False
+    runs.write_settings(out, settings)
+    fit.train(f"folder:{folder}", iterations=2, save_at="0,2", out=out, **kwargs)
+    first = runs.load_checkpoint(out, 0)
+    want = tiny_backbone()
+    want.load_weights(given)
+    for layer in ("conv1", "conv2"):
+        np.testing.assert_array_equal(first.get_layer(layer).kernel.numpy(), want.get_layer(layer).kernel.numpy())

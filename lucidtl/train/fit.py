@@ -7,7 +7,6 @@ moment restarts from its last state, skips exactly the examples it had consumed,
 it still owes.
 """
 import dataclasses
-import glob
 import json
 import math
 import os
@@ -18,22 +17,23 @@ import keras
 import tensorflow as tf
 
 from lucidtl import cli
+from lucidtl.atomic import clear_stale
 from lucidtl.data import load as load_data
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.models import build_model, load_weights, save_model, save_weights
 from lucidtl.train import distribute
 from lucidtl.train.callbacks import IterationCheckpoint, read_manifest
-from lucidtl.train.heads import TOPS, add_head
+from lucidtl.train.heads import OPTIMIZERS, TOPS, add_head, compile_for
 from lucidtl.train.live import FeatureVisualization
 from lucidtl.train.recipes import recipe as get_recipe
 from lucidtl.train.run import FINAL, read_settings, write_settings
 from lucidtl.train.schedule import parse_schedule
 
 STATE = os.path.join("state", "resume.weights.h5")
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
 # settings that must match for a run folder to be resumed
 IDENTITY = ("dataset", "model", "weights", "top", "recipe", "batch_size", "iterations", "image_size", "seed",
-            "learning_rate", "optimizer", "mixed_precision", "augment", "breeds", "validation_split", "save_at", "steps_per_epoch", "save_format")
+            "learning_rate", "optimizer", "mixed_precision", "augment", "breeds", "validation_split", "save_at",
+            "steps_per_epoch", "save_format")
 
 
 @dataclasses.dataclass
@@ -98,15 +98,16 @@ def _settings(dataset, model, weights, recipe, top, epochs, batch_size, iteratio
     epochs = cli.integer("epochs", epochs, optional=True)
     if iterations is None and epochs is None:
         iterations, epochs = rec.iterations, rec.epochs
-    settings = dict(dataset=str(dataset), model=str(model), weights=None if weights is None else os.fspath(weights),
-                recipe=rec.name, top=top, epochs=epochs, iterations=iterations,
-                batch_size=cli.integer("batch-size", rec.batch_size if batch_size is None else batch_size),
-                image_size=image_size, save_at=save_at if save_at is not None else rec.save_at,
-                learning_rate=float(rec.learning_rate if learning_rate is None else learning_rate),
-                optimizer=None if optimizer is None else cli.choice("optimizer", optimizer, tuple(OPTIMIZERS)),
-                mixed_precision=_policy(mixed_precision),
-                seed=cli.integer("seed", seed, minimum=0), augment=bool(augment), breeds=breeds,
-                validation_split=validation_split, steps_per_epoch=rec.steps_per_epoch, save_format=save_format)
+    settings = dict(
+        dataset=str(dataset), model=str(model), weights=None if weights is None else os.fspath(weights),
+        recipe=rec.name, top=top, epochs=epochs, iterations=iterations,
+        batch_size=cli.integer("batch-size", rec.batch_size if batch_size is None else batch_size),
+        image_size=image_size, save_at=save_at if save_at is not None else rec.save_at,
+        learning_rate=float(rec.learning_rate if learning_rate is None else learning_rate),
+        optimizer=None if optimizer is None else cli.choice("optimizer", optimizer, tuple(OPTIMIZERS)),
+        mixed_precision=_policy(mixed_precision), seed=cli.integer("seed", seed, minimum=0), augment=bool(augment),
+        breeds=breeds, validation_split=validation_split, steps_per_epoch=rec.steps_per_epoch,
+        save_format=save_format)
     try:  # as run.json will hold them (tuples become lists), so a resumed run compares equal
         return json.loads(json.dumps(settings))
     except TypeError:
@@ -131,8 +132,8 @@ def _prepare_out(out, settings, overwrite):
         old = None
     elif old is None and os.path.isdir(out) and os.listdir(out):
         raise InvalidArgumentError(f"--out {out} is not empty and holds no training run; choose another --out")
-    for stale in glob.glob(os.path.join(out, ".tmp-*")) + glob.glob(os.path.join(out, "state", ".tmp-*")):
-        os.remove(stale)  # a write cut short by a kill (the target name was never touched)
+    clear_stale(out)  # writes a kill cut short
+    clear_stale(os.path.join(out, "state"))
     if old is not None:
         diff = [k for k in IDENTITY if old.get(k) != settings.get(k)]
         if diff:
@@ -140,17 +141,6 @@ def _prepare_out(out, settings, overwrite):
             raise InvalidArgumentError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {settings.get(k)!r}; "
                                        "pass --overwrite to start over, or choose another --out")
     return old
-
-
-def _compile(net, rec, multi_label, learning_rate, optimizer=None):
-    name = optimizer or ((rec.multi_label_optimizer or rec.optimizer) if multi_label else rec.optimizer)
-    if multi_label:
-        loss = (keras.losses.CosineSimilarity() if rec.multi_label_loss == "cosine_similarity"
-                else keras.losses.BinaryCrossentropy())
-        metrics = [keras.metrics.BinaryAccuracy(name="binary_accuracy")]
-    else:
-        loss, metrics = keras.losses.CategoricalCrossentropy(), [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    net.compile(optimizer=OPTIMIZERS[name](learning_rate), loss=loss, metrics=metrics)
 
 
 def _build(settings, rec, data, weights):
@@ -164,23 +154,24 @@ def _build(settings, rec, data, weights):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = rec.bn_momentum
     net = add_head(backbone, data.num_classes, top=settings["top"], multi_label=data.multi_label)
-    _compile(net, rec, data.multi_label, settings["learning_rate"], settings.get("optimizer"))
+    optimizer = settings.get("optimizer") or (
+        (rec.multi_label_optimizer or rec.optimizer) if data.multi_label else rec.optimizer)
+    compile_for(net, data.multi_label, settings["learning_rate"], optimizer, rec.multi_label_loss)
     return net, info, kwargs
 
 
 def _steps_per_epoch(settings, data):
     if settings["steps_per_epoch"]:
         return settings["steps_per_epoch"]
-    if data.train_size is None:
-        raise InvalidArgumentError(f"the size of {settings['dataset']} is unknown; pass --iterations")
     return max(1, math.ceil(data.train_size / settings["batch_size"]))
 
 
 def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top=None, epochs=None,
           batch_size=None, iterations=None, save_at=None, out=None, image_size=None, learning_rate=None,
-          optimizer=None, mixed_precision=False, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1, seed=0, augment=False,
-          strategy="auto", save_format="weights", backup_every=None, backup_seconds=60, visualize=None,
-          visualize_at=None, visualize_steps=64, visualize_size=96, tensorboard=True, progress=True, overwrite=False, download=True):
+          optimizer=None, mixed_precision=False, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1,
+          seed=0, augment=False, strategy="auto", save_format="weights", backup_every=None, backup_seconds=60,
+          visualize=None, visualize_at=None, visualize_steps=64, visualize_size=96, tensorboard=True, progress=True,
+          overwrite=False, download=True):
     """Fine-tune `model` (ImageNet weights by default) on `dataset` with the recipe's top, loss and schedule.
 
     dataset: celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH. weights: imagenet | random | PATH.
@@ -198,7 +189,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
       iterations (default: the checkpoint iterations), `visualize_steps` steps at `visualize_size` px.
     """
     settings = _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at,
-                         image_size, learning_rate, optimizer, mixed_precision, seed, augment, breeds, validation_split, save_format)
+                         image_size, learning_rate, optimizer, mixed_precision, seed, augment, breeds,
+                         validation_split, save_format)
     rec = get_recipe(settings["recipe"])
     strat = distribute.make_strategy(strategy)  # first: multi-worker collectives must start before other ops
     chief = distribute.is_chief(strat)
@@ -233,27 +225,27 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     passes[0] = math.ceil(total * settings["batch_size"] / data.train_size) + 1
     save_points = parse_schedule(settings["save_at"], total)
 
+    # where the weights come from: the resume state, else (killed before its first save) the saved
+    # iteration 0, else the requested pretrained weights
+    state = os.path.join(out, STATE)
+    saved = read_manifest(out) if old is not None else []
+    restart = state if os.path.isfile(state) else (
+        os.path.join(out, saved[0]["path"]) if saved and saved[0]["iteration"] == 0 else None)
     before = keras.mixed_precision.dtype_policy()
     try:  # layers keep the policy they were built with; the global one is only borrowed
         keras.mixed_precision.set_dtype_policy(settings["mixed_precision"] or "float32")
         with strat.scope():
-            net, info, model_kwargs = _build(settings, rec, data, "random" if old else settings["weights"])
+            net, info, model_kwargs = _build(settings, rec, data, "random" if restart else settings["weights"])
     finally:
         keras.mixed_precision.set_dtype_policy(before)
     settings.update(num_classes=data.num_classes, multi_label=data.multi_label, class_names=list(data.class_names),
                     model_kwargs=model_kwargs, input_range=list(info.input_range), total_iterations=total,
                     steps_per_epoch_used=spe, complete=False)
-    state = os.path.join(out, STATE)
-    start = 0
-    if os.path.isfile(state):
-        net.optimizer.build(net.trainable_variables)
-        load_weights(net, state)
-        start = int(net.optimizer.iterations.numpy())
-    elif old is not None and read_manifest(out):
-        # killed before the first state save: start again from the saved pretrained checkpoint
-        first = read_manifest(out)[0]
-        if first["iteration"] == 0:
-            load_weights(net, os.path.join(out, first["path"]))
+    if restart == state:
+        net.optimizer.build(net.trainable_variables)  # the state holds the optimiser (and its iteration count)
+    if restart:
+        load_weights(net, restart)
+    start = int(net.optimizer.iterations.numpy()) if restart == state else 0
     if chief:
         write_settings(out, settings)
 
