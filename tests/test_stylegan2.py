@@ -530,3 +530,23 @@ def test_cli_convert_and_errors(cli_files, tmp_path, capsys):
     bad.write_bytes(b"\x80\x04garbage")
     code, io = _run(["ascent", *[a if a != base[1] else str(bad) for a in base]], capsys)
     assert code == 2 and "bad.pkl" in io.err and io.err.count("\n") == 1
+
+
+def test_config_f_layout_matches_the_spec():
+    """Config-f at 1024 px, numbers from ../shared/spec/stylegan2.md: channels 512 up to 64 px, 256 at 128,
+    128 at 256, 64 at 512, 32 at 1024; 18 ws; 8 mapping layers 512 -> 512; a [1, 512, 4, 4] constant; one noise
+    input [1, 1, r, r] per modulated 3x3 conv."""
+    from lucidtl.stylegan2.networks import Config
+
+    c = Config()
+    assert (c.resolution, c.fmap_base, c.fmap_max, c.num_ws) == (1024, 16384, 512, 18)
+    assert [c.channels(r) for r in (4, 8, 16, 32, 64, 128, 256, 512, 1024)] == [512] * 5 + [256, 128, 64, 32]
+    shapes = c.variable_shapes()
+    assert [shapes[f"G_mapping/Dense{i}/weight"] for i in range(8)] == [[512, 512]] * 8
+    assert shapes["G_synthesis/4x4/Const/const"] == [1, 512, 4, 4]
+    assert shapes["G_synthesis/1024x1024/Conv0_up/weight"] == [3, 3, 64, 32]
+    assert shapes["G_synthesis/1024x1024/ToRGB/weight"] == [1, 1, 32, 3]
+    assert shapes["G_synthesis/8x8/Conv0_up/mod_weight"] == [512, 512] and shapes["dlatent_avg"] == [512]
+    noises = [shapes[f"G_synthesis/noise{i}"] for i in range(17)]
+    assert f"G_synthesis/noise{17}" not in shapes
+    assert noises[0] == [1, 1, 4, 4] and noises[1:3] == [[1, 1, 8, 8]] * 2 and noises[-1] == [1, 1, 1024, 1024]

@@ -125,6 +125,16 @@ def test_resumed_data_stream_continues_exactly(folder):
 def test_recipes_and_authors_code_model():
     assert recipes.recipe("temporal").iterations == 3000 and recipes.recipe("temporal").batch_size == 10
     assert recipes.recipe("paper").epochs == 200 and recipes.recipe("paper").top == "paper"
+    # ../shared/spec/paper.md: batch 32, Adam 1e-3; temporal: one dense layer; authors' code: 299 px (CelebA
+    # 224), temporal 10 iterations an epoch at batch 10, saved every second epoch up to 20
+    paper, temporal = recipes.recipe("paper"), recipes.recipe("temporal")
+    assert (paper.batch_size, paper.learning_rate, paper.optimizer, temporal.top) == (32, 1e-3, "adam", "single")
+    code, code_t = recipes.recipe("authors-code"), recipes.recipe("authors-code-temporal")
+    assert (code.image_size, code.multi_label_image_size) == (299, 224)
+    assert (code_t.batch_size, code_t.steps_per_epoch, code_t.epochs) == (10, 10, 20)
+    from lucidtl.train.schedule import parse_schedule
+
+    assert parse_schedule(code_t.save_at, code_t.epochs * code_t.steps_per_epoch) == tuple(range(0, 201, 20))
     with pytest.raises(InvalidArgumentError, match="unknown --recipe 'papr'; closest: paper"):
         recipes.recipe("papr")
     rec = recipes.recipe("authors-code")
