@@ -35,9 +35,14 @@ def test_threshold_t_means_t_plus_one_updates(tiny_cnn):
 
 
 def test_traced_once_with_changing_sizes(tiny_cnn):
+    """One trace of the warm-up step (redirected ReLU, steps 0..16) and one of the plain step."""
     r = Renderer(tiny_cnn, "mixed:3", param_f=lambda: param.image(24, batch=2), seed=0)  # standard transforms
     r.run(thresholds=(20,), verbose=False)
-    assert r.traces == 1
+    assert r.traces == 2
+    plain = Renderer(tiny_cnn, "mixed:3", param_f=lambda: param.image(24, batch=2), seed=0,
+                     relu_gradient_override=False)
+    plain.run(thresholds=(20,), verbose=False)
+    assert plain.traces == 1
 
 
 def test_same_seed_same_picture_different_seed_different(tiny_cnn):

@@ -27,14 +27,21 @@ def _fmt(x):
 class Objective:
     """fn(T) -> tensor, with the layers it reads. Supports +, -, * (numbers or objectives), / number."""
 
-    def __init__(self, fn, name="", description="", layers=()):
-        """layers=None: not known in advance; the render loop finds them with a dry run of fn."""
+    def __init__(self, fn, name="", description="", layers=(), channels=None, picks=None):
+        """layers=None: not known in advance; the render loop finds them with a dry run of fn.
+        channels: {layer: frozenset of channel indices} for layers read at those channels only (others: all).
+        picks: set when the objective is a plain sum of channel means, ((layer, channel, batch), ...)."""
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "objective")
         self.description = description or self.name
         self.layers = None if layers is None else frozenset(layer for layer in layers if layer != INPUT)
+        self.channels = {} if self.layers is None else {k: frozenset(v) for k, v in (channels or {}).items()
+                                                         if k in self.layers}
+        self.picks = None if picks is None else tuple(picks)
 
     def __call__(self, T):
+        if self.picks and getattr(T, "sole_reader", False):
+            return _sum_of_channel_means(self, T)
         return self.fn(T)
 
     def __repr__(self):
@@ -46,15 +53,20 @@ class Objective:
     def _lift(other):
         if isinstance(other, Objective):
             return other
-        if _is_number(other):
-            return Objective(lambda T: tf.constant(float(other)), _fmt(other))
+        if _is_number(other):  # 0 is the start of sum(objectives, 0): an empty sum of channel means
+            return Objective(lambda T: tf.constant(float(other)), _fmt(other), picks=() if other == 0 else None)
         raise InvalidArgumentError(f"cannot combine an objective with {type(other).__name__}; "
                                    "use numbers or objectives")
 
     def _combine(self, other, op, symbol):
         other = self._lift(other)
         layers = None if None in (self.layers, other.layers) else self.layers | other.layers
-        return Objective(lambda T: op(self(T), other(T)), f"{self.name} {symbol} {other.name}", layers=layers)
+        name = f"{self.name} {symbol} {other.name}"
+        channels = _merge_channels(self, other, layers)
+        if op is tf.add and self.picks is not None and other.picks is not None:  # still a sum of channel means
+            return Objective(lambda T: op(self.fn(T), other.fn(T)), name, layers=layers, channels=channels,
+                             picks=self.picks + other.picks)
+        return Objective(lambda T: op(self(T), other(T)), name, layers=layers, channels=channels)
 
     def __add__(self, other):
         return self._combine(other, tf.add, "+")
@@ -69,7 +81,7 @@ class Objective:
         return self._lift(other)._combine(self, tf.subtract, "-")
 
     def __neg__(self):
-        return Objective(lambda T: -self(T), f"-({self.name})", layers=self.layers)
+        return Objective(lambda T: -self(T), f"-({self.name})", layers=self.layers, channels=self.channels)
 
     def __mul__(self, other):
         return self._combine(other, tf.multiply, "*")
@@ -95,6 +107,84 @@ class Objective:
 def objective(name, *layers):
     """Decorator: turn `inner(T)` into an Objective named `name` reading `layers`."""
     return lambda fn: Objective(fn, name, layers=layers)
+
+
+def _merge_channels(a, b, layers):
+    """The channels of each layer that a combination of a and b reads (absent: all of them)."""
+    if layers is None:
+        return {}
+    merged = {}
+    for layer in layers:
+        parts = [o.channels.get(layer) if layer in o.layers else frozenset() for o in (a, b)]
+        if None not in parts:
+            merged[layer] = parts[0] | parts[1]
+    return merged
+
+
+def _sum_of_channel_means(obj, T):
+    """obj(T) for a sum of channel means (obj.picks), its gradient written in one pass.
+
+    The value is obj.fn's, unchanged. Autodiff would give each term's gradient as a full-size zero tensor
+    with one channel set, and add the N of them (N^2 work for a batch of N images); here the same numbers
+    (upstream / count, at the picked positions only) are written into one tensor per layer. The render
+    loop asks for it (T.sole_reader) only where the objective is the sole reader of its activations, so
+    that no other gradient is added to these in a different order."""
+    layers = list(dict.fromkeys(layer for layer, _, _ in obj.picks))
+    acts = [T(layer) for layer in layers]
+    picks = {layer: _resolved_picks(obj.picks, layer, act) for layer, act in zip(layers, acts)}
+    if any(p is None for p in picks.values()):  # overlapping or out-of-range picks: plain autodiff
+        return obj.fn(T)
+
+    @tf.custom_gradient
+    def total(*xs):
+        given = dict(zip(layers, xs))
+        value = obj.fn(lambda name: given[name] if name in given else T(name))
+
+        def grad(dy):
+            return [_channel_means_grad(dy, x, picks[layer]) for layer, x in zip(layers, xs)]
+
+        return value, grad
+
+    return total(*acts)
+
+
+def _resolved_picks(all_picks, layer, act):
+    """[(batch or None, channel >= 0)] of `layer`, or None where autodiff must handle them (unknown sizes,
+    indices out of range, the same position picked twice)."""
+    n, c = act.shape[0], act.shape[-1]
+    if n is None or c is None or act.shape.rank is None or act.shape.rank < 2:
+        return None
+    out, seen = [], set()
+    for name, ch, b in all_picks:
+        if name != layer:
+            continue
+        if not -c <= ch < c or (b is not None and not 0 <= b < n):
+            return None
+        ch = ch % c
+        cells = {(i, ch) for i in range(n)} if b is None else {(b, ch)}
+        if cells & seen:
+            return None
+        seen |= cells
+        out.append((b, ch))
+    return out
+
+
+def _channel_means_grad(dy, x, picks):
+    """d(sum of the picks' channel means)/dx: dy / count at each picked (image, channel), 0 elsewhere,
+    computed as autodiff of reduce_mean computes it."""
+    shape = tf.shape(x)
+    n, c = x.shape[0], x.shape[-1]
+    per_image = tf.reduce_prod(shape[1:-1])
+    indices, updates = [], []
+    for b, ch in picks:
+        count = per_image * (n if b is None else 1)
+        g = tf.math.truediv(dy, tf.cast(count, dy.dtype))
+        for i in range(n) if b is None else (b,):
+            indices.append((i, ch))
+            updates.append(g)
+    table = tf.scatter_nd(tf.constant(indices, tf.int32), tf.stack(updates), [n, c])
+    table = tf.reshape(table, [n] + [1] * (x.shape.rank - 2) + [c])
+    return tf.cast(tf.broadcast_to(table, shape), x.dtype)
 
 
 def _f32(t):
@@ -129,10 +219,17 @@ def neuron(layer, n_channel, x=None, y=None, batch=None):
 
 def channel(layer, n_channel, batch=None):
     """mean(A[..., n]): the paper's average-pooled channel activation."""
-    @objective(_label("channel", layer, n_channel, batch=batch), layer)
     def inner(T):
         return tf.reduce_mean(_pick(_f32(T(layer)), batch)[..., n_channel])
-    return inner
+
+    known = _is_index(n_channel) and (batch is None or _is_index(batch)) and layer != INPUT
+    return Objective(inner, _label("channel", layer, n_channel, batch=batch), layers=(layer,),
+                     channels={layer: {int(n_channel)}} if known else None,
+                     picks=((layer, int(n_channel), None if batch is None else int(batch)),) if known else None)
+
+
+def _is_index(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 def _dot_cossim(acts, vec, cossim_pow):

@@ -1,7 +1,8 @@
 """Lucid's render loop: optimise a parameterised image so that `objective` grows.
 
 One optimisation step (param -> transforms -> model -> objective -> gradient -> Adam update) is one
-`tf.function`, traced once per render; transforms change the image size inside it without retracing.
+`tf.function`; transforms change the image size inside it without retracing. A render traces two: the
+redirected-ReLU warm-up step (steps 0..16) and the plain step after it, which carries no per-ReLU switch.
 """
 import contextlib
 
@@ -81,7 +82,9 @@ def objective_layers(objective, model, batch=1):
 
 def objective_value(objective, feature_model, layers, image, x, input_range=(0.0, 1.0)):
     """The objective (summed to a scalar) with T("input") = image and the layers computed on x, the image
-    the model sees (transformed), mapped linearly from [0,1] onto input_range."""
+    the model sees (transformed), mapped linearly from [0,1] onto input_range.
+
+    A plain sum of channel means of one layer (objective.picks) gets its gradient in one pass (T.sole_reader)."""
     acts = {}
     if layers:
         lo, hi = input_range
@@ -99,6 +102,7 @@ def objective_value(objective, feature_model, layers, image, x, input_range=(0.0
             )
         return tf.cast(acts[name], tf.float32)
 
+    T.sole_reader = bool(objective.picks) and len(acts) == 1
     return tf.reduce_sum(tf.cast(objective(T), tf.float32))
 
 
@@ -137,8 +141,10 @@ class Renderer:
         self._check_channels(model)
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
         self._step = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
+        self._steps_done = 0  # host copy of _step: picks the step function without reading the device
         self.traces = 0
-        self._step_fn = tf.function(self._update)
+        self._warmup_fn = tf.function(lambda: self._update(redirect=True))
+        self._plain_fn = tf.function(lambda: self._update(redirect=False))
         self._value_fn = tf.function(self._value)
 
     @staticmethod
@@ -168,11 +174,10 @@ class Renderer:
     def _seed(self):
         return tf.random.experimental.stateless_fold_in(self._seed_pair, self._step)
 
-    def _update(self):
+    def _update(self, redirect):
+        """redirect: the warm-up step (redirected ReLU gradient); the plain step builds no override at all."""
         self.traces += 1  # runs only while tracing
-        redirect = (redirected_relu.redirect(self._step) if self.relu_gradient_override
-                    else contextlib.nullcontext())
-        with redirect:
+        with redirected_relu.redirect(self._step) if redirect else contextlib.nullcontext():
             image = self.param()
             value = self._objective(image, self._seed())
             grads = tf.gradients(-value, self.variables)
@@ -187,7 +192,13 @@ class Renderer:
 
     @property
     def steps_done(self):
-        return int(self._step.numpy())
+        return self._steps_done
+
+    def _step_fn(self):
+        warmup = self.relu_gradient_override and self._steps_done < redirected_relu.WARMUP_STEPS
+        value = (self._warmup_fn if warmup else self._plain_fn)()
+        self._steps_done += 1
+        return value
 
     def step(self):
         """One optimiser update; returns the objective value before it (what Lucid prints as loss)."""

@@ -26,7 +26,7 @@ def image(w, h=None, batch=1, sd=None, decorrelate=True, fft=True, alpha=False, 
 
     def make():
         t = spatial()
-        rgb = to_valid_rgb(t[..., :colour], decorrelate=decorrelate, sigmoid=True)
+        rgb = to_valid_rgb(t[..., :colour] if alpha else t, decorrelate=decorrelate, sigmoid=True)
         if alpha:
             return tf.concat([rgb, tf.sigmoid(t[..., colour:])], -1)
         return rgb

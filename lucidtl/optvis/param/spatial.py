@@ -39,9 +39,12 @@ def fft_decoder(shape, decay_power=1):
     fft_length = [h, 2 * (freqs.shape[1] - 1) if w > 1 else 1]
 
     def decode(spectrum):
-        coeffs = tf.complex(spectrum[0] * scale, spectrum[1] * scale)
+        real, imag = tf.unstack(spectrum)  # (not spectrum[0]: a strided slice's gradient is slow on CPU)
+        coeffs = tf.complex(real * scale, imag * scale)
         image = tf.signal.irfft2d(coeffs, fft_length=fft_length)  # [B, C, H, W'] (divides by H*W')
-        image = tf.transpose(image, [0, 2, 3, 1])[:b, :h, :w, :ch]
+        image = tf.transpose(image, [0, 2, 3, 1])
+        if fft_length[1] != w:  # odd w: crop the extra column
+            image = tf.slice(image, [0, 0, 0, 0], [b, h, w, ch])
         return image / 4.0
 
     return (2, b, ch) + freqs.shape, decode
