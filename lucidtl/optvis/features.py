@@ -3,6 +3,7 @@ endpoints, and the feature extractor the render loop differentiates through."""
 import dataclasses
 
 import keras
+import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean
 
@@ -76,6 +77,41 @@ def feature_model(model, names):
     outputs = [endpoint(model, n) for n in names]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a bare tensor calls it cleanly
     return keras.Model(inputs, outputs, name=f"{model.name}_features")
+
+
+def partial_feature_model(model, name, channels):
+    """A callable x -> endpoint `name` that computes only the parts of a channel concatenation (an
+    Inception block, its `_pre_relu`) holding `channels`; the other parts are zeros. Their branches are not
+    run at all, so an objective that reads only `channels` sees the same numbers, and gets the same
+    gradient, for less work. None when `name` is not such a concatenation or every part is needed."""
+    out = endpoint(model, name)
+    layer = _producer(out)
+    if not isinstance(layer, keras.layers.Concatenate) or layer.axis not in (-1, len(out.shape) - 1):
+        return None
+    parts = list(layer.input)
+    widths = [p.shape[-1] for p in parts]
+    if None in widths or out.shape[-1] is None:
+        return None
+    total, starts = int(out.shape[-1]), [sum(widths[:i]) for i in range(len(widths))]
+    wanted = set()
+    for c in channels:
+        if not -total <= c < total:
+            return None
+        wanted.add(c % total)
+    keep = [i for i, (s, w) in enumerate(zip(starts, widths)) if any(s <= c < s + w for c in wanted)]
+    if not keep or len(keep) == len(parts):
+        return None
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    computed = keras.Model(inputs, [parts[i] for i in keep], name=f"{model.name}_features")
+
+    def call(x, training=False):
+        outs = computed(x, training=training)
+        outs = dict(zip(keep, outs if isinstance(outs, (list, tuple)) else [outs]))
+        like = outs[keep[0]]
+        zeros = lambda w: tf.zeros(tf.concat([tf.shape(like)[:-1], [w]], 0), like.dtype)  # noqa: E731
+        return tf.concat([outs[i] if i in outs else zeros(w) for i, w in enumerate(widths)], -1)
+
+    return call
 
 
 @dataclasses.dataclass(frozen=True)
