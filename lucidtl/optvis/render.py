@@ -181,7 +181,8 @@ class Renderer:
     def _update(self, redirect):
         """redirect: the warm-up step (redirected ReLU gradient); the plain step builds no override at all."""
         self.traces += 1  # runs only while tracing
-        with redirected_relu.redirect(self._step) if redirect else contextlib.nullcontext():
+        # the warm-up function only runs steps 0..16: a constant step lets the graph drop every ReLU's switch
+        with redirected_relu.redirect(tf.constant(0)) if redirect else contextlib.nullcontext():
             image = self.param()
             value = self._objective(image, self._seed())
             grads = tf.gradients(-value, self.variables)
