@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError
-from lucidtl.optvis import objectives, param
+from lucidtl.optvis import features, objectives, param
 from lucidtl.optvis.render import Renderer, default_optimizer, evaluate, render_vis
 
 from conftest import build_tiny_cnn
@@ -151,3 +151,64 @@ def test_custom_objectives_layers_found_by_dry_run(tiny_cnn):
     before = r.objective_value()
     r.run(thresholds=(10,), verbose=False)
     assert r.objective_value() > before
+
+
+def _plain_autodiff(obj):
+    """The same objective without its one-pass gradient or its pruning hints (plain autodiff)."""
+    return objectives.Objective(obj.fn, obj.name, layers=obj.layers)
+
+
+def test_channel_means_gradient_equals_autodiff_bit_for_bit(tiny_cnn):
+    """A sum of channel means gets its gradient in one pass (not N full-size tensors added up): the same
+    numbers to the last bit, for batch-specific, all-image and negative channel indices."""
+    obj = sum((objectives.channel("mixed", c, batch=i) for i, c in enumerate([0, 7, 9, -1])), 0)
+    obj = obj + objectives.channel("mixed", 4)
+    assert obj.picks is not None and obj.channels == {"mixed": frozenset({0, 7, 9, -1, 4})}
+    feats = features.feature_model(tiny_cnn, ["mixed"])
+    x = tf.random.stateless_uniform([4, 14, 14, 3], seed=[4, 2])
+
+    @tf.function
+    def value_and_grad(o, x):
+        acts = feats(x)
+
+        def T(name):
+            return acts
+
+        T.sole_reader = True
+        v = o(T)
+        return v, tf.gradients(-v, [x])[0], tf.gradients(-v, [acts])[0]
+
+    plain = _plain_autodiff(obj)
+    v1, gx1, ga1 = value_and_grad(obj, x)
+    v2, gx2, ga2 = value_and_grad(plain, x)
+    assert float(v1) == float(v2)
+    np.testing.assert_array_equal(ga1, ga2)
+    np.testing.assert_array_equal(gx1, gx2)
+    assert np.count_nonzero(ga1) == 8 * 14 * 14  # 4 images x their channel, and channel 4 of all 4 images
+    ops = lambda o: {op.type for op in value_and_grad.get_concrete_function(o, x).graph.get_operations()}  # noqa
+    assert "StridedSliceGrad" in ops(plain) and "StridedSliceGrad" not in ops(obj)
+
+
+def test_partial_feature_model_runs_only_the_branches_read(tiny_cnn):
+    x = tf.random.stateless_uniform([2, 11, 11, 3], seed=[8, 1])
+    full = features.feature_model(tiny_cnn, ["mixed"])(x).numpy()
+    part = features.partial_feature_model(tiny_cnn, "mixed", {7})  # channel 7 is in branch_b (channels 6..9)
+    got = part(x).numpy()
+    np.testing.assert_array_equal(got[..., 6:], full[..., 6:])
+    assert not got[..., :6].any() and full[..., :6].any()
+    pre = features.partial_feature_model(tiny_cnn, "mixed_pre_relu", {0, 1})
+    np.testing.assert_array_equal(pre(x)[..., :6], features.feature_model(tiny_cnn, ["branch_a"])(x))
+    assert features.partial_feature_model(tiny_cnn, "mixed", {0, 9}) is None  # every branch needed
+    assert features.partial_feature_model(tiny_cnn, "conv1_relu", {0}) is None  # not a concatenation
+
+
+def test_pruned_render_equals_full_render(tiny_cnn):
+    """A render reading channel 7 of `mixed` skips branch_a; the picture is the same to the last bit."""
+    obj = objectives.channel("mixed", 7, batch=0) + objectives.channel("mixed", 8, batch=1)
+    kw = dict(param_f=lambda: param.image(20, batch=2), seed=4)
+    fast = Renderer(tiny_cnn, obj, **kw)
+    slow = Renderer(tiny_cnn, _plain_autodiff(obj), **kw)
+    assert not isinstance(fast._features, keras.Model) and isinstance(slow._features, keras.Model)
+    for r in (fast, slow):
+        r.run(thresholds=(20,), verbose=False)
+    np.testing.assert_array_equal(fast.image(), slow.image())
