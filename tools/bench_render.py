@@ -1,14 +1,19 @@
-"""Render step time vs the bare forward+backward of the same model to the same layer.
+"""Render step time vs the bare forward+backward of the same model to the same layer, per batch size.
 
-    python tools/bench_render.py [--size 128] [--steps 30] [--layer Mixed_4c]
+    python tools/bench_render.py [--size 128] [--steps 30] [--layer Mixed_4c] [--batches 1,8,32,64]
 
-For batch 1 and 8: the full render step (FFT/decorrelated param -> standard transforms -> InceptionV1 to
-the layer -> channel objective -> gradient -> Adam), and the bare forward+backward (a fixed input tensor,
-gradient of the same objective w.r.t. it; no param, no transforms, no optimiser). The standard transforms
-make the image the model sees larger (128 -> 125..154 px), so the bare pass is timed twice: at the
-nominal size, and at exactly the sizes the render's transforms produce at the same steps (size-matched:
-what the loop itself adds). Render and bare steps are interleaved so machine noise hits both alike.
-Last line: `ratio_batch8 <x>` (render / bare at the nominal size, the issue's definition).
+For each batch B (image i maximises channel i of the layer, as `render --channels` and the atlas do): the
+full render step (FFT/decorrelated param -> standard transforms -> BN-InceptionV1 to the layer -> channel
+objective -> gradient -> Adam; steady state, i.e. the plain step after Lucid's 17 redirected-ReLU steps),
+and the bare forward+backward of the whole layer (a fixed input tensor, gradient of the same objective
+w.r.t. it; no param, no transforms, no optimiser). The standard transforms make the image the model sees
+larger (128 -> 125..154 px), so the bare pass is timed twice: at the nominal size, and at exactly the sizes
+the render's transforms produce at the same steps (size-matched: what the loop itself adds, or saves: the
+render runs only the branches of the layer its channels are in). Render and bare steps are interleaved so
+machine noise hits both alike; batches 32 and 64 take steps // 4 and steps // 8 steps (at least 4).
+
+Prints image-steps/s per batch, the best batch size for this machine, then `ratio_batch1 <x>` and, last,
+`ratio_batch8 <x>` (render / bare at the nominal size, the issue's definition).
 """
 import argparse
 import os
@@ -16,6 +21,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -42,14 +48,15 @@ def bare_step(model, layer, batch):
             value = tf.reduce_sum(tf.reduce_mean(feat(x, training=False), axis=[1, 2]) * onehot)
         return tape.gradient(value, x)
 
-    return step
+    return lambda x: step(x).numpy()
 
 
-def measure(model, layer, batch, size, steps, warmup=20):
+def measure(model, layer, batch, size, steps, warmup=3):
     obj = sum((objectives.channel(layer, i, batch=i) for i in range(batch)), 0)
-    r = Renderer(model, obj, param_f=lambda: param.image(size, batch=batch), seed=0)
+    # steady state: the plain step that every step from 17 on runs (the warm-up steps are not timed)
+    r = Renderer(model, obj, param_f=lambda: param.image(size, batch=batch), seed=0, relu_gradient_override=False)
     bare = bare_step(model, layer, batch)
-    for _ in range(warmup):  # past the redirected-ReLU warm-up (17 steps) and the tracing
+    for _ in range(warmup):
         r.step()
     probe = tf.zeros([batch, size, size, 3])
     seen = [tuple(r.transform(probe, tf.random.experimental.stateless_fold_in(r._seed_pair, warmup + i)).shape[1:3])
@@ -70,21 +77,29 @@ def measure(model, layer, batch, size, steps, warmup=20):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=30, help="interleaved steps at batch <= 8")
     ap.add_argument("--layer", default="Mixed_4c")
+    ap.add_argument("--batches", default="1,8,32,64", help="comma-separated; 1 and 8 give the ratio lines")
     args = ap.parse_args()
+    batches = [int(b) for b in str(args.batches).split(",")]
+    keras.utils.set_random_seed(0)
     model = inception_v1()
     print(f"tf {tf.__version__}, cpus {os.cpu_count()}, layer {args.layer}, size {args.size}, "
-          f"{args.steps} interleaved steps, medians")
-    ratios = {}
-    for batch in (1, 8):
-        render, bare, matched, px = measure(model, args.layer, batch, args.size, args.steps)
-        ratios[batch] = render / bare
+          f"{args.steps} interleaved steps (batch 32: //4, 64: //8), medians")
+    ratios, speed = {}, {}
+    for batch in batches:
+        steps = max(4, args.steps // (8 if batch >= 64 else 4 if batch >= 32 else 1))
+        render, bare, matched, px = measure(model, args.layer, batch, args.size, steps)
+        ratios[batch], speed[batch] = render / bare, batch / render
         print(f"batch {batch}: render step {render * 1e3:.1f} ms ({batch / render:.1f} image-steps/s); "
               f"bare fwd+bwd {bare * 1e3:.1f} ms ({batch / bare:.1f} image-steps/s); ratio {render / bare:.3f}; "
-              f"size-matched ratio {matched:.3f} (transformed images average {px:.0f} px)")
-    print(f"ratio_batch1 {ratios[1]:.3f}")
-    print(f"ratio_batch8 {ratios[8]:.3f}")
+              f"size-matched ratio {matched:.3f} (transformed images average {px:.0f} px)", flush=True)
+    best = max(speed, key=speed.get)
+    print(f"best batch size here: {best} ({speed[best]:.1f} image-steps/s; "
+          + ", ".join(f"{b}: {s:.1f}" for b, s in speed.items()) + ")")
+    for batch in (1, 8):
+        if batch in ratios:
+            print(f"ratio_batch{batch} {ratios[batch]:.3f}")
 
 
 if __name__ == "__main__":

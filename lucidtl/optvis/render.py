@@ -146,6 +146,7 @@ class Renderer:
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
         self._step = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
         self._steps_done = 0  # host copy of _step: picks the step function without reading the device
+        self._plain_ready = not relu_gradient_override  # the plain step compiled (see _prime_plain_step)
         self.traces = 0
         self._warmup_fn = tf.function(lambda: self._update(redirect=True))
         self._plain_fn = tf.function(lambda: self._update(redirect=False))
@@ -199,7 +200,20 @@ class Renderer:
     def steps_done(self):
         return self._steps_done
 
+    def _prime_plain_step(self):
+        """Compile the plain step before the first update, so that its one-off cost (tracing, graph
+        optimisation: about a second) is not paid in the middle of the loop at step 17: run it once on the
+        current state and put every variable back (param, optimiser slots and counters, step)."""
+        self._plain_ready = True
+        state = [self._step, *self.variables, *self.optimizer.variables]
+        saved = [v.numpy() for v in state]
+        self._plain_fn()
+        for v, value in zip(state, saved):
+            v.assign(value)
+
     def _step_fn(self):
+        if not self._plain_ready:
+            self._prime_plain_step()
         warmup = self.relu_gradient_override and self._steps_done < redirected_relu.WARMUP_STEPS
         value = (self._warmup_fn if warmup else self._plain_fn)()
         self._steps_done += 1
@@ -222,6 +236,8 @@ class Renderer:
 
         callback(i, value, image) is called at each threshold. Returns the images, ascending thresholds."""
         thresholds = check_thresholds(thresholds)
+        if self._steps_done + max(thresholds) < redirected_relu.WARMUP_STEPS:
+            self._plain_ready = True  # this run never reaches the plain step: nothing to compile ahead
         images = []
         bar = progress_bar(max(thresholds) + 1, progress)
         try:
