@@ -36,6 +36,11 @@
   function link(href, text) { return el("a", { href: href, text: text }); }
   function img(src, alt, cls) { return el("img", { src: src, alt: alt, loading: "lazy", class: cls || "" }); }
 
+  function drawn() {  // for tests and timings: this address is on screen
+    document.body.setAttribute("data-drawn", location.hash);
+    if (window.performance && performance.mark) performance.mark("drawn " + location.hash);
+  }
+
   function go(hash) {
     if (location.hash === hash) show(); else location.hash = hash;  // assigning the hash pushes a history entry
   }
@@ -121,6 +126,7 @@
         names.map(function (n) { var c = l.curves[n]; return el("td", { text: c ? fmt(c.cka[c.cka.length - 1]) : "–" }); })));
     });
     view.appendChild(el("table", { class: "layers" }, [head].concat(rows)));
+    drawn();
   }
 
   function layerPage(name, run) {
@@ -167,6 +173,7 @@
         grid.appendChild(tile);
       });
       view.appendChild(grid);
+      drawn();
     });
   }
 
@@ -178,7 +185,7 @@
         view.appendChild(el("p", { id: "missing-unit", text: (D.runs[run] ? name + ":" + ch : "run " + run) +
           " is not in this study (" + name + " has channels " + D.channels.join(", ") + "; runs " + runNames().join(", ") + "). " }, [
           link(layerHash(name, D.runs[run] ? run : S.runs[0].name), "open layer " + name)]));
-        return;
+        return drawn();
       }
       var nav = el("span", { class: "nav" }, [
         link(layerHash(name, run), "layer " + name),
@@ -227,6 +234,7 @@
       charts.appendChild(chart("dominant spatial period of the render (px)", its, per("period", id)));
       view.appendChild(el("h3", { text: "Over iterations" }));
       view.appendChild(charts);
+      drawn();
     });
   }
 
