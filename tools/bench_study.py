@@ -1,14 +1,16 @@
 """The study site at the paper's scale in headless Chromium: first paint of a unit page and of the largest
 layer page, and the browser's memory.
 
-    python tools/bench_study.py [--out /tmp/study-bench] [--runs 3] [--iterations 0,10,20,30,60,150,1000,3000]
+    python tools/bench_study.py [--out /tmp/lucidtl-study-bench] [--runs 3] [--iterations 0,10,...] [--repeats 5]
 
 Writes a synthetic study folder of InceptionV1's 57 conv layers (7,280 channels) x 8 checkpoints x 3 runs
 (174,720 renders and as many example strips; placeholder PNGs: 16 small files hard-linked, so it is cheap),
 with every stage's files (atlas manifest, similarity, between-run similarity, scale, examples), then builds
 the site with lucidtl.study.site.build and opens it from file:// in a fresh Chromium per measurement.
 Timings: the paint timing API's first-contentful-paint, and the moment app.js has drawn the page (a
-performance mark), both from navigation start; memory: the page's JS heap (CDP Performance.getMetrics).
+performance mark), both from navigation start; memory: the page's JS heap (CDP Performance.getMetrics) and
+the proportional set size of all the browser's processes (/proc);
+the median of --repeats fresh loads.
 Chromium: LUCIDTL_CHROMIUM, else chromium on PATH.
 """
 import argparse
@@ -110,6 +112,31 @@ def chromium():
     return exe
 
 
+def browser_pss_mb():
+    """Proportional set size (MiB) of every Chromium process descending from this one (/proc, Linux)."""
+    parent = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parent[int(pid)] = int(fields[1])
+        except OSError:
+            pass
+    mine, total = {os.getpid()}, 0
+    for _ in range(8):  # a few levels: python -> playwright driver -> chromium -> its children
+        mine |= {p for p, pp in parent.items() if pp in mine}
+    for pid in mine:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if "chrom" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except OSError:
+            pass
+    return round(total / 1024, 1)
+
+
 def measure(index, address, exe, viewport=(1400, 1000)):
     """{first_contentful_paint_ms, drawn_ms, js_heap_mb, images_loaded, images} of one fresh page load."""
     from playwright.sync_api import sync_playwright
@@ -132,11 +159,13 @@ def measure(index, address, exe, viewport=(1400, 1000)):
             images: document.images.length,
             loaded: Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length})""", address)
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        pss = browser_pss_mb()
         browser.close()
     if errors:
         raise RuntimeError(f"console errors on {address}: {errors[:3]}")
     return {"first_contentful_paint_ms": round(timing["fcp"] or -1, 1), "drawn_ms": round(timing["drawn"], 1),
-            "js_heap_mb": round(metrics["JSHeapUsedSize"] / 2**20, 1), "images": timing["images"],
+            "js_heap_mb": round(metrics["JSHeapUsedSize"] / 2**20, 1), "browser_pss_mb": pss,
+            "dom_nodes": int(metrics["Nodes"]), "images": timing["images"],
             "images_loaded": timing["loaded"]}
 
 
@@ -145,6 +174,7 @@ def main(argv=None):
     ap.add_argument("--out", default="/tmp/lucidtl-study-bench")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--iterations", default=",".join(map(str, PAPER_ITERATIONS)))
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     sys.path.insert(0, ROOT)
     from lucidtl.study import site
@@ -164,9 +194,14 @@ def main(argv=None):
     sizes = {f: os.path.getsize(os.path.join(data, f)) for f in os.listdir(data)}
     largest = max(layers, key=lambda x: x[1])
     index = os.path.join(args.out, "index.html")
-    unit = measure(index, f"#/unit/{runs[0]}/Mixed_4c_Branch_1_b_3x3/100", exe)
-    layer = measure(index, f"#/layer/{largest[0]}/{runs[0]}", exe)
-    home = measure(index, "#/", exe)
+
+    def median_of(address):  # each a fresh browser; the median load by drawn_ms
+        loads = sorted((measure(index, address, exe) for _ in range(args.repeats)), key=lambda m: m["drawn_ms"])
+        return dict(loads[len(loads) // 2], repeats=args.repeats)
+
+    unit = median_of(f"#/unit/{runs[0]}/Mixed_4c_Branch_1_b_3x3/100")
+    layer = median_of(f"#/layer/{largest[0]}/{runs[0]}")
+    home = median_of("#/")
     print(json.dumps({
         "channels": sum(c for _, c in layers), "layers": len(layers), "runs": len(runs), "checkpoints": len(iterations),
         "renders": n, "synthetic_study_s": round(t1 - t0, 1), "site_build_s": round(t2 - t1, 1),

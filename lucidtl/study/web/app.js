@@ -79,8 +79,9 @@
     add("text", { x: 4, y: 14, class: "title" }, title);
     add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" });
     add("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" });
+    var decimals = Math.min(6, Math.max(0, 2 - Math.floor(Math.log10(hi - lo))));  // ticks that differ
     [lo, (lo + hi) / 2, hi].forEach(function (v) {
-      add("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }, Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
+      add("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }, v.toFixed(decimals));
     });
     var step = Math.ceil(xs.length / 8);
     xs.forEach(function (x, i) {
