@@ -3,7 +3,10 @@ metrics' definitions computed here from activations, resume after an interruptio
 bad input, and the site in headless Chromium (search, rankings, Back/Forward, permalinks, images, console)."""
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -201,25 +204,57 @@ def test_interrupted_in_every_stage_resumes_without_redoing_work(pair, full, tmp
     assert leftovers == []
 
 
-def test_two_shards_share_the_work_and_the_last_builds_the_site(pair, full, tmp_path):
+def _similarity_files(out):
+    return [f for _, _, fs in os.walk(os.path.join(out, "similarity")) for f in fs if not f.startswith(".tmp-")]
+
+
+def test_two_shards_one_sigkilled_share_the_work_and_the_last_builds_the_site(pair, full, tmp_path):
+    """Shard 0/2 as `python -m lucidtl.study`, SIGKILLed inside its similarity stage, rerun (no render again,
+    only its missing comparisons), then shard 1/2, which finds every shard done and writes the site."""
+    from lucidtl.analysis import streaming
+    from lucidtl.optvis import render
+
     (a, b), _ = pair
     out = str(tmp_path / "S")
     args = dict(STUDY, runs=f"{a},{b}", out=out, layers="conv2_relu")  # no --dataset: the runs' own images
-    first = study(shard="0/2", **args)
-    assert first.site is None and first.stages == {"atlas": "done", "similarity": "done", "site": "waiting"}
+    cmd = [sys.executable, "-m", "lucidtl.study", "--runs", f"{a},{b}", "--out", out, "--layers", "conv2_relu",
+           "--channels", "0:4", "--size", "16", "--steps", "4", "--batch-size", "4", "--examples", "3",
+           "--shard", "0/2", "--progress", "False"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.path.dirname(HERE),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if os.path.isdir(os.path.join(out, "similarity")) and _similarity_files(out):
+                break
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = len(_similarity_files(out))
+    assert sorted(os.listdir(os.path.join(out, "stages"))) == ["atlas-0of2.json"], "not killed in similarity"
+    assert 1 <= done < 5  # shard 0 has items 0, 2, 4, 6, 8 of the 9
+    with pytest.MonkeyPatch.context() as m:
+        rendered = _counting(m, render, "render_channels", fail_at=1)
+        compared = _counting(m, streaming, "compare")
+        first = study(shard="0/2", **args)
+    assert len(rendered) == 0 and len(compared) == 5 - done and len(_similarity_files(out)) == 5
+    assert first.site is None and first.stages == {"atlas": "skipped", "similarity": "done", "site": "waiting"}
     assert "not built yet" in str(first)
-    sims = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(os.path.join(out, "similarity"))
-                  for f in fs)
-    assert len(sims) == 5  # items 0, 2, 4, 6, 8 of the 9
     second = study(shard="1/2", **args)
-    assert second.site and second.stages["site"] == "done" and second.stages["scale"] == "done"
+    assert second.site and second.stages == {"atlas": "done", "similarity": "done", "scale": "done", "site": "done"}
     assert len(job.read_manifest(os.path.join(out, "atlas"))) == 24
     for run in ("ta", "tb"):  # the runs trained on the folder given to the full study: the same numbers
         for it in ITERS:
             got = P.read_json(P.similarity_path(out, run, it))["layers"]["conv2_relu"]
             assert got == P.read_json(P.similarity_path(full, run, it))["layers"]["conv2_relu"]
+            if run == "ta":
+                got = P.read_json(P.between_path(out, "ta", "tb", it))["layers"]["conv2_relu"]
+                assert got == P.read_json(P.between_path(full, "ta", "tb", it))["layers"]["conv2_relu"]
     assert _layer_data(out, "conv2_relu")["runs"]["tb"]["procrustes_norm"] == _layer_data(
         full, "conv2_relu")["runs"]["tb"]["procrustes_norm"]
+    assert [f for _, _, fs in os.walk(out) for f in fs if f.startswith(".tmp-")] == []
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(pair, full, tmp_path, capsys):
@@ -300,9 +335,9 @@ def test_site_in_headless_chromium(full, tmp_path):
             _at(page, address)
         page.go_forward()
         _at(page, "#/unit/ta/conv2_relu/2")
-        # search: a full name, a name's tail, a layer alone, and nonsense
+        # search: a full name, a name's tail, a run's layer, a channel of the layer on screen, and nonsense
         for text, address in (("conv1_relu:3", "#/unit/ta/conv1_relu/3"), ("2_relu:0", "#/unit/ta/conv2_relu/0"),
-                              ("tb/conv1_relu", "#/layer/conv1_relu/tb")):
+                              ("tb/conv1_relu", "#/layer/conv1_relu/tb"), ("3", "#/unit/tb/conv1_relu/3")):
             page.fill("#search", text)
             page.press("#search", "Enter")
             _at(page, address)

@@ -88,9 +88,10 @@ def make_synthetic_study(out, layers, runs=("celeba", "flowers", "pets"), iterat
                         if examples:
                             os.link(pngs[(k + 7) % len(pngs)], os.path.join(ex_folder, f"{c:04d}.png"))
                         k += 1
-                        lines.append(json.dumps({"checkpoint": f"{run}/{P.iter_name(it)}", "run": run, "iteration": it,
-                                                 "layer": layer, "channel": c, "objective": round(float(rng.random()), 4),
-                                                 "png": rel, "finished": 0}) + "\n")
+                        lines.append(json.dumps({"checkpoint": f"{run}/{P.iter_name(it)}", "run": run,
+                                                 "iteration": it, "layer": layer, "channel": c,
+                                                 "objective": round(float(rng.random()), 4), "png": rel,
+                                                 "finished": 0}) + "\n")
                     manifest.write("".join(lines))
                     n += count
                     if examples:

@@ -274,6 +274,9 @@
   }
 
   function search(text) {
+    if (/^\s*\d+\s*$/.test(text) && route && route.layer) {  // a channel of the layer on screen
+      return go(unitHash(route.run || S.runs[0].name, route.layer, parseInt(text, 10)));
+    }
     var m = /^\s*(?:([^\/\s]+)\/)?([^:\s]+)(?::(\d+))?\s*$/.exec(text);
     var layer = m && findLayer(m[2]);
     if (!layer) { say("no layer matches " + JSON.stringify(text) + "; try e.g. " + S.layers[0].name + ":0"); return; }
