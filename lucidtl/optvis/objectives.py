@@ -174,9 +174,10 @@ def _crop_to(t, h, w):
 
 
 def tensor_direction(layer, vec, cossim_pow=0, batch=None):
-    """dot(A, vec) * cos(A, vec)^pow over the whole activation tensor; vec is [h,w,C] (or [1,h,w,C]).
-
-    Where the spatial sizes differ (transforms change them), both are cropped centrally to the common size."""
+    """Lucid's tensor_direction: vec is an [h,w,C] (or [1,h,w,C]) activation pattern; the mean over
+    images and positions of dot(A, vec) * max(0.1, cos(A, vec))^pow, dot and cos along the channel axis
+    at each position (as direction()). The activations are cropped centrally to vec's h x w, as in Lucid;
+    where the layer is smaller than vec (transforms shrink it), vec is cropped centrally too."""
     vec = np.asarray(vec, np.float32)
     if vec.ndim == 4:
         vec = vec[0]
@@ -189,13 +190,7 @@ def tensor_direction(layer, vec, cossim_pow=0, batch=None):
         shape = tf.shape(acts)
         h = tf.minimum(shape[1], vec.shape[0])
         w = tf.minimum(shape[2], vec.shape[1])
-        a = _crop_to(acts, h, w)
-        v = tf.broadcast_to(_crop_to(tf.constant(vec), h, w), tf.shape(a))  # the same direction for every image
-        dot = tf.reduce_sum(a * v)
-        if cossim_pow == 0:
-            return dot
-        cos = dot / tf.sqrt(tf.reduce_sum(a * a)) / tf.sqrt(tf.reduce_sum(v * v))
-        return dot * cos ** cossim_pow
+        return _dot_cossim(_crop_to(acts, h, w), _crop_to(tf.constant(vec), h, w)[None], cossim_pow)
     return inner
 
 
