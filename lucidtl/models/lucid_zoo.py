@@ -240,6 +240,38 @@ class LucidGraph:
             rows.append((node.name, node.op, shape, pre))
         return rows
 
+    def receptive_field(self, name):
+        """((height, width), (stride_y, stride_x)) in input pixels of tensor `name`, from the graph's Conv2D /
+        DepthwiseConv2dNative filter sizes and MaxPool / AvgPool windows, strides and dilations."""
+        kind, ref = self.resolve(name)
+        memo = {}
+
+        def field(op):
+            if op in memo:
+                return memo[op]
+            node = self.nodes[op]
+            ins = [] if op == self.input_op else [_split(i)[0] for i in node.input if not i.startswith("^")]
+            parts = [field(i) for i in ins] or [((1, 1), (1, 1))]
+            size = tuple(max(p[0][i] for p in parts) for i in range(2))
+            jump = tuple(max(p[1][i] for p in parts) for i in range(2))
+            k = None
+            if node.op in ("Conv2D", "DepthwiseConv2dNative") and len(ins) > 1:
+                shape = self.shapes.get(ins[1], [(None, None)])[0][0]
+                k = tuple(shape[:2]) if shape and None not in shape[:2] else None
+            elif node.op in ("MaxPool", "AvgPool"):
+                k = tuple(node.attr["ksize"].list.i[1:3])
+            if k is not None:
+                s = tuple(node.attr["strides"].list.i[1:3]) or (1, 1)
+                d = tuple(node.attr["dilations"].list.i[1:3]) or (1, 1)
+                size = tuple(size[i] + (k[i] - 1) * d[i] * jump[i] for i in range(2))
+                jump = tuple(jump[i] * s[i] for i in range(2))
+            memo[op] = (size, jump)
+            return memo[op]
+
+        parts = [field(_split(r)[0]) for r in ([ref] if kind == "tensor" else ref)]
+        return (tuple(max(p[0][i] for p in parts) for i in range(2)),
+                tuple(max(p[1][i] for p in parts) for i in range(2)))
+
     def default_output(self):
         """The model's output: the last layer of Lucid's list present in the graph, else the last float op
         nobody consumes."""
@@ -256,7 +288,8 @@ class LucidGraph:
 
     # import -----------------------------------------------------------------------------------------
     def _subgraph(self, ops):
-        """The nodes that `ops` depend on (graph order), the input op excluded (it is replaced)."""
+        """The nodes that `ops` depend on (graph order), without the input op: the image is mapped in its place
+        (an unfed Placeholder would break functions such as a while_loop body)."""
         keep, todo = set(), list(ops)
         while todo:
             name = todo.pop()
@@ -268,8 +301,12 @@ class LucidGraph:
         sub = tf.compat.v1.GraphDef()
         sub.versions.CopyFrom(self.graph_def.versions)
         sub.library.CopyFrom(self.graph_def.library)
-        sub.node.extend(n for n in self.graph_def.node if n.name in keep)
+        sub.node.extend(n for n in self.graph_def.node if n.name in keep and n.name != self.input_op)
         return sub
+
+    @staticmethod
+    def _used(graph_def):
+        return {_split(i)[0] for n in graph_def.node for i in n.input}
 
     def prepare(self, image):
         """[0,1] RGB -> what the graph's input expects: BGR where the model is, then image_value_range."""
@@ -286,7 +323,7 @@ class LucidGraph:
         wanted = sorted({r for kind, ref in refs for r in ([ref] if kind == "tensor" else ref)})
         sub = self._subgraph({_split(r)[0] for r in wanted})
         x = self.prepare(image)
-        input_map = {self.input_op + ":0": x} if self.input_op in {n.name for n in sub.node} else {}
+        input_map = {self.input_op + ":0": x} if self.input_op in self._used(sub) else {}
         got = dict(zip(wanted, tf.graph_util.import_graph_def(sub, input_map=input_map, return_elements=wanted,
                                                               name="lucid_graph")))
         return [got[ref] if kind == "tensor" else tf.concat([got[r] for r in ref], -1) for kind, ref in refs]
@@ -309,6 +346,10 @@ class GraphTensors(keras.layers.Layer):
                 self._eager = tf.function(lambda x: self.graph.build(x, self.names), reduce_retracing=True)
             return self._eager(images)
         return self.graph.build(images, self.names)
+
+    def receptive_field(self, index):
+        """Receptive field of output `index` (analysis.examples reads it)."""
+        return self.graph.receptive_field(self.names[index])
 
     def compute_output_shape(self, input_shape):
         return [(input_shape[0],) + tuple(s[1:]) for s in self.shapes]
@@ -416,7 +457,7 @@ def _fetch(data, name):
         url = "https://storage.googleapis.com/" + url[5:]
     from lucidtl.models.weights import keras_cache_dir
 
-    fname = f"{name}_" + os.path.basename(urllib.parse.urlsplit(url).path)
+    fname = name + os.path.splitext(urllib.parse.urlsplit(url).path)[1]  # zoo names are unique, file names not
     cache = keras_cache_dir()
     try:
         path = keras.utils.get_file(fname, origin=url, file_hash=data.get("sha256"), cache_subdir="lucidtl",
