@@ -194,3 +194,26 @@ def test_bad_files_are_one_line_errors(inception, tiny, tmp_path, capsys):
     code, cap = cli_exit(render_cli.main, ["--model", tiny[0], "--layer", "mixd", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "mixed" in cap.err and len(cap.err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_other_paths_accept_graph_models(inception_net, tiny):
+    from lucidtl import export
+    from lucidtl.analysis import examples
+    from lucidtl.atlas import plan
+    from lucidtl.stylegan2 import ascent
+    from lucidtl.stylegan2.networks import Config, Generator
+
+    net, _ = inception_net
+    # conv2d0 7x7/2; maxpool0 3/2 -> 11, jump 4; conv2d2 3x3 -> 19; maxpool1 3/2 -> 27, jump 8; mixed3a 5x5 -> 59;
+    # mixed3b 5x5 -> 91; maxpool4 3/2 -> 107, jump 16; mixed4a 5x5 -> 171
+    assert examples.receptive_field(net, "conv2d0") == ((7, 7), (2, 2))
+    assert examples.receptive_field(net, "mixed4a_pre_relu") == ((171, 171), (16, 16))
+    assert plan.default_layers(net)[:3] == ["conv2d0", "conv2d1", "conv2d2"] and "mixed4a_1x1" in plan.default_layers(net)
+    small, _ = build_model(tiny[0])
+    out = export.render_channel(small, "mixed_pre_relu", 2, 3, 0, size=16)
+    assert out["image"].shape == (16, 16, 3) and np.isfinite(out["objective"])
+    g = Generator(Config(resolution=8, latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8,
+                         fmap_base=32, fmap_max=8), seed=1)
+    g.estimate_w_avg(20)
+    res = ascent.ascent(g, small, layer="mixed", channel=1, steps=2, noise="fixed")
+    assert np.all(np.isfinite(res.images))
