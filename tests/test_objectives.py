@@ -103,6 +103,21 @@ def test_blur_input_each_step():
     close(obj.blur_input_each_step(), 0.5 * ((IMG - _blur3(IMG)) ** 2).sum())
 
 
+def test_blur_alpha_each_step():
+    rgba = rng.uniform(size=(2, 6, 5, 4)).astype(np.float32)
+    alpha = rgba[..., 3:4]
+    got = obj.blur_alpha_each_step()(lambda n: tf.constant(rgba)).numpy()
+    np.testing.assert_allclose(got, 0.5 * ((alpha - _blur3(alpha)) ** 2).sum(), rtol=1e-5)
+
+
+def test_lucid_0_3_10_argument_order():
+    # direction(layer, vec, cossim_pow, batch); direction_neuron(layer, vec, x, y, cossim_pow, batch)
+    v = rng.normal(size=4).astype(np.float32)
+    close(obj.direction("a", v, 2, 1), _dot_cossim(A[1], v, 2), rtol=1e-4)
+    close(obj.direction_cossim("a", v, 2), _dot_cossim(A, v, 2), rtol=1e-4)
+    close(obj.direction_neuron("a", v, 1, 6, 2, 0), _dot_cossim(A[:1, 1, 6], v, 2), rtol=1e-4)
+
+
 def test_channel_interpolate():
     w = np.arange(3) / 2.0
     expected = sum((1 - w[n]) * A[n, ..., 1].mean() + w[n] * B[n, ..., 5].mean() for n in range(3))

@@ -146,7 +146,7 @@ def _dot_cossim(acts, vec, cossim_pow):
     return tf.reduce_mean(dot * tf.maximum(0.1, cos) ** cossim_pow)
 
 
-def direction(layer, vec, batch=None, cossim_pow=0):
+def direction(layer, vec, cossim_pow=0, batch=None):
     """Activations along the channel-space direction vec, at every position."""
     vec = np.asarray(vec, np.float32)
 
@@ -156,7 +156,10 @@ def direction(layer, vec, batch=None, cossim_pow=0):
     return inner
 
 
-def direction_neuron(layer, vec, batch=None, x=None, y=None, cossim_pow=0):
+direction_cossim = direction  # Lucid 0.3.10's alias
+
+
+def direction_neuron(layer, vec, x=None, y=None, cossim_pow=0, batch=None):
     """direction() at the neuron position only."""
     vec = np.asarray(vec, np.float32)
 
@@ -260,6 +263,15 @@ def blur_input_each_step():
     @objective("blur_input_each_step()")
     def inner(T):
         x = T(INPUT)
+        return 0.5 * tf.reduce_sum((x - tf.stop_gradient(blur(x))) ** 2)
+    return inner
+
+
+def blur_alpha_each_step():
+    """blur_input_each_step() on the alpha channel (T("input")[..., 3:4]) only."""
+    @objective("blur_alpha_each_step()")
+    def inner(T):
+        x = T(INPUT)[..., 3:4]
         return 0.5 * tf.reduce_sum((x - tf.stop_gradient(blur(x))) ** 2)
     return inner
 
