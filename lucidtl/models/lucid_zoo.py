@@ -343,7 +343,8 @@ class GraphTensors(keras.layers.Layer):
     def call(self, images):
         if tf.executing_eagerly():  # an eager call runs the import once, traced
             if self._eager is None:
-                self._eager = tf.function(lambda x: self.graph.build(x, self.names), reduce_retracing=True)
+                self._eager = tf.function(lambda x: self.graph.build(x, self.names), reduce_retracing=True,
+                                          autograph=False)
             return self._eager(images)
         return self.graph.build(images, self.names)
 
