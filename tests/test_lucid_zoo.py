@@ -208,7 +208,8 @@ def test_other_paths_accept_graph_models(inception_net, tiny):
     # mixed3b 5x5 -> 91; maxpool4 3/2 -> 107, jump 16; mixed4a 5x5 -> 171
     assert examples.receptive_field(net, "conv2d0") == ((7, 7), (2, 2))
     assert examples.receptive_field(net, "mixed4a_pre_relu") == ((171, 171), (16, 16))
-    assert plan.default_layers(net)[:3] == ["conv2d0", "conv2d1", "conv2d2"] and "mixed4a_1x1" in plan.default_layers(net)
+    layers = plan.default_layers(net)
+    assert layers[:3] == ["conv2d0", "conv2d1", "conv2d2"] and "mixed4a_1x1" in layers
     small, _ = build_model(tiny[0])
     out = export.render_channel(small, "mixed_pre_relu", 2, 3, 0, size=16)
     assert out["image"].shape == (16, 16, 3) and np.isfinite(out["objective"])
@@ -217,3 +218,19 @@ def test_other_paths_accept_graph_models(inception_net, tiny):
     g.estimate_w_avg(20)
     res = ascent.ascent(g, small, layer="mixed", channel=1, steps=2, noise="fixed")
     assert np.all(np.isfinite(res.images))
+
+
+def test_bgr_per_channel_range_manifest(tiny, tmp_path):
+    # Lucid's create_input: reverse RGB -> BGR, then lo + x * (hi - lo) with per-channel (BGR) lo, hi
+    lo, hi = np.array([-103.939, -116.779, -123.68]), np.array([151.061, 138.221, 131.32])
+    manifest = {"model_path": tiny[0], "input_name": "images", "image_shape": [32, 32, 3], "is_BGR": True,
+                "image_value_range": [lo.tolist(), hi.tolist()]}
+    (tmp_path / "caffe.json").write_text(json.dumps(manifest))
+    net, info = build_model(str(tmp_path / "caffe.json"))
+    assert "BGR" in info.note
+    x = np.random.default_rng(5).uniform(size=(2, 12, 12, 3)).astype(np.float32)
+    ref = lg.session_run(tiny[1], "images", (0.0, 1.0), (lo + x[..., ::-1] * (hi - lo)).astype(np.float32),
+                         ["conv_relu"])
+    got = features.feature_model(net, ["conv_relu", "images"])(x)
+    np.testing.assert_allclose(np.asarray(got[1]), lo + x[..., ::-1] * (hi - lo), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(got[0]), ref[0], rtol=1e-5, atol=1e-4)

@@ -320,12 +320,14 @@ class LucidGraph:
         """The tensors `names`, computed from the [0,1] image by importing the needed part of the graph into
         the current graph."""
         refs = [self.resolve(n) for n in names]
-        wanted = sorted({r for kind, ref in refs for r in ([ref] if kind == "tensor" else ref)})
-        sub = self._subgraph({_split(r)[0] for r in wanted})
         x = self.prepare(image)
-        input_map = {self.input_op + ":0": x} if self.input_op in self._used(sub) else {}
-        got = dict(zip(wanted, tf.graph_util.import_graph_def(sub, input_map=input_map, return_elements=wanted,
-                                                              name="lucid_graph")))
+        got = {f"{self.input_op}:0": x}  # the input op itself is the prepared image
+        wanted = sorted({r for kind, ref in refs for r in ([ref] if kind == "tensor" else ref)} - set(got))
+        if wanted:
+            sub = self._subgraph({_split(r)[0] for r in wanted})
+            input_map = {self.input_op + ":0": x} if self.input_op in self._used(sub) else {}
+            got.update(zip(wanted, tf.graph_util.import_graph_def(sub, input_map=input_map, return_elements=wanted,
+                                                                  name="lucid_graph")))
         return [got[ref] if kind == "tensor" else tf.concat([got[r] for r in ref], -1) for kind, ref in refs]
 
 
@@ -543,7 +545,8 @@ def build(model, weights=None, **kw):
 
     extra = sorted(set(kw) - set(META_FIELDS))
     if extra:
-        raise InvalidArgumentError(f"arguments {extra} do not apply to a Lucid graph; it takes {', '.join(META_FIELDS)}")
+        raise InvalidArgumentError(f"arguments {extra} do not apply to a Lucid graph; it takes "
+                                   f"{', '.join(META_FIELDS)}")
     net, meta, source, random = graph_model(model, weights, **kw)
     lo, hi = meta.image_value_range
     note = (f"Lucid graph: input {meta.input_name!r}{', BGR' if meta.is_bgr else ''}, image_value_range "
