@@ -267,7 +267,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(pair, full, tmp_path, c
              (base + ["--shard", "2/2"], "cannot read --shard '2/2'"),
              (base + ["--size", "4"], "--size must be an integer >= 16"),
              (base + ["--dataset", "folder:" + str(tmp_path / "nodata")], "image folder .*nodata does not exist"),
-             (base + ["--dataset", "mnist"], "unknown dataset 'mnist'")]
+             (base + ["--dataset", "mnist"], "unknown dataset 'mnist'"),
+             (base + ["--runs", f"{a},{a}"], "two runs share the folder name 'ta'")]
     for argv, pattern in cases:
         code, captured = cli_exit(study_main, argv, capsys)
         err = captured.err.strip()
@@ -278,6 +279,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(pair, full, tmp_path, c
         study(**dict(STUDY, runs=f"{a},{b}", out=full, dataset=f"folder:{folder}", steps=5))
     with pytest.raises(InvalidArgumentError, match="no runs; pass --runs"):
         study(out=out)
+    other = tmp_path / "other"  # a folder that is not a study is never written into, nor deleted
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="not empty and holds no study"):
+        study(**dict(STUDY, runs=f"{a},{b}", out=str(other), layers="conv2_relu", overwrite=True))
+    assert os.listdir(other) == ["keep.txt"]
 
 
 def _loaded(page):

@@ -11,6 +11,7 @@
   var COLORS = ["#d33", "#26c", "#2a2", "#c80", "#829", "#099"];
   var SVGNS = "http://www.w3.org/2000/svg";
   var route = null;
+  var shown = 0;  // counts page changes
 
   // ---- helpers ----------------------------------------------------------------------------------------
   function el(tag, attrs, kids) {
@@ -48,9 +49,9 @@
   // a layer's per-channel data: one <script> per layer, loaded when first needed
   function withLayer(name, fn) {
     if (LAYERS[name]) return fn(LAYERS[name]);
-    var entry = layerEntry(name);
+    var entry = layerEntry(name), ticket = shown;
     var s = el("script", { src: entry.file });
-    s.onload = function () { fn(LAYERS[name]); };
+    s.onload = function () { if (ticket === shown) fn(LAYERS[name]); };  // unless another page came first
     s.onerror = function () { say("could not load " + entry.file); };
     document.head.appendChild(s);
   }
@@ -252,6 +253,7 @@
   }
 
   function show() {
+    shown += 1;
     route = parse();
     view.innerHTML = "";
     window.scrollTo(0, 0);
