@@ -24,14 +24,23 @@
   }
   function pad(n, w) { var s = String(n); while (s.length < w) s = "0" + s; return s; }
   function iterName(it) { return "iter_" + pad(it, 6); }
-  function renderSrc(run, it, layer, ch) { return "atlas/" + run + "/" + iterName(it) + "/" + layer + "/" + pad(ch, 4) + ".png"; }
-  function exampleSrc(run, it, layer, ch) { return "examples/" + run + "/" + iterName(it) + "/" + layer + "/" + pad(ch, 4) + ".png"; }
+  function png(folder, run, it, layer, ch) {
+    return folder + "/" + run + "/" + iterName(it) + "/" + layer + "/" + pad(ch, 4) + ".png";
+  }
+  function renderSrc(run, it, layer, ch) { return png("atlas", run, it, layer, ch); }
+  function exampleSrc(run, it, layer, ch) { return png("examples", run, it, layer, ch); }
   function runNames() { return S.runs.map(function (r) { return r.name; }); }
   function runInfo(name) { return S.runs.filter(function (r) { return r.name === name; })[0]; }
   function layerEntry(name) { return S.layers.filter(function (l) { return l.name === name; })[0]; }
   function layerIndex(name) { return S.layers.map(function (l) { return l.name; }).indexOf(name); }
   function unitHash(run, layer, ch) { return "#/unit/" + [run, layer, ch].map(encodeURIComponent).join("/"); }
-  function layerHash(layer, run) { return "#/layer/" + encodeURIComponent(layer) + (run ? "/" + encodeURIComponent(run) : ""); }
+  function layerHash(layer, run) {
+    return "#/layer/" + encodeURIComponent(layer) + (run ? "/" + encodeURIComponent(run) : "");
+  }
+  function longestRun() {
+    return S.runs.reduce(function (a, r) { return r.iterations.length > a.iterations.length ? r : a; }, S.runs[0]);
+  }
+  function present(v) { return v !== null && v !== undefined; }
   function fmt(v, d) { return v === null || v === undefined ? "–" : Number(v).toFixed(d === undefined ? 3 : d); }
   function say(text) { statusLine.textContent = text || ""; }
   function link(href, text) { return el("a", { href: href, text: text }); }
@@ -69,7 +78,7 @@
       svg.appendChild(e); return e;
     }
     var vals = [];
-    series.forEach(function (s) { s.values.forEach(function (v) { if (v !== null && v !== undefined) vals.push(v); }); });
+    series.forEach(function (s) { vals = vals.concat(s.values.filter(present)); });
     var lo = opts.min !== undefined ? opts.min : Math.min.apply(null, vals.concat([Infinity]));
     var hi = opts.max !== undefined ? opts.max : Math.max.apply(null, vals.concat([-Infinity]));
     if (!isFinite(lo) || !isFinite(hi)) { lo = 0; hi = 1; }
@@ -113,19 +122,24 @@
     document.title = "lucidtl study";
     var names = runNames();
     view.appendChild(el("h2", { text: "Study: " + names.join(", ") }));
-    view.appendChild(el("p", { text: S.runs.map(function (r) { return r.name + ": iterations " + r.iterations.join(", "); }).join("; ") +
-      ". Renders " + S.settings.size + " px, " + S.settings.steps + " steps." }));
+    var saved = S.runs.map(function (r) { return r.name + ": iterations " + r.iterations.join(", "); });
+    view.appendChild(el("p", { text: saved.join("; ") + ". Renders " + S.settings.size + " px, " +
+      S.settings.steps + " steps." }));
     var series = names.map(function (name, k) {
       return { name: name, color: COLORS[k % COLORS.length], values: S.layers.map(function (l) {
         var c = l.curves[name]; return c ? c.cka[c.cka.length - 1] : null; }) };
     });
-    view.appendChild(el("div", { class: "charts" }, [chart("CKA of the last checkpoint to the first, per layer",
-      S.layers.map(function (l, i) { return String(i); }), series, { min: 0, max: 1, xlabel: "layer (input → output)" })]));
+    var depth = S.layers.map(function (l, i) { return String(i); });
+    view.appendChild(el("div", { class: "charts" }, [chart("CKA of the last checkpoint to the first, per layer", depth,
+      series, { min: 0, max: 1, xlabel: "layer (input → output)" })]));
     var head = el("tr", {}, [el("th", { text: "layer" }), el("th", { text: "channels" })].concat(
       names.map(function (n) { return el("th", { text: "CKA to first, " + n }); })));
     var rows = S.layers.map(function (l) {
-      return el("tr", {}, [el("td", {}, [link(layerHash(l.name), l.name)]), el("td", { text: String(l.channels) })].concat(
-        names.map(function (n) { var c = l.curves[n]; return el("td", { text: c ? fmt(c.cka[c.cka.length - 1]) : "–" }); })));
+      var cells = names.map(function (n) {
+        var c = l.curves[n]; return el("td", { text: c ? fmt(c.cka[c.cka.length - 1]) : "–" });
+      });
+      return el("tr", {}, [el("td", {}, [link(layerHash(l.name), l.name)]), el("td", { text: String(l.channels) })]
+        .concat(cells));
     });
     view.appendChild(el("table", { class: "layers" }, [head].concat(rows)));
     drawn();
@@ -142,8 +156,9 @@
         i < S.layers.length - 1 ? link(layerHash(S.layers[i + 1].name, run), "↓ " + S.layers[i + 1].name) : null]);
       view.appendChild(el("h2", { text: name + " (" + D.channels.length + " channels) " }, [nav]));
       var charts = el("div", { class: "charts" });
-      var longest = S.runs.reduce(function (a, r) { return r.iterations.length > a.iterations.length ? r : a; }, S.runs[0]);
-      [["cka", "linear CKA to the first checkpoint", 0, 1], ["procrustes_norm", "Procrustes distance / 2 to the first", 0, 1],
+      var longest = longestRun();
+      [["cka", "linear CKA to the first checkpoint", 0, 1],
+       ["procrustes_norm", "Procrustes distance / 2 to the first", 0, 1],
        ["pwsm_theta", "PWSM angle to the first (rad)", 0, Math.PI / 2]].forEach(function (m) {
         var series = runNames().map(function (rn, k) {
           var c = entry.curves[rn]; return { name: rn, color: COLORS[k % COLORS.length], values: c ? c[m[0]] : [] };
@@ -155,8 +170,10 @@
         charts.appendChild(chart(m[1], longest.iterations, series, { min: m[2], max: m[3] }));
       });
       view.appendChild(charts);
-      view.appendChild(el("div", { class: "tabs" }, [el("span", { text: "rank by run: " })].concat(runNames().map(function (rn) {
-        var a = link(layerHash(name, rn), rn); if (rn === run) a.className = "current"; return a; }))));
+      var tabs = runNames().map(function (rn) {
+        var a = link(layerHash(name, rn), rn); if (rn === run) a.className = "current"; return a;
+      });
+      view.appendChild(el("div", { class: "tabs" }, [el("span", { text: "rank by run: " })].concat(tabs)));
       var R = D.runs[run], its = runInfo(run).iterations, last = its.length - 1;
       view.appendChild(el("h3", { text: "Channels ranked by how much they changed in " + run +
         " (Procrustes distance / 2 of iteration " + its[last] + " to iteration " + its[0] + ", largest first)" }));
@@ -167,8 +184,9 @@
       order.forEach(function (j, rank) {
         var ch = D.channels[j];
         var tile = el("a", { class: "tile", href: unitHash(run, name, ch), "data-channel": ch }, [
-          R.objective[0][j] !== null ? img(renderSrc(run, its[0], name, ch), name + ":" + ch + " at " + its[0]) : null,
-          R.objective[last][j] !== null ? img(renderSrc(run, its[last], name, ch), name + ":" + ch + " at " + its[last]) : null,
+          present(R.objective[0][j]) ? img(renderSrc(run, its[0], name, ch), name + ":" + ch + " at " + its[0]) : null,
+          present(R.objective[last][j]) ? img(renderSrc(run, its[last], name, ch), name + ":" + ch + " at " + its[last])
+                                        : null,
           el("div", { text: "iter " + its[0] + " → " + its[last] }),
           el("div", {}, [el("span", { class: "chan", text: "#" + ch }),
             el("span", { text: "  d " + fmt(R.procrustes_norm[last][j]) + " · rank " + (rank + 1) })])]);
@@ -184,8 +202,9 @@
     withLayer(name, function (D) {
       var j = D.channels.indexOf(ch);
       if (j < 0 || !D.runs[run]) {
-        view.appendChild(el("p", { id: "missing-unit", text: (D.runs[run] ? name + ":" + ch : "run " + run) +
-          " is not in this study (" + name + " has channels " + D.channels.join(", ") + "; runs " + runNames().join(", ") + "). " }, [
+        var what = (D.runs[run] ? name + ":" + ch : "run " + run) + " is not in this study (" + name +
+          " has channels " + D.channels.join(", ") + "; runs " + runNames().join(", ") + "). ";
+        view.appendChild(el("p", { id: "missing-unit", text: what }, [
           link(layerHash(name, D.runs[run] ? run : S.runs[0].name), "open layer " + name)]));
         return drawn();
       }
@@ -203,19 +222,20 @@
         its.forEach(function (it, k) {
           var o = R.objective[k][j];
           var fig = el("figure", { "data-run": rn, "data-iteration": it }, [
-            o !== null ? img(renderSrc(rn, it, name, ch), rn + " " + name + ":" + ch + " iteration " + it, "render")
+            present(o) ? img(renderSrc(rn, it, name, ch), rn + " " + name + ":" + ch + " iteration " + it, "render")
                        : el("div", { class: "missing", text: "not rendered" }),
             el("figcaption", { text: "iter " + it + " · obj " + fmt(o, 2) })]);
           if (R.examples[k] && R.examples[k][j]) {
-            fig.appendChild(img(exampleSrc(rn, it, name, ch), "dataset examples " + rn + " " + name + ":" + ch + " iteration " + it, "examples"));
+            fig.appendChild(img(exampleSrc(rn, it, name, ch),
+                                "dataset examples " + rn + " " + name + ":" + ch + " iteration " + it, "examples"));
           }
           strip.appendChild(fig);
         });
-        view.appendChild(el("section", { class: "run" + (rn === run ? " current" : ""), "data-run": rn }, [title, strip]));
+        var cls = "run" + (rn === run ? " current" : "");
+        view.appendChild(el("section", { class: cls, "data-run": rn }, [title, strip]));
       });
       var charts = el("div", { class: "charts" });
-      var longest = S.runs.reduce(function (a, r) { return r.iterations.length > a.iterations.length ? r : a; }, S.runs[0]);
-      var its = longest.iterations;
+      var its = longestRun().iterations;
       function per(key, f) {
         return names.map(function (rn, k) {
           var R = D.runs[rn], mine = runInfo(rn).iterations;
@@ -230,7 +250,8 @@
         simSeries.push({ name: key.replace("~", " vs "), color: "#555", dash: true, values: its.map(function (it) {
           var p = b.iterations.indexOf(it); return p < 0 ? null : sim(b.procrustes_norm[p][j]); }) });
       });
-      charts.appendChild(chart("similarity to iteration " + its[0] + " (1 − Procrustes/2)", its, simSeries, { min: 0, max: 1 }));
+      charts.appendChild(chart("similarity to iteration " + its[0] + " (1 − Procrustes/2)", its, simSeries,
+                               { min: 0, max: 1 }));
       charts.appendChild(chart("map CKA to iteration " + its[0], its, per("cka", id), { min: 0, max: 1 }));
       charts.appendChild(chart("objective (mean activation of the render)", its, per("objective", id)));
       charts.appendChild(chart("dominant spatial period of the render (px)", its, per("period", id)));
@@ -296,7 +317,9 @@
       if (route.page === "layer") return go(layerHash(next.name, route.run));
       return withLayer(next.name, function (D) {
         var j = 0;  // the nearest chosen channel
-        D.channels.forEach(function (c, k) { if (Math.abs(c - route.channel) < Math.abs(D.channels[j] - route.channel)) j = k; });
+        D.channels.forEach(function (c, k) {
+          if (Math.abs(c - route.channel) < Math.abs(D.channels[j] - route.channel)) j = k;
+        });
         go(unitHash(route.run, next.name, D.channels[j]));
       });
     }
