@@ -68,7 +68,7 @@
   // ---- charts: inline SVG, x = checkpoint (evenly spaced, labelled by iteration) --------------------------
   function chart(title, xs, series, opts) {
     opts = opts || {};
-    var W = 380, H = 190, L = 44, R = 10, T = 22, B = 40;
+    var W = 380, H = 190, L = 44, R = 18, T = 22, B = 40;
     var svg = document.createElementNS(SVGNS, "svg");
     svg.setAttribute("class", "chart"); svg.setAttribute("width", W); svg.setAttribute("height", H);
     function add(tag, attrs, text) {
