@@ -68,7 +68,7 @@ def checkpoints(runs=(), weights=()):
     out = []
     for path in runs:
         name = os.path.basename(os.path.normpath(path))
-        for r in run_folders.checkpoints(path):
+        for r in run_folders.check(path):  # every file it lists, before anything is rendered
             out.append(Checkpoint(f"{name}/iter_{r['iteration']:06d}", name, os.path.abspath(path), r["iteration"]))
     for path in weights:
         if not os.path.isfile(path):
