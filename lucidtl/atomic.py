@@ -39,6 +39,11 @@ def _op(what, path):
         raise SimulatedKill(f"killed before file operation {k}: {what} {path}")
 
 
+def killed():
+    """True after a simulated kill (kill_at): nothing may be written or cleaned up any more."""
+    return _state["dead"]
+
+
 @contextlib.contextmanager
 def kill_at(k):
     """Within the block, raise SimulatedKill just before the k-th file operation (counted from 1)."""
