@@ -77,25 +77,25 @@ def redundancy(images, method="pixels", model=None, layer=None, input_range=(0.0
 
 
 def folder_redundancy(folder, method="pixels", model=None, layer=None, input_range=(0.0, 1.0)):
-    """One row per (iteration, layer, threshold) group of rendered PNGs in folder: n channels and the
-    redundancy score; returns (rows, {group: cosine matrix})."""
+    """One row per (run, iteration, layer, threshold) group of rendered PNGs in folder (see
+    spatial.find_images): n channels and the redundancy score; returns (rows, {group: cosine matrix})."""
     from lucidtl.analysis.spatial import find_images
     from lucidtl.imageio import load_png
 
     groups = {}
     for r in find_images(folder):
-        groups.setdefault((r["iteration"], r["layer"], r["threshold"]), []).append(r)
+        groups.setdefault((r["run"], r["iteration"], r["layer"], r["threshold"]), []).append(r)
     rows, matrices = [], {}
-    for (iteration, name, threshold), rs in groups.items():
+    for (run, iteration, name, threshold), rs in groups.items():
         if len(rs) < 2:
             continue
         imgs = [load_png(r["path"])[..., :3] for r in rs]
         if len({i.shape for i in imgs}) > 1:
             raise InvalidArgumentError(f"renders of layer {name} differ in size; render them at one --size")
         S, score = redundancy(np.stack(imgs), method, model, layer, input_range)
-        rows.append({"iteration": iteration, "layer": name, "threshold": threshold, "channels": len(rs),
-                     "method": method, "redundancy": score})
-        matrices[(iteration, name, threshold)] = S
+        rows.append({"run": run, "iteration": iteration, "layer": name, "threshold": threshold,
+                     "channels": len(rs), "method": method, "redundancy": score})
+        matrices[(run, iteration, name, threshold)] = S
     if not rows:
         raise InvalidArgumentError(f"no layer in {folder} has two or more rendered channels to compare")
     return rows, matrices
