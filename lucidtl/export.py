@@ -201,19 +201,21 @@ class ChannelRenderer(tf.Module):
     def _image(self, spectrum):
         return to_valid_rgb(self._decode(spectrum), decorrelate=self.decorrelate, sigmoid=True)
 
-    def _objective(self, objective, image, seed):
-        """As Renderer._objective: transforms, fixed-size resize, then the objective."""
+    def _objective(self, objective, image, seed, step=None):
+        """As Renderer._objective: transforms, fixed-size resize, then the objective (the model's ReLUs
+        redirected at `step` when given)."""
         x = self._transform(image, seed) if self._transform is not None else image
         if self._fixed_size is not None:
             x = tf.image.resize(x, self._fixed_size)
-        return objective_value(objective, self.features, [self.layer], image, x, self.input_range)
+        feats = self.features
+        if step is not None and self.relu_gradient_override:
+            feats = redirected_relu.model_only(feats, step)
+        return objective_value(objective, feats, [self.layer], image, x, self.input_range)
 
     def _step(self, objective, seeds, step, spectrum, m, v):
-        redirect = redirected_relu.redirect(step) if self.relu_gradient_override else contextlib.nullcontext()
-        with redirect:
-            value = self._objective(objective, self._image(spectrum),
-                                    tf.random.experimental.stateless_fold_in(seeds, step))
-            (grad,) = tf.gradients(-value, [spectrum])
+        value = self._objective(objective, self._image(spectrum),
+                                tf.random.experimental.stateless_fold_in(seeds, step), step)
+        (grad,) = tf.gradients(-value, [spectrum])
         if grad is None:
             raise InvalidArgumentError(f"the objective does not depend on the image; check layer {self.layer!r}")
         return _adam(spectrum, grad, m, v, step, self.learning_rate)

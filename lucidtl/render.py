@@ -195,7 +195,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         features.endpoint(net, target)  # fails early when there is no pre-ReLU endpoint
     _check_size(net, target, size, transforms, info.input_range)
 
-    tag = f"{layer}_neg" if negative else layer
+    tag = (f"{layer}_neg" if negative else layer).replace("/", "_")  # Lucid graph names hold slashes
     settings = {
         "model": str(model), "weights": info.weights_source, "random_weights": info.random_weights,
         "layer": layer, "objective_layer": target, "channels": chans, "size": size,

@@ -1,7 +1,8 @@
 """The one way to resolve a model and its weights: `build_model(model, weights)`.
 
-model:   a registry name (MODELS), a `.keras` file, or a dotted import path of a builder
-         (e.g. `keras.applications.InceptionV3`).
+model:   a registry name (MODELS), a `.keras` file, a dotted import path of a builder
+         (e.g. `keras.applications.InceptionV3`), or a Lucid zoo graph: `lucid:InceptionV1`, a frozen
+         GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
 weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
          "random", "imagenet" (through the manifest models/<name>.json), a `.weights.h5` or a `.keras` file,
          or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`, `.tar`)
@@ -22,6 +23,7 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean
+from lucidtl.models import lucid_zoo
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
 
@@ -316,6 +318,8 @@ def build_model(model="inception_v1", weights=None, include_top=False, **kw):
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidArgumentError(f"model must be a name, a .keras file or a dotted builder path, got {model!r}")
     name = os.fspath(model)
+    if lucid_zoo.is_graph_source(name):  # lucid:NAME, a frozen graph .pb or a Lucid manifest .json
+        return lucid_zoo.build(name, weights, **kw)
     if name.endswith(".keras"):
         if kw:
             raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a saved model file {name}")
