@@ -68,11 +68,15 @@ def checkpoints(runs=(), weights=()):
     out = []
     for path in runs:
         name = os.path.basename(os.path.normpath(path))
-        for r in run_folders.checkpoints(path):
+        for r in run_folders.check(path):  # every file it lists, before anything is rendered
             out.append(Checkpoint(f"{name}/iter_{r['iteration']:06d}", name, os.path.abspath(path), r["iteration"]))
     for path in weights:
         if not os.path.isfile(path):
             raise InvalidArgumentError(f"weights file {path} does not exist")
+        if path.endswith((".weights.h5", ".keras")):
+            from lucidtl.models.weights import _array_shapes
+
+            _array_shapes(path)  # a one-line error naming it when it is not readable, before any rendering
         stem = os.path.basename(path).split(".")[0]
         out.append(Checkpoint(f"weights/{stem}", weights=os.path.abspath(path)))
     seen = set()
