@@ -4,8 +4,6 @@ One optimisation step (param -> transforms -> model -> objective -> gradient -> 
 `tf.function`; transforms change the image size inside it without retracing. A render traces two: the
 redirected-ReLU warm-up step (steps 0..16) and the plain step after it, which carries no per-ReLU switch.
 """
-import contextlib
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -145,7 +143,6 @@ class Renderer:
         self._check_channels(model)
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
         self._step = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
-        self._steps_done = 0  # host copy of _step: picks the step function without reading the device
         self._plain_ready = not relu_gradient_override  # the plain step compiled (see _prime_plain_step)
         self.traces = 0
         self._warmup_fn = tf.function(lambda: self._update(redirect=True))
@@ -167,14 +164,19 @@ class Renderer:
                     f"use param.image(..., channels={want})"
                 )
 
-    def _objective(self, image, seed):
-        """Objective value of `image` after this step's transforms."""
+    def _objective(self, image, seed, redirect=False):
+        """Objective value of `image` after this step's transforms; redirect: the model's ReLUs (Lucid's
+        scope: the model's only) get the redirected gradient. The warm-up function that asks for it only
+        runs steps 0..16, so a constant step lets the graph drop every ReLU's switch."""
         x = image
         if self._features is not None:
             x = self.transform(image, seed) if self.transform is not None else image
             if self._size is not None:  # models with a fixed input size see the transformed image resized
                 x = tf.image.resize(x, self._size)
-        return objective_value(self.objective, self._features, self.layers, image, x, self.input_range)
+        feats = self._features
+        if feats is not None and redirect:
+            feats = redirected_relu.model_only(feats, tf.constant(0))
+        return objective_value(self.objective, feats, self.layers, image, x, self.input_range)
 
     def _seed(self):
         return tf.random.experimental.stateless_fold_in(self._seed_pair, self._step)
@@ -182,11 +184,9 @@ class Renderer:
     def _update(self, redirect):
         """redirect: the warm-up step (redirected ReLU gradient); the plain step builds no override at all."""
         self.traces += 1  # runs only while tracing
-        # the warm-up function only runs steps 0..16: a constant step lets the graph drop every ReLU's switch
-        with redirected_relu.redirect(tf.constant(0)) if redirect else contextlib.nullcontext():
-            image = self.param()
-            value = self._objective(image, self._seed())
-            grads = tf.gradients(-value, self.variables)
+        image = self.param()
+        value = self._objective(image, self._seed(), redirect)
+        grads = tf.gradients(-value, self.variables)
         if any(g is None for g in grads):
             raise InvalidArgumentError("the objective does not depend on the image; check its layers")
         self.optimizer.apply_gradients(zip(grads, self.variables))
@@ -198,7 +198,7 @@ class Renderer:
 
     @property
     def steps_done(self):
-        return self._steps_done
+        return int(self._step.numpy())
 
     def _prime_plain_step(self):
         """Compile the plain step before the first update, so that its one-off cost (tracing, graph
@@ -214,10 +214,8 @@ class Renderer:
     def _step_fn(self):
         if not self._plain_ready:
             self._prime_plain_step()
-        warmup = self.relu_gradient_override and self._steps_done < redirected_relu.WARMUP_STEPS
-        value = (self._warmup_fn if warmup else self._plain_fn)()
-        self._steps_done += 1
-        return value
+        warmup = self.relu_gradient_override and self.steps_done < redirected_relu.WARMUP_STEPS
+        return (self._warmup_fn if warmup else self._plain_fn)()
 
     def step(self):
         """One optimiser update; returns the objective value before it (what Lucid prints as loss)."""
@@ -236,7 +234,7 @@ class Renderer:
 
         callback(i, value, image) is called at each threshold. Returns the images, ascending thresholds."""
         thresholds = check_thresholds(thresholds)
-        if self._steps_done + max(thresholds) < redirected_relu.WARMUP_STEPS:
+        if self.steps_done + max(thresholds) < redirected_relu.WARMUP_STEPS:
             self._plain_ready = True  # this run never reaches the plain step: nothing to compile ahead
         images = []
         bar = progress_bar(max(thresholds) + 1, progress)
