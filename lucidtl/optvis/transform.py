@@ -110,6 +110,7 @@ def jitter(d):
         shape = tf.shape(image)
         offset = tf.random.stateless_uniform([2], seed, minval=0, maxval=d + 1, dtype=tf.int32)
         oy, ox = offset[0], offset[1]
+        # tf.slice, not image[...]: a strided slice's gradient is slow on CPU
         out = tf.slice(image, tf.stack([0, oy, ox, 0]), tf.stack([-1, shape[1] - d, shape[2] - d, -1]))
         h, w = image.shape[1], image.shape[2]
         return _keep_batch_and_channels(out, image, h - d if h is not None else None, w - d if w is not None else None)
@@ -183,7 +184,8 @@ def crop_or_pad_to(height, width, constant_value=0.0):
         shape = tf.shape(image)
         th, tw = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
         oy, ox = tf.maximum(shape[1] - th, 0) // 2, tf.maximum(shape[2] - tw, 0) // 2
-        out = tf.slice(image, tf.stack([0, oy, ox, 0]), tf.stack([-1, tf.minimum(shape[1], th), tf.minimum(shape[2], tw), -1]))
+        size = tf.stack([-1, tf.minimum(shape[1], th), tf.minimum(shape[2], tw), -1])
+        out = tf.slice(image, tf.stack([0, oy, ox, 0]), size)  # tf.slice: its gradient is fast on CPU
         py, px = tf.maximum(th - shape[1], 0), tf.maximum(tw - shape[2], 0)
         out = tf.pad(out, [[0, 0], [py // 2, py - py // 2], [px // 2, px - px // 2], [0, 0]],
                      constant_values=tf.constant(constant_value, image.dtype))
