@@ -202,9 +202,12 @@ def test_partial_feature_model_runs_only_the_branches_read(tiny_cnn):
     assert features.partial_feature_model(tiny_cnn, "conv1_relu", {0}) is None  # not a concatenation
 
 
-def test_pruned_render_equals_full_render(tiny_cnn):
-    """A render reading channel 7 of `mixed` skips branch_a; the picture is the same to the last bit."""
+@pytest.mark.parametrize("negative", [False, True])
+def test_pruned_render_equals_full_render(tiny_cnn, negative):
+    """A render reading channel 7 of `mixed` skips branch_a; the picture is the same to the last bit (also for
+    Lucid's negative visualisation, which autodiff differentiates)."""
     obj = objectives.channel("mixed", 7, batch=0) + objectives.channel("mixed", 8, batch=1)
+    obj = -obj if negative else obj
     kw = dict(param_f=lambda: param.image(20, batch=2), seed=4)
     fast = Renderer(tiny_cnn, obj, **kw)
     slow = Renderer(tiny_cnn, _plain_autodiff(obj), **kw)
