@@ -34,6 +34,7 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "run": ("run", "a training run folder (what `lucidtl.train --out` wrote)"),
     "checkpoint": ("checkpoint", "one saved iteration of --run (`10`), or `last`"),
     "checkpoints": ("int list", "saved iterations of --run, comma separated (default: all)"),
+    "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
     "model": ("str", "inception_v1 | a .keras file | keras.applications.X | a dotted builder"),
     "weights": ("str", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz)"),
     "layer": ("str", "one layer name (`python -m lucidtl.render layers` lists them)"),
@@ -51,7 +52,8 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "progress": ("bool", "show progress bars"),
     "dry_run": ("bool", "check the command line, print the plan, write nothing"),
 }
-ALIASES = {"batch": "batch_size", "lr": "learning_rate"}  # old spellings, accepted for one release
+ALIASES = {"batch": "batch_size", "lr": "learning_rate", "data": "dataset", "iterations": "checkpoints",
+           "run_dir": "run"}  # old spellings, accepted for one release
 DEFAULT_NOTE = "note: --{old} is now --{new}"
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 _KEYWORDS = {"weights": ("imagenet", "random")}
@@ -150,9 +152,7 @@ def _kind(name, default, typed):
         return "int"
     if isinstance(default, float):
         return "number"
-    if isinstance(default, str):
-        return "str"
-    return "any"
+    return "str"
 
 
 def _spec_from(name, params, doc, varkw=False):
@@ -275,7 +275,7 @@ def convert(param, text, command=None):
         if kind == "files":
             for p in items:
                 if not os.path.isfile(p):
-                    raise InvalidArgumentError(f"{f}: file {p} does not exist")
+                    raise InvalidArgumentError(f"cannot read {f} file {p}: it does not exist")
         return items
     if kind == "channels":
         from lucidtl import selection
@@ -289,6 +289,12 @@ def convert(param, text, command=None):
         for p in [p for p in text.split(",") if p]:
             if not os.path.isdir(p):
                 raise InvalidArgumentError(f"run folder {p} does not exist; pass the --out folder of a training run")
+        return text
+    if kind == "dataset":
+        if text.startswith("folder:") and not os.path.isdir(text[len("folder:"):]):
+            raise InvalidArgumentError(f"{f} {text}: folder {text[len('folder:'):]} does not exist")
+        if text.endswith((".npy", ".npz")) and not os.path.isfile(text):
+            raise InvalidArgumentError(f"{f}: file {text} does not exist")
         return text
     if kind == "file":
         if not os.path.isfile(text):
@@ -370,7 +376,7 @@ def _prog():
     return None
 
 
-def parse(commands, default, argv, notes):
+def parse(commands, default, argv, notes, aliases=None):
     """Check argv against the chosen command: a Call, or an InvalidArgumentError naming what is wrong."""
     argv = list(argv)
     help_ = any(a in ("--help", "-h") for a in argv)
@@ -404,9 +410,10 @@ def parse(commands, default, argv, notes):
         negated = False
         if key not in params and key.startswith("no") and key[2:] in params and params[key[2:]].kind == "bool":
             key, negated = key[2:], True
-        if key not in params and key in ALIASES and ALIASES[key] in params:
-            notes.append(DEFAULT_NOTE.format(old=key.replace("_", "-"), new=ALIASES[key].replace("_", "-")))
-            key = ALIASES[key]
+        table = {**ALIASES, **(aliases or {})}
+        if key not in params and key in table and table[key] in params:
+            notes.append(DEFAULT_NOTE.format(old=key.replace("_", "-"), new=table[key].replace("_", "-")))
+            key = table[key]
         if key not in params:
             if spec.varkw:
                 values[key] = _Raw(text) if eq else _Raw("True")
@@ -583,7 +590,7 @@ def quiet_tensorflow():
         print(line, file=sys.stderr)
 
 
-def run(commands, default, argv=None, prog=None):
+def run(commands, default, argv=None, prog=None, aliases=None):
     """commands: {name: function | printing(...)}; `default` runs when argv does not start with a command.
 
     Checks the whole command line first (exit 2, one line, nothing done), prints help for --help, a plan
@@ -591,7 +598,7 @@ def run(commands, default, argv=None, prog=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     notes = []
     try:
-        call = parse(commands, default, argv, notes)
+        call = parse(commands, default, argv, notes, aliases)
     except LucidtlError as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)

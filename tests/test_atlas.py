@@ -26,7 +26,7 @@ from tiny_models import make_image_folder
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # 3 checkpoints x 2 layers x 4 channels, 2 channels a batch: 12 items, 24 images
-ATLAS = dict(layers="conv1_relu,conv2_relu", channels="0:4", size=16, steps=6, batch=2, progress=False)
+ATLAS = dict(layers="conv1_relu,conv2_relu", channels="0:4", size=16, steps=6, batch_size=2, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """`python -m lucidtl.atlas`: render an atlas (sharded, resumable) and make its static website.
 
     python -m lucidtl.atlas render --run runs/celeba --run runs/flowers --layers all --channels all \
-        --size 128 --steps 512 --batch 32 --shard 0/2 --out atlas/
+        --size 128 --steps 512 --batch-size 32 --shard 0/2 --out atlas/
     python -m lucidtl.atlas render --weights a.weights.h5,b.weights.h5 --model inception_v1 --out atlas/
     python -m lucidtl.atlas site --atlas atlas/ --out site/
 """

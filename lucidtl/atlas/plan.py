@@ -101,7 +101,7 @@ def default_layers(model):
 def selection(model, layers="all", channels="all"):
     """[(layer, [channels])] for this architecture; unknown layers name the closest ones."""
     from lucidtl.optvis import features
-    from lucidtl.render import parse_channels
+    from lucidtl.selection import parse_channels
 
     names = default_layers(model) if layers in (None, "all") else split_list(layers, "layers")
     chosen = []
