@@ -519,8 +519,8 @@ def test_cli_convert_and_errors(cli_files, tmp_path, capsys):
     from lucidtl import stylegan
 
     base, out = cli_files
-    npz = tmp_path / "g.npz"
-    stylegan.main(["convert", "--pickle", base[1], "--cache-dir", str(tmp_path / "cache"), "--out", str(npz)])
+    npz = tmp_path / "converted" / "g.npz"  # --out is a folder; the file is named after the pickle
+    stylegan.main(["convert", "--pickle", base[1], "--cache-dir", str(tmp_path / "cache"), "--out", str(npz.parent)])
     assert npz.is_file() and "16px" in capsys.readouterr().out
     code, io = _run(["ascent", *base, "--lam", "-1"], capsys)
     assert code == 2 and io.err.startswith("error: --lam") and io.err.count("\n") == 1

@@ -1,9 +1,6 @@
 """SavedModel export: a classifier with its pre-processing, and a channel renderer that runs Lucid's whole
 render loop inside one TF graph. Both load with plain `tf.saved_model.load` (no lucidtl needed).
-
-    python -m lucidtl.export classifier --model inception_v1 --weights imagenet --out export/classifier
-    python -m lucidtl.export renderer --model inception_v1 --layer Mixed_4c --size 128 --out export/renderer
-"""
+The command line is lucidtl/export/__main__.py."""
 import contextlib
 import dataclasses
 import os
@@ -13,7 +10,6 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from lucidtl import cli
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis.param import fft_decoder, to_valid_rgb
@@ -260,56 +256,3 @@ def export_renderer(model, layer, path, size=128, input_range=(0.0, 1.0), transf
     module = ChannelRenderer(model, layer, size, input_range, transforms, sd, learning_rate, decorrelate,
                              relu_gradient_override)
     return _save(module, path, {"serving_default": module.render, "render": module.render}, overwrite)
-
-
-# ---- command line ------------------------------------------------------------------------------------
-
-def _need_out(out):
-    if out is None or str(out) == "":
-        raise InvalidArgumentError("no output folder; pass --out DIR")
-    return str(out)
-
-
-def _report(result):
-    print(f"wrote SavedModel to {result.path}")
-    for name, text in result.signatures.items():
-        print(f"  {name}{text}")
-
-
-def classifier(model="inception_v1", weights=None, out=None, image_size=None, include_top=True,
-               overwrite=False):
-    """Export a classifier SavedModel (signatures serving_default: float32 [0,1] images, serving_uint8:
-    uint8 images; both resized to --image-size, default the model's input size, 224 for inception_v1)."""
-    from lucidtl.render import load_model
-
-    out = _need_out(out)
-    net, info = load_model(model, weights, include_top=bool(include_top))
-    if image_size is None and Renderer._fixed_input_size(net) is None:
-        if any(layer.name == SLIM_HEAD for layer in net.layers):
-            image_size = 224
-    return export_classifier(net, out, info.input_range, image_size, overwrite)
-
-
-def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out=None, transforms="standard",
-             sd=0.01, learning_rate=0.05, decorrelate=True, relu_gradient_override=True, overwrite=False):
-    """Export a channel renderer SavedModel: render(channel, steps, seed) -> image, image_uint8, objective."""
-    from lucidtl import render as render_cli
-
-    out = _need_out(out)
-    size = cli.integer("size", size, minimum=render_cli.MIN_SIZE)
-    cli.choice("transforms", transforms, render_cli.TRANSFORMS)
-    net, info = render_cli.load_model(model, weights)
-    layer = str(layer)
-    features.endpoint(net, layer)
-    render_cli._check_size(net, layer, size, transforms, info.input_range)
-    return export_renderer(net, layer, out, size, info.input_range, transforms, sd, learning_rate, decorrelate,
-                           relu_gradient_override, overwrite)
-
-
-def main(argv=None):
-    cli.run({"classifier": cli.printing(classifier, _report), "renderer": cli.printing(renderer, _report)},
-            default="renderer", argv=argv)
-
-
-if __name__ == "__main__":
-    main()
