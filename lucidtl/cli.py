@@ -422,8 +422,6 @@ def parse(commands, default, argv, notes, aliases=None):
             hint = f"; did you mean {flag(near[0])}?" if near else f"; {name} takes {', '.join(map(flag, params))}"
             raise InvalidArgumentError(f"unknown flag {flag(key)}{hint}")
         p = params[key]
-        if key in values:
-            raise InvalidArgumentError(f"{flag(key)} is given twice; give it once (lists are comma separated)")
         if negated:
             if eq:
                 raise InvalidArgumentError(f"--no{key.replace('_', '-')} takes no value")

@@ -75,16 +75,20 @@ def _check_size(model, layer, size, transforms, input_range):
 
     probe = _transformed_min_size(size, transforms)
     channels = model.inputs[0].shape[-1] or 3
-    try:
-        out = features.feature_model(model, [layer])(tf.zeros([1, probe, probe, channels]), training=False)
-        ok = min(out.shape[1:-1], default=1) > 0
-    except (tf.errors.OpError, ValueError) as e:
-        text = str(e)
-        if not any(s in text.lower() for s in ("negative dimension", "must be at least", "computed output size",
-                                                "is too small", "non-positive", "output size would be")):
-            raise InvalidArgumentError(f"model cannot run layer {layer!r} on a {probe}px image (--size {size}): "
-                                       f"{' '.join(text.split())[:200]}") from None
-        ok = False
+    fm = features.feature_model(model, [layer])
+
+    def runs(side):
+        try:
+            out = fm(tf.zeros([1, side, side, channels]), training=False)
+            return min(out.shape[1:-1], default=1) > 0, None
+        except (tf.errors.OpError, ValueError) as e:
+            return False, e
+
+    ok, error = runs(probe)
+    if not ok and error is not None and (probe >= 512 or not runs(max(2 * probe, 320))[0]):
+        # a larger image fails too: the input is not too small, the model cannot run it
+        raise InvalidArgumentError(f"model cannot run layer {layer!r} on a {probe}px image (--size {size}): "
+                                   f"{' '.join(str(error).split())[:200]}") from None
     if not ok:
         raise InvalidArgumentError(
             f"--size {size} is too small: after the {transforms} transforms the model sees {probe}px, "
