@@ -255,8 +255,10 @@ def convert(param, text, command=None):
             bound = float(m.group(3))
             if value < bound or (m.group(2) == ">" and value == bound):
                 raise InvalidArgumentError(f"{f} must be {what} {m.group(2)} {m.group(3)}, got {text}")
-        if m.group(4) and not float(m.group(4)) <= value <= float(m.group(5)):
-            raise InvalidArgumentError(f"{f} must be {what} in [{m.group(4)}, {m.group(5)}], got {text}")
+        if m.group(4) and value < float(m.group(4)):
+            raise InvalidArgumentError(f"{f} must be {what} >= {m.group(4)}, got {text}")
+        if m.group(4) and value > float(m.group(5)):
+            raise InvalidArgumentError(f"{f} must be {what} <= {m.group(5)}, got {text}")
         return value
     if kind == "checkpoint":
         if text == "last" or text == "final" or re.fullmatch(r"\d+", text):

@@ -39,6 +39,9 @@ def parse_channels(channels, count):
             parts = ([int(p) if p else None for p in text.split(":")] + [None])[:3]
             if count is None:
                 return list(range(parts[0] or 0, parts[1], parts[2] or 1)) if parts[1] is not None else []
+            if parts[1] is not None and parts[1] > count:
+                raise ChannelRangeError(f"channel range {text!r} goes beyond the layer's {count} channels "
+                                        f"(0..{count - 1})")
             out = list(range(count))[slice(*parts)]
             if not out:
                 raise ChannelRangeError(f"channel range {text!r} is empty for a layer of {count} channels")

@@ -182,7 +182,7 @@ def test_figures_come_from_the_atlas_without_rendering(run_dir, full, tmp_path, 
     cell = imageio.load_png(os.path.join(full, "tinyrun/iter_000003/conv1_relu/0000.png"))
     assert any(np.array_equal(grid[y:y + 16, x:x + 16], cell) for y in range(grid.shape[0] - 15)
                for x in range(grid.shape[1] - 15))
-    f7 = figures.figure7(run_dir, layers="conv1_relu,conv2_relu", channels=4, atlas=full, out=out, progress=False)
+    f7 = figures.figure7(run_dir, layers="conv1_relu,conv2_relu", channels="0:4", atlas=full, out=out, progress=False)
     rec7 = json.load(open(os.path.join(out, "figure7.json")))
     assert rec7["rows"] == [0, 6, 0, 6] and rec7["row_labels"] == ["conv1_relu pre", "conv1_relu post",
                                                                    "conv2_relu pre", "conv2_relu post"]

@@ -189,7 +189,7 @@ def cli(argv, capsys):
     (["renderer", "--layer", "branch_a_rel"], "closest: branch_a_relu"),
     (["renderer", "--layer", LAYER, "--size", "8"], "--size must be an integer >= 16"),
     (["renderer", "--layer", LAYER, "--transforms", "fancy"], "choose one of standard, distill, none"),
-    (["classifier", "--image-size", "0"], "image_size must be a positive int"),
+    (["classifier", "--image-size", "0"], "--image-size must be an integer >= 1, got 0"),
 ])
 def test_cli_errors_are_one_line_exit_2(keras_file, tmp_path, capsys, argv, expected):
     code, captured = cli([*argv, "--model", keras_file, "--out", str(tmp_path / "o")], capsys)

@@ -84,7 +84,7 @@ def test_temporal_figure_and_prepost_from_the_run(folder, tmp_path):
     assert json.load(open(os.path.join(out, "figures", "prepost.json")))["rows"] == [0, 6]
     assert os.path.isfile(pp)
     with pytest.raises(InvalidArgumentError, match="no checkpoint at iteration 4; saved: 0, 3, 6"):
-        figures.temporal(out, "conv2_relu:1", iterations="0,4", size=16, steps=2)
+        figures.temporal(out, "conv2_relu:1", checkpoints="0,4", size=16, steps=2)
     with pytest.raises(UnknownLayerError, match="closest"):
         figures.temporal(out, "conv9_relu:1", size=16, steps=2, progress=False)
 

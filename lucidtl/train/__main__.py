@@ -1,5 +1,5 @@
 """python -m lucidtl.train: fine-tune with the paper's recipes (see lucidtl.train.fit.train)."""
-from lucidtl.cli import printing, run
+from lucidtl import cli
 
 
 def _report(result):
@@ -9,7 +9,7 @@ def _report(result):
 
 
 def main(argv=None):
-    run({"train": printing("lucidtl.train.fit:train", _report)}, "train", argv)
+    cli.run({"train": cli.printing("lucidtl.train.fit:train", _report)}, "train", argv)
 
 
 if __name__ == "__main__":
