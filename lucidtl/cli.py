@@ -279,10 +279,10 @@ def convert(param, text, command=None):
                 if not os.path.isfile(p):
                     raise InvalidArgumentError(f"cannot read {f} file {p}: it does not exist")
         return items
-    if kind == "channels":
+    if kind in ("channels", "layer channels"):
         from lucidtl import selection
 
-        if ":" in text and not selection.is_selection(text.split(",")[0]):
+        if kind == "layer channels":
             selection.parse_layer_channels(text)
         else:
             selection.check_syntax(text)
@@ -300,7 +300,7 @@ def convert(param, text, command=None):
         return text
     if kind == "file":
         if not os.path.isfile(text):
-            raise InvalidArgumentError(f"{f}: file {text} does not exist")
+            raise InvalidArgumentError(f"cannot read {f} file {text}: it does not exist")
         return text
     if kind == "folder":
         check_out(text, f)
@@ -492,7 +492,7 @@ def help_text(commands, default, call, prog=None):
 
 
 def _metavar(p):
-    return {"int list": "N,N", "list": "A,B", "channels": "CHANNELS", "checkpoint": "N|last", "run": "PATH",
+    return {"int list": "N,N", "list": "A,B", "channels": "CHANNELS", "layer channels": "LAYER:CHANNELS", "checkpoint": "N|last", "run": "PATH",
             "folder": "DIR", "file": "FILE", "files": "FILE,FILE"}.get(p.kind, p.kind.split()[0].upper()
                                                                       if "|" not in p.kind else "CHOICE")
 

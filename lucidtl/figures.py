@@ -148,7 +148,7 @@ def temporal(run, channels, checkpoints=None, size=None, steps=None, seed=0, out
 
     Args:
         run (run): the training run folder
-        channels (channels): layer-qualified channels, e.g. Mixed_4c_Branch_2_b_3x3:5,Mixed_4d:0:4
+        channels (layer channels): layer-qualified channels, e.g. Mixed_4c_Branch_2_b_3x3:5,Mixed_4d:0:4
         checkpoints (int list): the saved iterations to show, comma separated (default: all)
         size (int in [16, 4096]): side of each cell in px (default: the atlas's, else 128)
         steps (int >= 1): render steps of each cell (default: the atlas's, else 512)
@@ -176,7 +176,7 @@ def prepost(run, channels, size=None, steps=None, seed=0, out=None, progress=Tru
 
     Args:
         run (run): the training run folder
-        channels (channels): layer-qualified channels, e.g. Mixed_4c_Branch_2_a_1x1:0:2
+        channels (layer channels): layer-qualified channels, e.g. Mixed_4c_Branch_2_a_1x1:0:2
         size (int in [16, 4096]): side of each cell in px (default: the atlas's, else 128)
         steps (int >= 1): render steps of each cell (default: the atlas's, else 512)
         seed (int >= 0): the same starting image in every cell

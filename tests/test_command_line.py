@@ -260,8 +260,8 @@ def test_one_vocabulary_across_all_commands():
                 assert _base(p.kind) == _base(cli.VOCABULARY[name][0]), (module, sub, name, p.kind)
             if name == "out":
                 assert p.kind == "folder", (module, sub)
-            if name == "channels" and (module, sub) != ("figure7", None):
-                assert p.kind == "channels", (module, sub)
+            if name == "channels":  # a selection, layer-qualified where several layers are meant
+                assert p.kind == ("channels" if sub not in ("temporal", "prepost") else "layer channels")
         if "checkpoint" in spec.params:
             assert "run" in spec.params
 

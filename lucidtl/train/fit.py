@@ -200,7 +200,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         save_format (weights|keras): checkpoints as .weights.h5 or whole .keras models
         backup_every (int >= 1): save the resume state every N iterations (besides --backup-seconds)
         backup_seconds (number >= 0): save the resume state every N seconds of training
-        visualize (channels): channels drawn into TensorBoard while training, e.g. Mixed_4c:3,Mixed_5b:0:4
+        visualize (layer channels): channels drawn into TensorBoard while training, e.g. Mixed_4c:3,Mixed_5b:0:4
         visualize_at (any): iterations of those drawings (default: the checkpoint iterations)
         visualize_steps (int >= 1): render steps of each drawing
         visualize_size (int >= 16): side of each drawing in px
