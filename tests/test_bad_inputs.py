@@ -78,7 +78,7 @@ CASES = [
     ("train", "--dataset folder:{images} --save-format h5 --out {out}", "choose one of weights, keras"),
     ("train", "--dataset folder:{images} --augment perhaps --out {out}", "--augment is a yes/no flag"),
     ("train", "--dataset folder:{images} --seed x --out {out}", "--seed must be an integer"),
-    ("train", "--dataset folder:{images} --mixed-precision float8 --out {out}", "mixed_precision"),
+    ("train", "--dataset folder:{images} --mixed-precision float8 --out {out}", "unknown --mixed-precision 'float8'"),
     ("train", "--dataset folder:{images} --visualize-size 8 --out {out}", "--visualize-size must be an integer >= 16"),
     ("train", "--dataset mnist --weights random --out {out}", "unknown dataset 'mnist'"),
     # ---- figures ----------------------------------------------------------------------------------------
