@@ -560,6 +560,19 @@ def _one_line(text):
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+@__import__("contextlib").contextmanager
+def held_output():
+    """Hold what the block prints (Keras' "Downloading data from ..."): shown when it succeeds, dropped when it
+    fails, whose one-line error or note then says all."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+    sys.stdout.write(buf.getvalue())
+
+
 def quiet_tensorflow():
     """Import TensorFlow with its start-up log lines (written before logging is set up) dropped."""
     if "tensorflow" in sys.modules:

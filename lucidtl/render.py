@@ -112,7 +112,8 @@ def load_model(model, weights, include_top=False, run=None, checkpoint=None):
     note = ""
     if weights is None and str(model) in models.MODELS:
         try:
-            return models.build_model(model, weights="imagenet", include_top=include_top)
+            with cli.held_output():  # offline, the note below is the only line
+                return models.build_model(model, weights="imagenet", include_top=include_top)
         except WeightsError as e:
             weights, note = "random", f"no ImageNet weights ({e}); "
     keras.utils.set_random_seed(0)
