@@ -256,7 +256,7 @@ def test_one_vocabulary_across_all_commands():
         spec = cli.describe(command, sub)
         assert not OLD_NAMES & set(spec.params), (module, sub)
         for name, p in spec.params.items():
-            if name in cli.VOCABULARY and name not in ("model", "weights", "layers", "checkpoints"):
+            if name in cli.VOCABULARY and name not in ("model", "weights", "layers", "checkpoints", "channels"):
                 assert _base(p.kind) == _base(cli.VOCABULARY[name][0]), (module, sub, name, p.kind)
             if name == "out":
                 assert p.kind == "folder", (module, sub)

@@ -20,8 +20,9 @@ def classifier(model="inception_v1", weights=None, out=None, image_size=None, in
     """Export a classifier SavedModel: probabilities for [0,1] float32 or uint8 images of any size.
 
     Signatures serving_default (float32 images in [0, 1]) and serving_uint8 (uint8 images), both resized to
-    --image-size (default: the model's input size, 224 for inception_v1), returning {"outputs": the model's
-    output}: class probabilities (softmax, or sigmoid per attribute for multi-label runs).
+    --image-size (default: the model's input size, 224 for inception_v1), returning "probabilities" (softmax,
+    or sigmoid per attribute for multi-label runs) and "outputs" (the model's own output: the same for a run,
+    logits for the ImageNet InceptionV1). A run's class names are stored as the variable class_names.
 
     Args:
         model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
@@ -42,7 +43,12 @@ def classifier(model="inception_v1", weights=None, out=None, image_size=None, in
     if image_size is None and Renderer._fixed_input_size(net) is None:
         if any(layer.name == SLIM_HEAD for layer in net.layers):
             image_size = 224
-    return export_classifier(net, out, info.input_range, image_size, overwrite)
+    names = None
+    if run is not None:
+        from lucidtl.train.run import read_settings
+
+        names = (read_settings(run) or {}).get("class_names")
+    return export_classifier(net, out, info.input_range, image_size, overwrite, class_names=names)
 
 
 def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out=None, transforms="standard",

@@ -109,12 +109,18 @@ def _image_size(size, model):
 class Classifier(tf.Module):
     """`model` behind [0,1] (float) or 0..255 (uint8) images of any size; see export_classifier."""
 
-    def __init__(self, model, input_range=(0.0, 1.0), image_size=None):
+    def __init__(self, model, input_range=(0.0, 1.0), image_size=None, class_names=None):
         super().__init__(name="classifier")
         if len(model.outputs) != 1:
             raise InvalidArgumentError(f"model {model.name!r} has {len(model.outputs)} outputs; export a "
                                        "single-output model")
         self.model = model
+        self.final_activation = _final_activation(model)
+        if class_names is not None:
+            names = [str(n) for n in class_names]
+            if model.outputs[0].shape[-1] is not None and len(names) != model.outputs[0].shape[-1]:
+                raise InvalidArgumentError(f"{len(names)} class names for {model.outputs[0].shape[-1]} outputs")
+            self.class_names = tf.Variable(names, trainable=False, name="class_names")
         self.input_range = _range(input_range)
         self.image_size = _image_size(image_size, model)
         c = _image_channels(model)
@@ -130,23 +136,40 @@ class Classifier(tf.Module):
         lo, hi = self.input_range
         if (lo, hi) != (0.0, 1.0):
             x = x * (hi - lo) + lo
-        return {"outputs": tf.cast(self.model(x, training=False), tf.float32)}
+        outputs = tf.cast(self.model(x, training=False), tf.float32)
+        if self.final_activation in ("softmax", "sigmoid"):
+            probabilities = outputs
+        else:  # logits, e.g. InceptionV1's slim head (class 0: background)
+            probabilities = tf.nn.softmax(outputs, axis=-1)
+        return {"outputs": outputs, "probabilities": probabilities}
 
     def _uint8(self, images):
         return self._float(tf.cast(images, tf.float32) / 255.0)
 
 
-def export_classifier(model, path, input_range=(0.0, 1.0), image_size=None, overwrite=False):
+def _final_activation(model):
+    """"softmax" / "sigmoid" when the model's last layer ends in one, else "linear" (logits)."""
+    act = getattr(model.layers[-1], "activation", None)
+    name = getattr(act, "__name__", str(act or "linear"))
+    return name if name in ("softmax", "sigmoid") else "linear"
+
+
+def export_classifier(model, path, input_range=(0.0, 1.0), image_size=None, overwrite=False, class_names=None):
     """Save a Keras classifier as a SavedModel with two signatures:
 
-    serving_default(images: float32 [N, H, W, C] in [0, 1]) -> {"outputs": float32 model output}
+    serving_default(images: float32 [N, H, W, C] in [0, 1]) -> {"outputs": float32 model output,
+                                                              "probabilities": float32}
     serving_uint8(images: uint8 [N, H, W, C] in 0..255)    -> the same, on images / 255
+
+    "probabilities" is the output itself when the model ends in softmax or sigmoid (a fine-tuned run's head),
+    else softmax of the output (logits). class_names, when given, are stored as the string variable
+    `class_names` of the loaded object (one per output).
 
     Images of any size are resized (bilinear, tf.image.resize) to `image_size` (int or (H, W); default: the
     model's fixed input size, or no resize), mapped linearly from [0,1] onto `input_range` (what the model
     expects, e.g. (0, 255) for keras.applications.ResNet50) and run with training=False. The folder is
     written beside `path` and renamed onto it; a non-empty `path` is refused unless overwrite=True."""
-    module = Classifier(model, input_range, image_size)
+    module = Classifier(model, input_range, image_size, class_names)
     return _save(module, path, {"serving_default": module.classify, "serving_uint8": module.classify_uint8},
                  overwrite)
 
