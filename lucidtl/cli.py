@@ -527,6 +527,14 @@ def _innermost(tb):
     return last.tb_frame.f_code.co_filename if last else ""
 
 
+def _tf_reason(message):
+    """The informative line of a TensorFlow error message (not "Graph execution error:", node names, stacks)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.endswith(":") and not line.startswith(("[[", "<", "Detected at"))]
+    text = (useful or lines or [""])[0]
+    return re.sub(r"^.*?(?:transformation with iterator: \S+: |[A-Z_]{6,}: )", "", text).split(" [[")[0][:200]
+
+
 def user_error(e):
     """One line for an error bad input causes; None for what looks like a bug."""
     import json
@@ -542,8 +550,8 @@ def user_error(e):
         reason = e.strerror or str(e) or type(e).__name__
         return f"cannot use {what}: {reason}" if what else f"{reason}; check the paths you passed"
     if type(e).__module__.startswith(("tensorflow", "tsl")) and hasattr(e, "message"):
-        first = str(getattr(e, "message", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"TensorFlow could not run this input ({type(e).__name__}: {first}); check the files and flags"
+        return f"TensorFlow could not run this input ({type(e).__name__}: {_tf_reason(e.message)}); check the " \
+               "input files and flags"
     inner = _innermost(e.__traceback__)
     if isinstance(e, (ValueError, EOFError, KeyError)) and any(
             s in inner for s in (f"{os.sep}numpy{os.sep}", f"{os.sep}PIL{os.sep}", f"{os.sep}h5py{os.sep}",

@@ -59,6 +59,8 @@ CASES = [
     ("render", "--model {tiny} --weights {garbage} --layer conv1_relu --out {out}", "garbage"),
     ("render", "layers --al", "unknown flag --al; did you mean --all?"),
     ("render", "layers --model no_such_model", "unknown model"),
+    ("render", "--weights {bad_targz} --size 16 --out {out}", "inception_v1.tar.gz"),
+    ("render", "--run {hrun_badjson} --layer mixed --size 16 --out {out}", "run.json is not valid JSON"),
     # ---- train ------------------------------------------------------------------------------------------
     ("train", "--dataset folder:{images} --iteration 5 --out {out}", "did you mean --iterations?"),
     ("train", "--dataset folder:{images} --image-size 0 --out {out}", "--image-size must be an integer >= 1"),
@@ -113,6 +115,10 @@ CASES = [
     ("atlas", "render --run {krun} --seed -1 --out {out}", "--seed must be an integer >= 0"),
     ("atlas", "render --run {krun} --channels x --out {out}", "use e.g. 7, 0:8, 1,5,9 or all"),
     ("atlas", "render --out {out}", "nothing to render"),
+    ("atlas", "render --run {krun_badjson} --layers conv1_relu --size 16 --steps 1 --out {out}",
+     "checkpoints.json is not valid JSON"),
+    ("atlas", "render --run {hrun_badjson} --layers mixed --size 16 --steps 1 --out {out}",
+     "run.json is not valid JSON"),
     ("atlas", "site --atlas {missing} --out {out}", "is not an atlas folder (no atlas.json)"),
     ("atlas", "site --atlas {krun} --out {file}", "is a file, not a folder"),
     ("atlas", "site --copyy --out {out}", "did you mean --copy?"),
@@ -141,6 +147,8 @@ CASES = [
     ("analyze", "examples --run {krun} --layer conv1_relu --channels 40 --dataset {npy} --out {out}",
      "out of range"),
     ("analyze", "bogus", "unknown command 'bogus'"),
+    ("analyze", "similarity --run {krun_badjson} --layers conv1_relu --dataset {npy} --out {out}",
+     "krun_badjson/checkpoints.json"),
     ("analyze", "similarity --run {krun} --dataset {npy} --out {out}", "no layers"),
     ("analyze", "similarity --layers conv1_relu --dataset {npy} --out {out}", "no checkpoints"),
     ("analyze", "similarity --weights {missing}.weights.h5 --out {out}", "cannot read --weights file"),
@@ -224,7 +232,15 @@ def inputs(tmp_path_factory):
     (root / "garbage").write_bytes(b"\x80\x04 garbage")
     tables.write_csv([{"run": "r", "iteration": 0, "reference": 0, "layer": "l", "pwsm_theta": 0.0,
                        "procrustes_norm": 0.0, "cka": 1.0}], str(root / "sim.csv"))
-    return {"tiny": root / "tiny.keras", "krun": krun, "hrun": hrun, "empty": root / "empty",
+    import shutil
+
+    shutil.copytree(krun, root / "krun_badjson")
+    (root / "krun_badjson" / "checkpoints.json").write_text('{"format": "keras", "checkpoints": [')
+    shutil.copytree(hrun, root / "hrun_badjson")
+    (root / "hrun_badjson" / "run.json").write_text('{"model": ')
+    (root / "inception_v1.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated")
+    return {"krun_badjson": root / "krun_badjson", "hrun_badjson": root / "hrun_badjson",
+            "bad_targz": root / "inception_v1.tar.gz", "tiny": root / "tiny.keras", "krun": krun, "hrun": hrun, "empty": root / "empty",
             "images": root / "images", "renders": root / "renders", "npy": root / "x.npy",
             "bad_shape_npy": root / "flat.npy", "garbage_npy": root / "garbage.npy", "garbage": root / "garbage",
             "csv": root / "sim.csv", "missing": root / "missing"}
