@@ -220,11 +220,11 @@ def table(csv=None, labels=None, metrics=DEFAULT_METRICS, out="analysis", includ
 def scale(images=None, out="analysis", window="hann", weighting="mean"):
     """Spatial scale: the dominant period (px) of each rendered channel, per layer, tracked over iterations.
 
-    From each PNG's radially averaged power spectrum; per layer mean ± std over channels, tracked over
-    iter_<i> folders. Writes scale.csv, scale_layers.csv and (with several iterations) scale_period.png.
+    From each PNG's radially averaged power spectrum; per run and layer mean ± std over channels, tracked
+    over iterations. Writes scale.csv, scale_layers.csv and (with several iterations) scale_period.png.
 
     Args:
-        images (str): the folder of rendered PNGs (a render's --out, or iter_<i>/ folders of them)
+        images (str): an atlas folder (read through its manifest) or a folder of the render command's PNGs
         out (folder): the output folder
         window (hann|none): the window applied before the FFT
         weighting (mean|sum): how the radial spectrum is averaged
@@ -239,12 +239,17 @@ def scale(images=None, out="analysis", window="hann", weighting="mean"):
     summary = spatial.summarise(rows)
     files = [tables.write_csv(rows, os.path.join(out, "scale.csv")),
              tables.write_csv(summary, os.path.join(out, "scale_layers.csv"))]
-    tracked = [r for r in summary if r["iteration"] is not None]
+    tracked = [dict(r, curve=_curve(r)) for r in summary if r["iteration"] is not None]
     if len({r["iteration"] for r in tracked}) > 1:
         files.append(plots.plot_curves(tracked, "period", os.path.join(out, "scale_period.png"),
-                                       err="period_std"))
-    return Written(files, [f"{r['layer']} (iteration {r['iteration']}): period {r['period']:.1f} ± "
+                                       err="period_std", group="curve"))
+    return Written(files, [f"{_curve(r)} (iteration {r['iteration']}): period {r['period']:.1f} ± "
                            f"{r['period_std']:.1f} px over {r['n']} channels" for r in summary])
+
+
+def _curve(row):
+    """A row's layer, with its run when the images came from an atlas of several runs."""
+    return row["layer"] if row.get("run") is None else f"{row['run']} {row['layer']}"
 
 
 def redundancy(images=None, out="analysis", method="pixels", model="inception_v1", weights=None,
@@ -256,7 +261,7 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
     several iterations) redundancy.png.
 
     Args:
-        images (str): the folder of rendered PNGs (a render's --out, or iter_<i>/ folders of them)
+        images (str): an atlas folder (read through its manifest) or a folder of the render command's PNGs
         out (folder): the output folder
         method (pixels|activations): compare pixels, or activations of --embed-layer
         model: the embedding model of --method activations
@@ -292,12 +297,13 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
     files = [tables.write_csv(rows, os.path.join(out, "redundancy.csv"))]
     path = os.path.join(out, "redundancy_matrices.npz")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **{f"{layer}|{it}|{t}": S for (it, layer, t), S in matrices.items()})
+        np.savez(f, **{"|".join(map(str, ([run] if run is not None else []) + [layer, it, t])): S
+                       for (run, it, layer, t), S in matrices.items()})
     files.append(path)
-    tracked = [r for r in rows if r["iteration"] is not None]
+    tracked = [dict(r, curve=_curve(r)) for r in rows if r["iteration"] is not None]
     if len({r["iteration"] for r in tracked}) > 1:
-        files.append(plots.plot_curves(tracked, "redundancy", os.path.join(out, "redundancy.png")))
-    return Written(files, [f"{r['layer']} (iteration {r['iteration']}): redundancy {r['redundancy']:.3f} "
+        files.append(plots.plot_curves(tracked, "redundancy", os.path.join(out, "redundancy.png"), group="curve"))
+    return Written(files, [f"{_curve(r)} (iteration {r['iteration']}): redundancy {r['redundancy']:.3f} "
                            f"over {r['channels']} channels" for r in rows])
 
 

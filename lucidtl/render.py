@@ -6,10 +6,12 @@
     python -m lucidtl.render layers [--model keras.applications.InceptionV3]
 """
 import dataclasses
+import glob
 import json
 import os
 
 from lucidtl import cli
+from lucidtl.atomic import clear_stale_pattern
 from lucidtl.errors import InvalidArgumentError, LucidtlError, WeightsError
 from lucidtl.selection import parse_channels
 
@@ -174,8 +176,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
            verbose=False, overwrite=False, run=None, checkpoint=None):
     """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
-    Up to batch_size channels are optimised together. A killed run resumes: batches whose PNGs all exist
-    are not rendered again (each batch has its own seed, so the result equals an uninterrupted run). A
+    Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
+    are in the record and whose PNGs all exist are not rendered again (each batch has its own seed, so the result equals an uninterrupted run). A
     folder holding a render with other settings is an error unless overwrite=True.
 
     Args:
@@ -225,7 +227,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         features.endpoint(net, target)  # fails early when there is no pre-ReLU endpoint
     _check_size(net, target, size, transforms, info.input_range)
 
-    tag = f"{layer}_neg" if negative else layer
+    tag = (f"{layer}_neg" if negative else layer).replace("/", "_")  # Lucid graph names hold slashes
     settings = {
         "model": str(model), "weights": info.weights_source, "random_weights": info.random_weights,
         "layer": layer, "objective_layer": target, "channels": chans, "size": size,
@@ -236,13 +238,15 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     }
     record_path = os.path.join(out, f"{tag}_render.json")
     values = _resume_values(record_path, settings, overwrite)
+    clear_stale_pattern(out, f"{glob.escape(tag)}_*")  # temporary files of writes a kill cut short
     image_channels = net.inputs[0].shape[-1] or 3
     pngs, rows = [], {t: [] for t in thresholds}
     chunks = [chans[i:i + batch_size] for i in range(0, len(chans), batch_size)]
     for k, chunk in enumerate(chunks):
         paths = {(c, t): os.path.join(out, f"{tag}_{c:04d}_{t}.png") for c in chunk for t in thresholds}
-        if not overwrite and all(os.path.exists(p) for p in paths.values()):  # done before a kill: resume
-            for t in thresholds:
+        keys = [f"{t}:{chunk[0]}-{chunk[-1]}" for t in thresholds]
+        if not overwrite and all(key in values for key in keys) and all(os.path.exists(p) for p in paths.values()):
+            for t in thresholds:  # done before a kill: the record holds its values, every PNG exists
                 rows[t] += [imageio.load_png(paths[c, t]) for c in chunk]
             pngs += list(paths.values())
             continue
@@ -254,14 +258,20 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
             transforms=transforms, relu_gradient_override=relu_gradient_override,
             seed=seed + k * batch_size, input_range=info.input_range)
 
-        def keep(i, value, batch, chunk=chunk, paths=paths):
+        kept = {}
+
+        def keep(i, value, batch, chunk=chunk, kept=kept):
             values[f"{i}:{chunk[0]}-{chunk[-1]}"] = value
-            for c, img in zip(chunk, batch):
-                pngs.append(imageio.save_png(img, paths[c, i]))
-                rows[i].append(img)
+            kept[i] = batch
 
         renderer.run(thresholds, verbose=verbose, progress=progress, callback=keep)
+        # the record first, then the PNGs: a batch counts as done only when both are there, so a kill
+        # anywhere in between re-renders it (same seed, same values and bytes) and loses nothing
         imageio.save_json(dict(settings, status="running", objective_values=values), record_path)
+        for t in thresholds:
+            for c, img in zip(chunk, kept[t]):
+                pngs.append(imageio.save_png(img, paths[c, t]))
+                rows[t].append(img)
 
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans])

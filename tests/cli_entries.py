@@ -3,7 +3,7 @@ import importlib
 
 from lucidtl import cli
 
-MODULES = ("render", "train", "figures", "atlas", "analyze", "stylegan", "export")
+MODULES = ("render", "train", "figures", "atlas", "analyze", "stylegan", "export", "study")
 
 
 def entry(module):
@@ -11,7 +11,7 @@ def entry(module):
     import importlib
 
     name = {"train": "lucidtl.train.__main__", "atlas": "lucidtl.atlas.__main__",
-            "export": "lucidtl.export.__main__"}.get(module, f"lucidtl.{module}")
+            "export": "lucidtl.export.__main__", "study": "lucidtl.study.__main__"}.get(module, f"lucidtl.{module}")
     mod = importlib.import_module(name)
     seen = {}
 

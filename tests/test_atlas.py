@@ -129,7 +129,7 @@ def test_killed_job_resumes_to_the_uninterrupted_result(run_dir, full, tmp_path)
     out = str(tmp_path / "killed")
     cmd = [sys.executable, "-m", "lucidtl.atlas", "render", "--run", run_dir, "--out", out,
            "--layers", ATLAS["layers"], "--channels", ATLAS["channels"], "--size", "16", "--steps", "6",
-           "--batch", "2", "--progress", "False"]
+           "--batch-size", "2", "--progress", "False"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest = os.path.join(out, "manifest-0of1.jsonl")

@@ -240,3 +240,38 @@ def test_keras_native_round_trip_after_conversion(tmp_path, slim_tarball, images
                      build_model(str(tmp_path / "iv1.keras"))):
         _assert_close(np.asarray(again(small.astype(np.float32)), np.float64), reference["Logits"][:1], "Logits")
     keras.backend.clear_session()
+
+
+def test_damaged_archives_are_named_corrupt_or_truncated(tmp_path, slim_tarball, monkeypatch):
+    """A truncated or bit-flipped .tar.gz names the archive (not a scratch folder) and says corrupt or
+    truncated; in the Keras download cache the fix is to delete it."""
+    data = slim_tarball.read_bytes()
+    cases = {"truncated.tar.gz": data[: len(data) // 2], "garbage.tar.gz": b"\x1f\x8b\x08" + bytes(500)}
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF
+    cases["flipped.tar.gz"] = bytes(flipped)
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+        with pytest.raises(WeightsError) as e:
+            build_model("inception_v1", weights=str(tmp_path / name))
+        text = str(e.value)
+        assert text.startswith(f"archive {tmp_path / name} is corrupt or truncated") and "download it again" in text
+        assert "lucidtl-ckpt-" not in text and "\n" not in text
+    cache = tmp_path / "keras"
+    monkeypatch.setenv("KERAS_HOME", str(cache))
+    cached = cache / "lucidtl" / "inception_v1_2016_08_28.tar.gz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(cases["truncated.tar.gz"])
+    with pytest.raises(WeightsError, match=r"corrupt or truncated .*; delete it \(the next run downloads it again\)"):
+        build_model("inception_v1", weights=str(cached))
+
+
+def test_plain_tar_is_accepted_like_tar_gz(tmp_path, slim_tarball, images, reference):
+    with tarfile.open(slim_tarball) as src, tarfile.open(tmp_path / "inception_v1.tar", "w") as dst:
+        for m in src.getmembers():
+            dst.addfile(m, src.extractfile(m))
+    net, info = build_model("inception_v1", weights=str(tmp_path / "inception_v1.tar"))
+    assert info.weights_source.endswith("inception_v1.tar") and not info.random_weights
+    want = build_model("inception_v1", weights=str(slim_tarball))[0]
+    for a, b in zip(net.get_weights(), want.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -155,7 +155,8 @@ def test_manifest():
     m = models.manifest("inception_v1")
     assert set(m) == set(weights_mod.MANIFEST_FIELDS)
     assert m["url"] == "http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz"
-    assert m["sha256"] is None and "pinned" in m["notes"]
+    # the digest OpenVINO's Open Model Zoo publishes for inception_v1_2016_08_28.tar.gz (24,642,554 bytes)
+    assert m["sha256"] == "7a620c430fcaba8f8f716241f5148c4c47c035cce4e49ef02cfbe6cd1adf96a6"
     assert m["input_range"] == [0, 1] and m["archive_member"] == "inception_v1.ckpt"
     with open(os.path.join(weights_mod.MANIFEST_DIR, "inception_v1.json")) as f:
         assert json.load(f) == m
@@ -193,15 +194,16 @@ def test_imagenet_offline(monkeypatch, tmp_path):
 def test_imagenet_goes_through_get_file_and_the_converter(monkeypatch, tmp_path):
     calls = {}
 
-    def get_file(fname, origin, file_hash, cache_subdir, cache_dir):
-        calls["get_file"] = (fname, origin, file_hash, cache_subdir)
+    def get_file(fname, origin, file_hash, hash_algorithm, cache_subdir, cache_dir):
+        calls["get_file"] = (fname, origin, file_hash, hash_algorithm, cache_subdir)
         return str(tmp_path / fname)
 
     monkeypatch.setattr(weights_mod, "CONVERTERS", {"slim_checkpoint": lambda m, p: calls.setdefault("conv", p)})
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     net, info = models.build_model("inception_v1", weights="imagenet", include_top=True, pooling="global")
     assert calls["get_file"] == ("inception_v1_2016_08_28.tar.gz",
-                                 "http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz", None,
+                                 "http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz",
+                                 "7a620c430fcaba8f8f716241f5148c4c47c035cce4e49ef02cfbe6cd1adf96a6", "sha256",
                                  "lucidtl")
     assert calls["conv"].endswith("inception_v1_2016_08_28.tar.gz")
     assert not info.random_weights and "imagenet" in info.weights_source
@@ -232,3 +234,19 @@ def test_dotted_errors():
         models.build_model("keras.applications.NoSuchNet")
     with pytest.raises(UnknownModelError, match="cannot import model builder 'nosuchpkg.Net'"):
         models.build_model("nosuchpkg.Net")
+
+
+def test_imagenet_archive_failing_its_sha256_is_named_corrupt(monkeypatch, tmp_path):
+    """keras.utils.get_file checks the pinned digest: a truncated download (here a file:// copy of half an
+    archive) is an error naming it corrupt or truncated, and nothing is converted."""
+    half = tmp_path / "src" / "inception_v1_2016_08_28.tar.gz"
+    half.parent.mkdir()
+    half.write_bytes(b"\x1f\x8b" + bytes(1000))
+    real = models.manifest("inception_v1")
+    monkeypatch.setattr(weights_mod, "manifest", lambda name: dict(real, url=half.as_uri()))
+    monkeypatch.setattr(weights_mod, "CONVERTERS", {"slim_checkpoint": lambda *a: pytest.fail("not converted")})
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(WeightsError) as e:
+        models.build_model("inception_v1", weights="imagenet")
+    text = _one_line(e)
+    assert "corrupt or truncated" in text and real["sha256"] in text and "\n" not in str(e.value)

@@ -53,13 +53,20 @@ def test_direction_and_direction_neuron(p):
     close(obj.direction_neuron("a", v, cossim_pow=p), _dot_cossim(A[:, 2, 3], v, p), rtol=1e-4)
 
 
-def test_tensor_direction_crops_centrally():
+@pytest.mark.parametrize("p", [0, 1, 3])
+def test_tensor_direction_is_lucids_per_position_formula(p):
+    # Lucid 0.3.10: acts[:, M1:M1+h, M2:M2+w] with M = (size - vec size) // 2, then _dot_cossim:
+    # mean over images and positions of dot * max(0.1, cos)^p, dot and cos along channels per position
     v = rng.normal(size=(3, 5, 4)).astype(np.float32)
-    a = A[:, 1:4, 1:6]  # central 3x5 of 5x7
-    dot = (a * v).sum()
-    close(obj.tensor_direction("a", v), dot, rtol=1e-4)
-    cos = dot / np.sqrt((a * a).sum()) / np.sqrt((np.broadcast_to(v, a.shape) ** 2).sum())
-    close(obj.tensor_direction("a", v, cossim_pow=1), dot * cos, rtol=1e-4)
+    m1, m2 = (5 - 3) // 2, (7 - 5) // 2
+    a = A[:, m1:m1 + 3, m2:m2 + 5]
+    dot = (a * v[None]).sum(-1)
+    cos = dot / (1e-4 + np.sqrt((a * a).sum(-1))) / (1e-4 + np.sqrt((v * v).sum(-1)))[None]
+    expected = dot.mean() if p == 0 else (dot * np.maximum(0.1, cos) ** p).mean()
+    close(obj.tensor_direction("a", v, cossim_pow=p), expected, rtol=1e-4)
+    close(obj.tensor_direction("a", v[None], cossim_pow=p, batch=2),
+          dot[2].mean() if p == 0 else (dot[2] * np.maximum(0.1, cos[2]) ** p).mean(), rtol=1e-4)
+    assert p == 0 or (cos < 0.1).any()  # the 0.1 floor is exercised
 
 
 def test_deepdream_logit_probability():
@@ -94,6 +101,21 @@ def _blur3(x):
 
 def test_blur_input_each_step():
     close(obj.blur_input_each_step(), 0.5 * ((IMG - _blur3(IMG)) ** 2).sum())
+
+
+def test_blur_alpha_each_step():
+    rgba = rng.uniform(size=(2, 6, 5, 4)).astype(np.float32)
+    alpha = rgba[..., 3:4]
+    got = obj.blur_alpha_each_step()(lambda n: tf.constant(rgba)).numpy()
+    np.testing.assert_allclose(got, 0.5 * ((alpha - _blur3(alpha)) ** 2).sum(), rtol=1e-5)
+
+
+def test_lucid_0_3_10_argument_order():
+    # direction(layer, vec, cossim_pow, batch); direction_neuron(layer, vec, x, y, cossim_pow, batch)
+    v = rng.normal(size=4).astype(np.float32)
+    close(obj.direction("a", v, 2, 1), _dot_cossim(A[1], v, 2), rtol=1e-4)
+    close(obj.direction_cossim("a", v, 2), _dot_cossim(A, v, 2), rtol=1e-4)
+    close(obj.direction_neuron("a", v, 1, 6, 2, 0), _dot_cossim(A[:1, 1, 6], v, 2), rtol=1e-4)
 
 
 def test_channel_interpolate():

@@ -80,3 +80,62 @@ def test_redirect_outside_tf_function_raises():
     with pytest.raises(RuntimeError):
         with redirected_relu.redirect(0):
             pass
+
+
+# ---- scope: as in Lucid, only the model's ReLUs are redirected (param built before, objective after) ----
+
+def _lin_model(bias):
+    """1x1 conv (kernel ones, given bias) then a ReLU layer: with image 0.5 the conv gives 1.5 + bias."""
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    lin = keras.layers.Conv2D(2, 1, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(bias),
+                              name="lin")(inp)
+    return keras.Model(inp, keras.layers.ReLU(name="lin_relu")(lin))
+
+
+class _ReluParam(tf.Module):
+    """image = 0.5 + relu(v), v = -1: every unit of the parameterisation's ReLU starts dead."""
+
+    def __init__(self):
+        super().__init__()
+        self.v = tf.Variable(-np.ones([1, 4, 4, 3], np.float32))
+
+    def __call__(self):
+        return 0.5 + tf.nn.relu(self.v)
+
+
+def _one_update(model, objective, param_f, step=0):
+    from lucidtl.optvis.render import Renderer
+
+    r = Renderer(model, objective, param_f=param_f, transforms=[], seed=0)
+    r._step.assign(step)
+    before = r.variables[0].numpy()
+    r.step()
+    return r.variables[0].numpy() - before
+
+
+def test_param_relu_keeps_plain_gradient_during_warmup():
+    # Lucid: d/dv relu(v) = 0 for v < 0 (plain gradient), so Adam's first update leaves v at -1
+    delta = _one_update(_lin_model(0.0), "lin_relu:0", _ReluParam, step=0)
+    np.testing.assert_array_equal(delta, 0.0)
+
+
+def test_objective_relu_keeps_plain_gradient_during_warmup():
+    from lucidtl.optvis import objectives, param
+
+    # relu(lin - 100) is dead everywhere: its plain gradient is 0, so nothing moves
+    dead = objectives.Objective(lambda T: tf.reduce_sum(tf.nn.relu(T("lin")[..., 0] - 100.0)), "dead", layers=["lin"])
+    delta = _one_update(_lin_model(0.0), dead, lambda: param.image(4, fft=False, decorrelate=False), step=0)
+    np.testing.assert_array_equal(delta, 0.0)
+
+
+@pytest.mark.parametrize("step,expected", [(0, 0.05), (16, 0.05), (17, 0.0)])
+def test_model_relu_is_redirected_in_warmup(step, expected):
+    from lucidtl.optvis import param
+
+    # conv output 1.5 - 10 < 0 everywhere: plain gradient 0; the warm-up lets the upward gradient through,
+    # d(-objective)/dx < 0 for every pixel (kernel ones), and Adam's first update is lr * sign = +0.05
+    delta = _one_update(_lin_model(-10.0), "lin_relu:0", lambda: param.image(4, fft=False, decorrelate=False),
+                        step=step)
+    np.testing.assert_allclose(delta, expected, atol=1e-4)

@@ -122,9 +122,10 @@ def write_official_pickle(path, seed=0, edit=None, extra=None):
     D = network("D", [("4x4/Dense0/weight", np.zeros((4, 4), np.float32))], dict(common), {}, "D_stylegan2")
     with open(path, "wb") as f:
         _OfficialPickler(f, protocol=4).dump((G, D, Gs))
-    full = {k: np.asarray(v) for k, v in gs}
-    full.update({"G_mapping/" + k: np.asarray(v) for k, v in mapping})
-    full.update({"G_synthesis/" + k: np.asarray(v) for k, v in synth})
+    pairs = lambda vs: [e for e in vs if isinstance(e, tuple) and len(e) == 2]  # noqa: E731 (edits may break some)
+    full = {k: np.asarray(v) for k, v in pairs(gs)}
+    full.update({"G_mapping/" + k: np.asarray(v) for k, v in pairs(mapping)})
+    full.update({"G_synthesis/" + k: np.asarray(v) for k, v in pairs(synth)})
     return full
 
 
@@ -233,6 +234,14 @@ def test_pickle_naming_other_globals_is_refused(tmp_path, monkeypatch):
                                     ("8x8/Conv1/weight", np.zeros((3, 3, 16, 12), np.float32))),
      r"variable G_synthesis/8x8/Conv1/weight has shape \[3, 3, 16, 12\], expected \[3, 3, 16, 16\]"),
     (lambda gs, m, s: s.append(("ToRGB_lod0/weight", np.zeros((1, 1, 8, 3), np.float32))), r"configs A-D"),
+    (lambda gs, m, s: s.pop(next(i for i, (k, _) in enumerate(s) if k == "16x16/ToRGB/weight")),
+     r"lacks the variable G_synthesis/16x16/ToRGB/weight"),
+    (lambda gs, m, s: s.__setitem__(next(i for i, (k, _) in enumerate(s) if k == "8x8/ToRGB/weight"),
+                                    ("8x8/ToRGB/weight", np.zeros((16, 3), np.float32))),
+     r"variable G_synthesis/8x8/ToRGB/weight has shape \[16, 3\], expected a 4-D"),
+    (lambda gs, m, s: s.insert(3, ("8x8/Conv1/weight",)),
+     r"network 'G_synthesis' variable entry 3 is a tuple of 1, not a \(name, value\) pair"),
+    (lambda gs, m, s: m.append("Dense9/weight"), r"network 'G_mapping' variable entry \d+ is a str, not a \(name"),
 ])
 def test_mismatched_pickle_names_the_problem(tmp_path, dnnlib, edit, message):
     path = tmp_path / "bad.pkl"

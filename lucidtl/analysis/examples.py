@@ -34,6 +34,8 @@ def _field(tensor, memo):
     if history is None:
         return (1, 1), (1, 1)
     op, key = history.operation, (id(history.operation), history.node_index)
+    if hasattr(op, "receptive_field"):  # a layer that knows its own (a Lucid graph's tensors)
+        return op.receptive_field(history.tensor_index)
     if key in memo:
         return memo[key]
     inputs = op._inbound_nodes[history.node_index].input_tensors

@@ -46,10 +46,16 @@ def activation_vectors(images, model, layer, input_range=(0.0, 1.0), batch_size=
     from lucidtl.analysis.streaming import batches, scale_input
     from lucidtl.optvis import features
 
+    import tensorflow as tf
+
     fmodel = features.feature_model(model, [layer])
+    hw = tuple(model.inputs[0].shape[1:3])
     out = []
     for x, _, _ in batches(np.asarray(images, np.float32), batch_size):
-        a = fmodel(scale_input(x, input_range), training=False)
+        x = scale_input(x, input_range)
+        if None not in hw and tuple(x.shape[1:3]) != hw:  # a fixed input size sees the images resized
+            x = tf.image.resize(x, hw)
+        a = fmodel(x, training=False)
         a = np.asarray(a[0] if isinstance(a, (list, tuple)) else a, np.float64)
         out.append(a.mean(axis=tuple(range(1, a.ndim - 1))) if a.ndim > 2 else a)
     return np.concatenate(out)
@@ -71,25 +77,25 @@ def redundancy(images, method="pixels", model=None, layer=None, input_range=(0.0
 
 
 def folder_redundancy(folder, method="pixels", model=None, layer=None, input_range=(0.0, 1.0)):
-    """One row per (iteration, layer, threshold) group of rendered PNGs in folder: n channels and the
-    redundancy score; returns (rows, {group: cosine matrix})."""
+    """One row per (run, iteration, layer, threshold) group of rendered PNGs in folder (see
+    spatial.find_images): n channels and the redundancy score; returns (rows, {group: cosine matrix})."""
     from lucidtl.analysis.spatial import find_images
     from lucidtl.imageio import load_png
 
     groups = {}
     for r in find_images(folder):
-        groups.setdefault((r["iteration"], r["layer"], r["threshold"]), []).append(r)
+        groups.setdefault((r["run"], r["iteration"], r["layer"], r["threshold"]), []).append(r)
     rows, matrices = [], {}
-    for (iteration, name, threshold), rs in groups.items():
+    for (run, iteration, name, threshold), rs in groups.items():
         if len(rs) < 2:
             continue
         imgs = [load_png(r["path"])[..., :3] for r in rs]
         if len({i.shape for i in imgs}) > 1:
             raise InvalidArgumentError(f"renders of layer {name} differ in size; render them at one --size")
         S, score = redundancy(np.stack(imgs), method, model, layer, input_range)
-        rows.append({"iteration": iteration, "layer": name, "threshold": threshold, "channels": len(rs),
-                     "method": method, "redundancy": score})
-        matrices[(iteration, name, threshold)] = S
+        rows.append({"run": run, "iteration": iteration, "layer": name, "threshold": threshold,
+                     "channels": len(rs), "method": method, "redundancy": score})
+        matrices[(run, iteration, name, threshold)] = S
     if not rows:
         raise InvalidArgumentError(f"no layer in {folder} has two or more rendered channels to compare")
     return rows, matrices

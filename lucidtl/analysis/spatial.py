@@ -19,6 +19,7 @@ WINDOWS = ("hann", "none")
 WEIGHTINGS = ("mean", "sum")
 NAME = re.compile(r"^(?P<layer>.+)_(?P<channel>\d{4,})_(?P<threshold>\d+)\.png$")  # render CLI's names
 ITERATION = re.compile(r"iter_(\d+)")
+ATLAS_FILE = "atlas.json"  # lucidtl.atlas.job.SETTINGS_FILE
 
 
 def _hann(n):
@@ -85,18 +86,47 @@ def describe(path):
 
 
 def find_images(folder):
-    """Every PNG below folder (grids excluded), sorted, with describe()'s fields and its path."""
+    """Every rendered PNG below folder, sorted, with its path, run, iteration, layer, channel and threshold.
+
+    An atlas folder (atlas.json) is read through its manifest: layer, channel and checkpoint come from the
+    records (run: the run folder's name, or the checkpoint label of a --weights file). Any other folder must
+    hold the render command's `<layer>_<cccc>_<t>.png` names (grids skipped), optionally below iter_<i>
+    folders; a PNG named otherwise is an error, not a guess."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise InvalidArgumentError(f"image folder {folder} does not exist; pass a folder of rendered PNGs")
+    if os.path.isfile(os.path.join(folder, ATLAS_FILE)):
+        return _atlas_images(folder)
     rows = []
     for root, _, files in sorted(os.walk(folder)):
         for f in sorted(files):
             if f.lower().endswith(".png") and not f.endswith("_grid.png"):
                 path = os.path.join(root, f)
-                rows.append({"path": path, **describe(os.path.relpath(path, folder))})
+                row = {"path": path, "run": None, **describe(os.path.relpath(path, folder))}
+                if row["channel"] is None:
+                    raise InvalidArgumentError(
+                        f"cannot tell the layer and channel of {path}: --images takes an atlas folder (with "
+                        f"{ATLAS_FILE}) or a folder of the render command's <layer>_<channel>_<step>.png files")
+                rows.append(row)
     if not rows:
         raise InvalidArgumentError(f"no PNG files in {folder}; pass the folder the render tools wrote")
+    return rows
+
+
+def _atlas_images(folder):
+    from lucidtl.atlas.job import read_manifest
+
+    rows = []
+    for r in read_manifest(folder):  # a one-line error for a corrupt line
+        path = os.path.join(folder, r["png"])
+        if not os.path.isfile(path):
+            raise InvalidArgumentError(f"atlas {folder} lists {r['png']} but the file is missing; run "
+                                       "python -m lucidtl.atlas render again to redo it")
+        rows.append({"path": path, "run": r["run"] or r["checkpoint"], "iteration": r["iteration"],
+                     "layer": r["layer"], "channel": r["channel"], "threshold": r["settings"]["steps"]})
+    if not rows:
+        raise InvalidArgumentError(f"atlas {folder} has no rendered images yet; run python -m lucidtl.atlas render")
+    rows.sort(key=lambda r: (r["run"], -1 if r["iteration"] is None else r["iteration"], r["layer"], r["channel"]))
     return rows
 
 
@@ -112,7 +142,7 @@ def spatial_scale(folder, window="hann", weighting="mean"):
     return rows
 
 
-def summarise(rows, value="period", by=("iteration", "layer", "threshold")):
+def summarise(rows, value="period", by=("run", "iteration", "layer", "threshold")):
     """Per group: n, mean and std (ddof=0) of `value` over channels."""
     groups = {}
     for r in rows:

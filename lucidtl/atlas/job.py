@@ -5,8 +5,9 @@
     ATLAS/<run>/iter_000030/<layer>/0007.png
 
 PNGs are written atomically (temp name + rename), then their manifest lines are appended and fsynced, so a
-line always points at a complete PNG. A restart skips channels whose line and PNG both exist and
-re-renders the rest; seeds are per (layer, channel batch), so the result equals an uninterrupted run.
+line always points at a complete PNG. A restart cuts off a torn last line, removes the temporary files of
+cut-short writes, skips channels whose line and PNG both exist and re-renders the rest; seeds are per
+(layer, channel batch), so the result equals an uninterrupted run.
 """
 import dataclasses
 import glob
@@ -17,7 +18,7 @@ import time
 import numpy as np
 
 from lucidtl import imageio
-from lucidtl.atomic import clear_stale
+from lucidtl import atomic
 from lucidtl.atlas import plan
 from lucidtl.errors import InvalidArgumentError
 
@@ -33,14 +34,26 @@ def read_manifest(atlas):
     """Every record of every shard's manifest in the atlas folder, one per (checkpoint, layer, channel): the
     latest where an image was rendered again (its PNG had gone). A torn last line is ignored."""
     records = {}
-    for path in sorted(glob.glob(os.path.join(os.fspath(atlas), "manifest-*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.endswith("\n"):
-                    r = json.loads(line)
-                    key = (r["checkpoint"], r["layer"], r["channel"])
-                    if key not in records or r["finished"] >= records[key]["finished"]:
-                        records[key] = r
+    for path in sorted(glob.glob(os.path.join(glob.escape(os.fspath(atlas)), "manifest-*.jsonl"))):
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.readlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidArgumentError(f"cannot read atlas manifest {path}: {e}") from None
+        for n, line in enumerate(lines, 1):
+            if not line.endswith("\n"):
+                continue
+            try:
+                r = json.loads(line)
+                key = (r["checkpoint"], r["layer"], r["channel"])
+                newer = key not in records or r["finished"] >= records[key]["finished"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise InvalidArgumentError(
+                    f"atlas manifest {path} line {n} is not a render record ({type(e).__name__}: "
+                    f"{' '.join(str(e).split())[:80]}); delete that line and run atlas render again to redo it"
+                ) from None
+            if newer:
+                records[key] = r
     return list(records.values())
 
 
@@ -49,21 +62,32 @@ def read_settings(atlas):
     if not os.path.isfile(path):
         raise InvalidArgumentError(f"{atlas} is not an atlas folder (no {SETTINGS_FILE}); make one with "
                                    "python -m lucidtl.atlas render --out FOLDER")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return _read_json(path)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise InvalidArgumentError(f"cannot read {path}: {' '.join(str(e).split())[:120]}; it is corrupt, "
+                                   "render the atlas into a new --out") from None
 
 
 def _check_settings(out, settings):
     path = os.path.join(out, SETTINGS_FILE)
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
-        changed = [k for k in settings if old.get(k) != settings[k]]
-        if changed:
-            raise InvalidArgumentError(f"{out} holds an atlas with other settings ({', '.join(changed)}: "
-                                       f"{old.get(changed[0])!r}, not {settings[changed[0]]!r}); use another --out")
-    else:
-        imageio.save_json(settings, path)
+    if not os.path.isfile(path):
+        try:
+            imageio.save_json(settings, path)
+        except FileNotFoundError:  # another shard, having written it, cleared our temporary file
+            if not os.path.isfile(path):
+                raise
+    old = _read_json(path)
+    changed = [k for k in settings if old.get(k) != settings[k]]
+    if changed:
+        raise InvalidArgumentError(f"{out} holds an atlas with other settings ({', '.join(changed)}: "
+                                   f"{old.get(changed[0])!r}, not {settings[changed[0]]!r}); use another --out")
+    atomic.clear_stale(out, SETTINGS_FILE)  # a write of it a kill cut short; only once the file is there
 
 
 class _Manifest:
@@ -72,17 +96,13 @@ class _Manifest:
     def __init__(self, path):
         self.path = path
         if os.path.exists(path):  # a kill during a write leaves a torn last line: cut it off
-            with open(path, "rb+") as f:
+            with open(path, "rb") as f:
                 data = f.read()
-                if data and not data.endswith(b"\n"):
-                    f.truncate(data.rfind(b"\n") + 1)
+            if data and not data.endswith(b"\n"):
+                atomic.truncate(path, data.rfind(b"\n") + 1)
 
     def append(self, records):
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        atomic.append_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 class _Models:
@@ -118,10 +138,16 @@ class _Models:
         """Lucid's channel objective (mean over H, W of channels[i] on image i), on the images as saved."""
         from lucidtl.optvis import features
 
+        import tensorflow as tf
+
         if layer not in self.features:
             self.features[layer] = features.feature_model(self.net, [layer])
         lo, hi = self.input_range
-        acts = np.asarray(self.features[layer](lo + (hi - lo) * images, training=False))
+        x = tf.constant(lo + (hi - lo) * images, tf.float32)
+        hw = tuple(self.net.inputs[0].shape[1:3])
+        if None not in hw and tuple(x.shape[1:3]) != hw:  # a fixed input size sees the image resized, as in
+            x = tf.image.resize(x, hw)  # the render (optvis.render.Renderer)
+        acts = np.asarray(self.features[layer](x, training=False))
         return [float(acts[i, ..., c].mean()) for i, c in enumerate(channels)]
 
 
@@ -197,7 +223,7 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
     manifest = _Manifest(os.path.join(out, manifest_name(shard_t)))
     bar = progress_bar(sum(len(w.channels) for w in pending), progress, unit="img", desc=f"atlas {shard}",
                        leave=True)
-    rendered = 0
+    rendered, stale = 0, {}
     try:
         for w in pending:
             t0 = time.time()
@@ -209,7 +235,12 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
             records = []
             for c, img, v in zip(w.channels, images, values):
                 rel = plan.png_path(w.checkpoint.label, w.layer, c)
-                clear_stale(*os.path.split(os.path.join(out, rel)))
+                folder, name = os.path.split(os.path.join(out, rel))
+                if folder not in stale:  # temporary files of writes a kill cut short: listed once per folder,
+                    stale[folder] = atomic.stale(folder)  # removed only for this shard's own PNGs
+                for tmp in [t for t in stale[folder] if t.endswith("-" + name)]:
+                    atomic.remove(tmp)
+                    stale[folder].remove(tmp)
                 imageio.save_png(img, os.path.join(out, rel))
                 records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c, objective=v, seed=w.seed,
                                     batch_channels=list(w.channels), settings=settings, png=rel))

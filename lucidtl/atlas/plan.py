@@ -68,11 +68,15 @@ def checkpoints(runs=(), weights=()):
     out = []
     for path in runs:
         name = os.path.basename(os.path.normpath(path))
-        for r in run_folders.checkpoints(path):
+        for r in run_folders.check(path):  # every file it lists, before anything is rendered
             out.append(Checkpoint(f"{name}/iter_{r['iteration']:06d}", name, os.path.abspath(path), r["iteration"]))
     for path in weights:
         if not os.path.isfile(path):
             raise InvalidArgumentError(f"weights file {path} does not exist")
+        if path.endswith((".weights.h5", ".keras")):
+            from lucidtl.models.weights import _array_shapes
+
+            _array_shapes(path)  # a one-line error naming it when it is not readable, before any rendering
         stem = os.path.basename(path).split(".")[0]
         out.append(Checkpoint(f"weights/{stem}", weights=os.path.abspath(path)))
     seen = set()
@@ -87,7 +91,8 @@ def checkpoints(runs=(), weights=()):
 
 
 def default_layers(model):
-    """The 57 conv layers of InceptionV1 when the model has them, else every 4-D ReLU/activation output."""
+    """The 57 conv layers of InceptionV1 when the model has them, else every 4-D ReLU/activation output
+    (Relu ops of a Lucid graph)."""
     from lucidtl.models import CONV_LAYERS
     from lucidtl.optvis import features
 
@@ -95,7 +100,7 @@ def default_layers(model):
     if all(n in names for n in CONV_LAYERS):
         return list(CONV_LAYERS)
     return [e.name for e in features.catalogue(model)
-            if e.kind in ("ReLU", "Activation") and len(e.shape) == 4 and e.channels]
+            if e.kind in ("ReLU", "Activation", "Relu", "Relu6") and len(e.shape) == 4 and e.channels]
 
 
 def selection(model, layers="all", channels="all"):

@@ -8,10 +8,9 @@ thumbnails; arrow keys move channel (left/right) and layer (up/down), [ and ] th
 """
 import json
 import os
-import shutil
 
 from lucidtl.atlas.job import read_manifest, read_settings
-from lucidtl.atomic import atomic_path
+from lucidtl import atomic
 from lucidtl.errors import InvalidArgumentError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,23 +49,33 @@ def site(atlas="atlas", out="site", copy=False):
         out (folder): the site folder
         copy (bool): copy the PNGs into <out>/img (a self-contained site); by default the pages link to the
             atlas folder by a relative path (keep both where they are)
+
+    The manifest is read and checked before anything is written.
     """
     atlas, out = os.fspath(atlas), os.fspath(out)
     read_settings(atlas)  # a one-line error when it is not an atlas
-    os.makedirs(out, exist_ok=True)
+    root = "img" if copy else os.path.relpath(os.path.abspath(atlas), os.path.abspath(out)).replace(os.sep, "/")
+    data = site_data(atlas, root)  # errors (no renders, a corrupt manifest) before the first write
     if copy:
-        root = "img"
         for r in read_manifest(atlas):
+            src = os.path.join(atlas, r["png"])
+            if not os.path.isfile(src):
+                raise InvalidArgumentError(f"atlas {atlas} lists {r['png']} but the file is missing; run "
+                                           "python -m lucidtl.atlas render again to redo it")
+    atomic.makedirs(out)
+    for folder in {os.path.dirname(os.path.join(out, n)) for n in ("data.js",) + ASSETS}:
+        atomic.clear_stale(folder)
+    if copy:
+        records = read_manifest(atlas)
+        for folder in sorted({os.path.dirname(os.path.join(out, root, r["png"])) for r in records}):
+            if os.path.isdir(folder):
+                atomic.clear_stale(folder)
+        for r in records:
             dst = os.path.join(out, root, r["png"])
             if not os.path.exists(dst):
-                with atomic_path(dst) as tmp:
-                    shutil.copyfile(os.path.join(atlas, r["png"]), tmp)
-    else:
-        root = os.path.relpath(os.path.abspath(atlas), os.path.abspath(out)).replace(os.sep, "/")
-    data = site_data(atlas, root)
-    with atomic_path(os.path.join(out, "data.js")) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write("window.ATLAS = " + json.dumps(data, separators=(",", ":")) + ";\n")
+                atomic.copy_file(os.path.join(atlas, r["png"]), dst)
+    atomic.write_text(os.path.join(out, "data.js"), "window.ATLAS = " + json.dumps(data, separators=(",", ":"))
+                      + ";\n")
     for name in ASSETS:
-        with atomic_path(os.path.join(out, name)) as tmp:
-            shutil.copyfile(os.path.join(HERE, "web", name), tmp)
+        atomic.copy_file(os.path.join(HERE, "web", name), os.path.join(out, name))
     return os.path.join(out, "index.html")

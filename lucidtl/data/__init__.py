@@ -32,11 +32,12 @@ class Data:
     loss_name: str  # "binary_crossentropy" if multi_label else "categorical_crossentropy"
     train_size: Optional[int]  # examples, when known
     validation_size: Optional[int]
+    skipped: tuple = ()  # undecodable image files left out (skip_bad_images=True)
 
 
 def load(dataset, split="train", batch_size=32, image_size=224, data_dir=None, manual_dir=None, shuffle=True,
          seed=0, augment=False, breeds=None, validation_split=0.1, eval_split="auto", download=True,
-         shuffle_buffer=10_000, split_seed=0, repeat=False, skip=0):
+         shuffle_buffer=10_000, split_seed=0, repeat=False, skip=0, skip_bad_images=False):
     """Load `dataset` ("celeb_a", "oxford_iiit_pet", "oxford_flowers102" or "folder:PATH") as a `Data`.
 
     split / eval_split: tfds splits for `train` / `validation`; eval_split "auto" is "validation" (the
@@ -50,13 +51,16 @@ def load(dataset, split="train", batch_size=32, image_size=224, data_dir=None, m
     validation_split, split_seed: folders only: the fraction of each class held out for validation
       (0: none), drawn with `split_seed` so the split does not change with the shuffling seed.
     repeat, skip: the training set as one stream of `repeat` epochs, starting `skip` examples in (resume).
+    skip_bad_images: folders only: every image is decoded once up front; an undecodable one is an error
+      naming it, or with skip_bad_images=True it is left out (listed in Data.skipped).
     """
     _check(batch_size=batch_size, image_size=image_size, seed=seed, shuffle_buffer=shuffle_buffer)
     name = str(dataset)
     if breeds is not None and name != "oxford_iiit_pet":
         raise InvalidArgumentError(f"breeds= applies only to oxford_iiit_pet, not {name!r}; drop it")
     if name.startswith("folder:"):
-        train, val, parse, facts = _folder(name[len("folder:"):], split, validation_split, split_seed)
+        train, val, parse, facts = _folder(name[len("folder:"):], split, validation_split, split_seed,
+                                           skip_bad_images)
         buffer = max(facts["train_size"], 1)
     elif name in tfds_sets.NAMES:
         if eval_split == "auto":
@@ -75,10 +79,11 @@ def load(dataset, split="train", batch_size=32, image_size=224, data_dir=None, m
                 validation=None if val is None else pipeline.build(val, train=False, **common),
                 num_classes=len(facts["class_names"]), class_names=tuple(facts["class_names"]),
                 multi_label=multi, loss_name="binary_crossentropy" if multi else "categorical_crossentropy",
-                train_size=facts["train_size"], validation_size=facts["validation_size"])
+                train_size=facts["train_size"], validation_size=facts["validation_size"],
+                skipped=tuple(facts.get("skipped", ())))
 
 
-def _folder(path, split, fraction, split_seed):
+def _folder(path, split, fraction, split_seed, skip_bad_images=False):
     if split != "train":
         raise InvalidArgumentError(f"folder datasets have only split='train' (got {split!r}); "
                                    "set validation_split= for the held-out part")
@@ -86,6 +91,18 @@ def _folder(path, split, fraction, split_seed):
         raise InvalidArgumentError(f"validation_split must be a number in [0, 1), got {fraction!r}")
     path = os.path.expanduser(path)
     classes, files = folder.index(path)
+    bad = folder.undecodable([p for c in classes for p in files[c]])
+    if bad and not skip_bad_images:
+        more = f" ({len(bad)} undecodable in all)" if len(bad) > 1 else ""
+        raise InvalidArgumentError(f"cannot decode image {bad[0][0]}: {bad[0][1]}{more}; remove or replace it, or "
+                                   "pass --skip-bad-images to leave such files out")
+    if bad:
+        drop = {p for p, _ in bad}
+        files = {c: [p for p in v if p not in drop] for c, v in files.items()}
+        empty = [c for c in classes if not files[c]]
+        if empty:
+            raise InvalidArgumentError(f"class folder {os.path.join(path, empty[0])} has no decodable images; "
+                                       "add images or remove it")
     (tp, tl), (vp, vl) = folder.split(classes, files, fraction, split_seed)
     n = len(classes)
 
@@ -97,7 +114,7 @@ def _folder(path, split, fraction, split_seed):
 
     val = make(vp, vl) if fraction > 0 else None
     facts = dict(class_names=classes, multi_label=False, train_size=len(tp),
-                 validation_size=len(vp) if fraction > 0 else None)
+                 validation_size=len(vp) if fraction > 0 else None, skipped=[p for p, _ in bad])
     return make(tp, tl), val, parse, facts
 
 

@@ -1,11 +1,13 @@
 """Image folders with one sub-folder per class (Flowers17 as the paper used it, or your own data)."""
 import os
+import re
 
 import numpy as np
 
 from lucidtl.errors import InvalidArgumentError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras' ALLOWLIST_FORMATS
+_CHECKED = {}  # (path, size, mtime_ns) -> None if decodable, else the reason
 LAYOUT = "expected PATH/<class_name>/<image>.jpg (or .png .bmp .gif) with at least two class folders"
 
 
@@ -63,3 +65,45 @@ def split(classes, files, fraction, seed):
             part[0].append(p)
             part[1].append(label)
     return parts["train"], parts["val"]
+
+
+def undecodable(paths):
+    """[(path, reason)] of the files the training pipeline could not decode (tf.io.decode_image, as
+    pipeline.to_unit_image calls it), in the order given. All files are decoded once, in parallel, in one
+    tf.data pass that drops failures; the few that fail are decoded again one by one for the reason. Results
+    are kept per (path, size, mtime), so later calls only stat the files."""
+    import tensorflow as tf
+
+    keys, todo = [], []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            key = (p, st.st_size, st.st_mtime_ns)
+        except OSError as e:
+            key = (p, None, None)
+            _CHECKED[key] = e.strerror or str(e)
+        keys.append(key)
+        if key not in _CHECKED:
+            todo.append(key)
+    if todo:
+        def decode(i, path):
+            img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            return i, tf.shape(img)
+
+        ds = tf.data.Dataset.from_tensor_slices((tf.range(len(todo), dtype=tf.int64), [k[0] for k in todo]))
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=False)
+        good = {int(i) for i, _ in ds.as_numpy_iterator()}
+        for i, key in enumerate(todo):
+            _CHECKED[key] = None if i in good else _reason(key[0])
+    return [(k[0], _CHECKED[k]) for k in keys if _CHECKED[k] is not None]
+
+
+def _reason(path):
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except Exception as e:  # tf.errors.OpError: the message is the decoder's
+        text = re.sub(r"\{\{[^}]*\}\}|\[Op:.*$", "", getattr(e, "message", None) or str(e))  # TF's op tags
+        return " ".join(text.split())[:100] or type(e).__name__
+    return "not decodable"

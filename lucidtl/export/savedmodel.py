@@ -4,12 +4,11 @@ The command line is lucidtl/export/__main__.py."""
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from lucidtl import atomic
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis.param import fft_decoder, to_valid_rgb
@@ -36,29 +35,31 @@ def _atomic_dir(path, overwrite):
                                    "to replace it")
     parent = os.path.dirname(path)
     try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+        tmp = atomic.make_temp_dir(parent)
     except OSError as e:
         raise InvalidArgumentError(f"cannot write {path}: {e.strerror or e}; choose a writable --out") from e
     old = None
     try:
         yield tmp
+        atomic.chmod_tree(tmp)  # the umask's modes, not the writer's
         if os.path.lexists(path):  # moved aside: a folder cannot be renamed onto a non-empty one
             old = tmp + "-old"
-            os.replace(path, old)
-        os.replace(tmp, path)
+            atomic.replace(path, old)
+        atomic.replace(tmp, path)
+    except atomic.SimulatedKill:
+        raise  # a killed process cleans nothing up
     except BaseException:
         if old is not None and not os.path.lexists(path):
-            os.replace(old, path)
+            atomic.replace(old, path)
         raise
     finally:
         for leftover in (tmp, old):
-            if leftover is None or not os.path.lexists(leftover):
+            if leftover is None or not os.path.lexists(leftover) or atomic.killed():
                 continue
             if os.path.isdir(leftover) and not os.path.islink(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
+                atomic.rmtree(leftover)
             else:
-                os.remove(leftover)
+                atomic.remove(leftover)
 
 
 def _describe(fn):
@@ -220,19 +221,21 @@ class ChannelRenderer(tf.Module):
     def _image(self, spectrum):
         return to_valid_rgb(self._decode(spectrum), decorrelate=self.decorrelate, sigmoid=True)
 
-    def _objective(self, objective, image, seed):
-        """As Renderer._objective: transforms, fixed-size resize, then the objective."""
+    def _objective(self, objective, image, seed, step=None):
+        """As Renderer._objective: transforms, fixed-size resize, then the objective (the model's ReLUs
+        redirected at `step` when given)."""
         x = self._transform(image, seed) if self._transform is not None else image
         if self._fixed_size is not None:
             x = tf.image.resize(x, self._fixed_size)
-        return objective_value(objective, self.features, [self.layer], image, x, self.input_range)
+        feats = self.features
+        if step is not None and self.relu_gradient_override:
+            feats = redirected_relu.model_only(feats, step)
+        return objective_value(objective, feats, [self.layer], image, x, self.input_range)
 
     def _step(self, objective, seeds, step, spectrum, m, v):
-        redirect = redirected_relu.redirect(step) if self.relu_gradient_override else contextlib.nullcontext()
-        with redirect:
-            value = self._objective(objective, self._image(spectrum),
-                                    tf.random.experimental.stateless_fold_in(seeds, step))
-            (grad,) = tf.gradients(-value, [spectrum])
+        value = self._objective(objective, self._image(spectrum),
+                                tf.random.experimental.stateless_fold_in(seeds, step), step)
+        (grad,) = tf.gradients(-value, [spectrum])
         if grad is None:
             raise InvalidArgumentError(f"the objective does not depend on the image; check layer {self.layer!r}")
         return _adam(spectrum, grad, m, v, step, self.learning_rate)

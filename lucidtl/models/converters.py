@@ -14,6 +14,7 @@ import os
 import re
 import tarfile
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -112,8 +113,15 @@ def _checkpoint_prefix(path):
     raise WeightsError(f"checkpoint {path} does not exist (neither a file nor a prefix with .index); check the path")
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+class _Corrupt(Exception):
+    pass
+
+
 def _extract_checkpoint(archive, folder):
-    """Extract the checkpoint files (regular files only, flattened) of a .tar.gz into folder."""
+    """Extract the checkpoint files (regular files only, flattened) of a .tar(.gz) into a scratch folder."""
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = [m for m in tar.getmembers() if m.isfile() and ".ckpt" in os.path.basename(m.name)]
@@ -122,28 +130,57 @@ def _extract_checkpoint(archive, folder):
             for m in members:
                 with tar.extractfile(m) as src, open(os.path.join(folder, os.path.basename(m.name)), "wb") as dst:
                     dst.write(src.read())
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise WeightsError(f"cannot read archive {archive}: {e}") from e
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise _Corrupt(str(e) or type(e).__name__) from e
+    except OSError as e:  # gzip raises BadGzipFile (an OSError) for a damaged stream
+        if not os.access(archive, os.R_OK):
+            raise WeightsError(f"cannot read archive {archive}: {e.strerror or e}") from e
+        raise _Corrupt(str(e) or type(e).__name__) from e
     return folder
 
 
-def read_slim_checkpoint(path):
-    """{variable name: np.ndarray} of a TF-slim checkpoint (V1/V2 file or prefix, folder, or .tar.gz)."""
-    import tensorflow as tf
+def _corrupt_archive(path, detail):
+    """The one-line error for a damaged archive; a file in the Keras download cache is to be deleted."""
+    from lucidtl.models.weights import keras_cache_dir
 
+    cache = os.path.realpath(keras_cache_dir()) + os.sep
+    fix = ("delete it (the next run downloads it again)" if os.path.realpath(path).startswith(cache)
+           else "download it again")
+    return WeightsError(f"archive {path} is corrupt or truncated ({' '.join(detail.split())[:120]}); {fix}")
+
+
+def read_slim_checkpoint(path):
+    """{variable name: np.ndarray} of a TF-slim checkpoint (V1/V2 file or prefix, folder, .tar.gz or .tar)."""
     path = os.fspath(path)
-    if path.endswith((".tar.gz", ".tgz", ".tar")):
+    if path.endswith(ARCHIVE_SUFFIXES):
         if not os.path.isfile(path):
             raise WeightsError(f"archive {path} does not exist; check the path")
         with tempfile.TemporaryDirectory(prefix="lucidtl-ckpt-") as folder:
-            return read_slim_checkpoint(_extract_checkpoint(path, folder))
+            try:
+                return _read_prefix(_checkpoint_prefix(_extract_checkpoint(path, folder)), path)
+            except _Corrupt as e:
+                raise _corrupt_archive(path, str(e)) from None
+            except _Unreadable as e:  # the members extracted but are no checkpoint: damaged inside
+                raise _corrupt_archive(path, str(e).replace(folder + os.sep, "")) from None
     prefix = _checkpoint_prefix(path)
+    try:
+        return _read_prefix(prefix, path)
+    except _Unreadable as e:
+        raise WeightsError(f"cannot read checkpoint {path}: {e} (is it a TF checkpoint?)") from None
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _read_prefix(prefix, path):
+    import tensorflow as tf
+
     try:
         reader = tf.train.load_checkpoint(prefix)
         return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
     except Exception as e:  # tf raises DataLossError / NotFoundError / ValueError for non-checkpoints
-        message = " ".join(str(e).split())[:200]
-        raise WeightsError(f"cannot read checkpoint {path}: {message} (is it a TF checkpoint?)") from e
+        raise _Unreadable(" ".join(str(e).split())[:200]) from e
 
 
 def _slim_targets(model, path):

@@ -1,10 +1,11 @@
 """The one way to resolve a model and its weights: `build_model(model, weights)`.
 
-model:   a registry name (MODELS), a `.keras` file, or a dotted import path of a builder
-         (e.g. `keras.applications.InceptionV3`).
+model:   a registry name (MODELS), a `.keras` file, a dotted import path of a builder
+         (e.g. `keras.applications.InceptionV3`), or a Lucid zoo graph: `lucid:InceptionV1`, a frozen
+         GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
 weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
          "random", "imagenet" (through the manifest models/<name>.json), a `.weights.h5` or a `.keras` file,
-         or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`)
+         or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`, `.tar`)
          or a torchvision googlenet state dict (`.pth`); see converters.py.
 """
 import collections
@@ -22,6 +23,7 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean
+from lucidtl.models import lucid_zoo
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
 
@@ -29,11 +31,11 @@ MODELS = {"inception_v1": inception_v1}
 INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
 MANIFEST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 MANIFEST_FIELDS = ("name", "url", "sha256", "format", "input_range", "converter", "archive_member", "notes")
-SLIM_SUFFIXES = (".ckpt", ".index", ".tar.gz", ".tgz")
+SLIM_SUFFIXES = (".ckpt", ".index", ".tar.gz", ".tgz", ".tar")
 TORCH_SUFFIXES = (".pth", ".pt")
 KERAS_SUFFIXES = (".weights.h5", ".keras")
 WEIGHTS_HELP = ("pass 'random', 'imagenet', a .weights.h5 or .keras file, a TF-slim checkpoint (.ckpt, prefix, "
-                "folder or .tar.gz) or a torchvision googlenet state dict (.pth)")
+                "folder, .tar.gz or .tar) or a torchvision googlenet state dict (.pth)")
 
 # keras.applications builders: the input range their preprocess_input expects
 _MINUS_ONE_ONE = ("InceptionV3", "InceptionResNetV2", "Xception", "MobileNet", "MobileNetV2", "NASNetMobile",
@@ -182,13 +184,20 @@ def _imagenet(model, name):
     url = info["url"]
     fname = os.path.basename(urllib.parse.urlsplit(url).path)
     cache = keras_cache_dir()
-    try:
-        path = keras.utils.get_file(fname, origin=url, file_hash=info["sha256"], cache_subdir="lucidtl",
-                                    cache_dir=cache)
+    target = os.path.join(cache, "lucidtl", fname)
+    try:  # a cached file that fails the sha256 check is downloaded again by get_file
+        path = keras.utils.get_file(fname, origin=url, file_hash=info["sha256"], hash_algorithm="sha256",
+                                    cache_subdir="lucidtl", cache_dir=cache)
+    except ValueError as e:
+        if "hash" not in str(e):
+            raise WeightsError(f"cannot download {fname}: {_one_line(e, 120)}") from e
+        raise WeightsError(
+            f"{fname} from {url} is corrupt or truncated: its sha256 is not the manifest's {info['sha256']}; "
+            f"download it again (delete {target} if it is there)"
+        ) from e
     except Exception as e:
         raise WeightsError(
-            f"cannot download {fname} ({_one_line(e, 120)}); download it from {url} and place it at "
-            f"{os.path.join(cache, 'lucidtl', fname)}"
+            f"cannot download {fname} ({_one_line(e, 120)}); download it from {url} and place it at {target}"
         ) from e
     converter(model, path)
     return f"imagenet ({url})"
@@ -309,6 +318,8 @@ def build_model(model="inception_v1", weights=None, include_top=False, **kw):
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidArgumentError(f"model must be a name, a .keras file or a dotted builder path, got {model!r}")
     name = os.fspath(model)
+    if lucid_zoo.is_graph_source(name):  # lucid:NAME, a frozen graph .pb or a Lucid manifest .json
+        return lucid_zoo.build(name, weights, **kw)
     if name.endswith(".keras"):
         if kw:
             raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a saved model file {name}")

@@ -1,5 +1,9 @@
 """Layer endpoints of any functional Keras model, by name: the layer catalogue, `<name>_pre_relu`
-endpoints, and the feature extractor the render loop differentiates through."""
+endpoints, and the feature extractor the render loop differentiates through.
+
+A model that addresses its tensors by name itself (a Lucid zoo graph, lucidtl.models.lucid_zoo) provides
+`named_endpoints(names)` (symbolic tensors from model.inputs[0]; UnknownLayerError for unknown names),
+`named_layers()` and `named_catalogue()` ((name, kind, shape, pre_relu) rows); the functions here use them."""
 import dataclasses
 
 import keras
@@ -49,12 +53,20 @@ def _pre_activation(tensor, name):
     )
 
 
+def _named(model):
+    return getattr(model, "named_endpoints", None)
+
+
 def layer_names(model):
+    if _named(model):
+        return model.named_layers()
     return [layer.name for layer in model.layers]
 
 
 def endpoint(model, name):
     """The symbolic output of layer `name`, or its pre-ReLU input for `<layer>_pre_relu`."""
+    if _named(model):
+        return model.named_endpoints([name])[0]
     _require_functional(model)
     names = layer_names(model)
     if name in names:
@@ -73,7 +85,7 @@ def endpoint(model, name):
 
 def feature_model(model, names):
     """A keras.Model from the model's input to the endpoints `names` (a list, same order)."""
-    outputs = [endpoint(model, n) for n in names]
+    outputs = model.named_endpoints(names) if _named(model) else [endpoint(model, n) for n in names]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # a bare tensor calls it cleanly
     return keras.Model(inputs, outputs, name=f"{model.name}_features")
 
@@ -97,6 +109,9 @@ def _has_pre_relu(layer):
 
 def catalogue(model):
     """Every layer with a single output: name, class, channel count, shape, pre-ReLU availability."""
+    if _named(model):
+        return [LayerEntry(n, kind, shape[-1] if len(shape) > 1 else None, tuple(shape), pre)
+                for n, kind, shape, pre in model.named_catalogue()]
     _require_functional(model)
     entries = []
     for layer in model.layers:

@@ -146,7 +146,7 @@ def _dot_cossim(acts, vec, cossim_pow):
     return tf.reduce_mean(dot * tf.maximum(0.1, cos) ** cossim_pow)
 
 
-def direction(layer, vec, batch=None, cossim_pow=0):
+def direction(layer, vec, cossim_pow=0, batch=None):
     """Activations along the channel-space direction vec, at every position."""
     vec = np.asarray(vec, np.float32)
 
@@ -156,7 +156,10 @@ def direction(layer, vec, batch=None, cossim_pow=0):
     return inner
 
 
-def direction_neuron(layer, vec, batch=None, x=None, y=None, cossim_pow=0):
+direction_cossim = direction  # Lucid 0.3.10's alias
+
+
+def direction_neuron(layer, vec, x=None, y=None, cossim_pow=0, batch=None):
     """direction() at the neuron position only."""
     vec = np.asarray(vec, np.float32)
 
@@ -174,9 +177,10 @@ def _crop_to(t, h, w):
 
 
 def tensor_direction(layer, vec, cossim_pow=0, batch=None):
-    """dot(A, vec) * cos(A, vec)^pow over the whole activation tensor; vec is [h,w,C] (or [1,h,w,C]).
-
-    Where the spatial sizes differ (transforms change them), both are cropped centrally to the common size."""
+    """Lucid's tensor_direction: vec is an [h,w,C] (or [1,h,w,C]) activation pattern; the mean over
+    images and positions of dot(A, vec) * max(0.1, cos(A, vec))^pow, dot and cos along the channel axis
+    at each position (as direction()). The activations are cropped centrally to vec's h x w, as in Lucid;
+    where the layer is smaller than vec (transforms shrink it), vec is cropped centrally too."""
     vec = np.asarray(vec, np.float32)
     if vec.ndim == 4:
         vec = vec[0]
@@ -189,13 +193,7 @@ def tensor_direction(layer, vec, cossim_pow=0, batch=None):
         shape = tf.shape(acts)
         h = tf.minimum(shape[1], vec.shape[0])
         w = tf.minimum(shape[2], vec.shape[1])
-        a = _crop_to(acts, h, w)
-        v = tf.broadcast_to(_crop_to(tf.constant(vec), h, w), tf.shape(a))  # the same direction for every image
-        dot = tf.reduce_sum(a * v)
-        if cossim_pow == 0:
-            return dot
-        cos = dot / tf.sqrt(tf.reduce_sum(a * a)) / tf.sqrt(tf.reduce_sum(v * v))
-        return dot * cos ** cossim_pow
+        return _dot_cossim(_crop_to(acts, h, w), _crop_to(tf.constant(vec), h, w)[None], cossim_pow)
     return inner
 
 
@@ -265,6 +263,15 @@ def blur_input_each_step():
     @objective("blur_input_each_step()")
     def inner(T):
         x = T(INPUT)
+        return 0.5 * tf.reduce_sum((x - tf.stop_gradient(blur(x))) ** 2)
+    return inner
+
+
+def blur_alpha_each_step():
+    """blur_input_each_step() on the alpha channel (T("input")[..., 3:4]) only."""
+    @objective("blur_alpha_each_step()")
+    def inner(T):
+        x = T(INPUT)[..., 3:4]
         return 0.5 * tf.reduce_sum((x - tf.stop_gradient(blur(x))) ** 2)
     return inner
 

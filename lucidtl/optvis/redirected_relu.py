@@ -7,15 +7,19 @@ passes when it would push x up (loss-gradient g < 0, since the loop minimises -o
 
 Works for any Keras model (functional, sequential, subclassed, custom layers): Keras' TF backend computes
 ReLU and ReLU6 with the `Relu` / `Relu6` ops, whose gradient is overridden inside `redirect(step)` while the
-graph is built. The gradient must then be taken with `tf.gradients` inside a `tf.function` (GradientTape
-ignores gradient_override_map).
+graph is built. The gradient must then be taken with `tf.gradients` inside the same `tf.function`
+(GradientTape ignores gradient_override_map).
+
+As in Lucid, only the model's ops are built under the override (`model_only`): the parameterisation is
+built before the model and the objective after it, so their ReLUs keep the plain gradient.
 """
 import contextlib
+import weakref
 
 import tensorflow as tf
 
 WARMUP_STEPS = 17
-_steps = []  # stack of step tensors of the redirect() contexts being traced
+_steps = weakref.WeakKeyDictionary()  # graph -> step tensor of the redirect() context traced in it
 
 
 def _select_per_example(relu_grad, redirected):
@@ -43,9 +47,9 @@ def redirected_relu_grad(x, grad, upper=None):
 
 def _switched(op, grad, upper, ordinary):
     x = op.inputs[0]
-    if not _steps:  # gradient taken outside redirect(): ordinary behaviour
+    step = _steps.get(op.graph)
+    if step is None:  # no redirect() step in this graph: ordinary behaviour
         return ordinary(op, grad)
-    step = _steps[-1]
     return tf.cond(
         step < WARMUP_STEPS,
         lambda: redirected_relu_grad(x, grad, upper),
@@ -75,16 +79,23 @@ def _redirected_relu6(op, grad):
 def redirect(step):
     """Inside a tf.function: ReLU/ReLU6 ops built here get the redirected gradient while step < 17.
 
-    `step` is the 0-based optimiser step (a tensor or variable). Take gradients with tf.gradients
-    inside the same context."""
+    `step` is the 0-based optimiser step (a tensor or variable), read where the context is entered.
+    Take gradients with tf.gradients in the same graph (inside or after the context); ReLUs built
+    outside the context get the ordinary gradient."""
     graph = tf.compat.v1.get_default_graph()
     if tf.executing_eagerly():
         raise RuntimeError("redirect() must be used while tracing a tf.function")
-    _steps.append(tf.convert_to_tensor(step))
-    try:
-        with graph.gradient_override_map(
-            {"Relu": "LucidtlRedirectedRelu", "Relu6": "LucidtlRedirectedRelu6"}
-        ):
-            yield
-    finally:
-        _steps.pop()
+    _steps[graph] = tf.convert_to_tensor(step)
+    with graph.gradient_override_map({"Relu": "LucidtlRedirectedRelu", "Relu6": "LucidtlRedirectedRelu6"}):
+        yield
+
+
+def model_only(model, step):
+    """`model` (a callable, e.g. the feature model) whose ops are built under redirect(step) when traced;
+    called eagerly, it is the plain model. Lucid's scope: the override covers the model import only."""
+    def call(*args, **kwargs):
+        if tf.executing_eagerly():
+            return model(*args, **kwargs)
+        with redirect(step):
+            return model(*args, **kwargs)
+    return call

@@ -3,8 +3,6 @@
 One optimisation step (param -> transforms -> model -> objective -> gradient -> Adam update) is one
 `tf.function`, traced once per render; transforms change the image size inside it without retracing.
 """
-import contextlib
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -163,19 +161,19 @@ class Renderer:
             x = self.transform(image, seed) if self.transform is not None else image
             if self._size is not None:  # models with a fixed input size see the transformed image resized
                 x = tf.image.resize(x, self._size)
-        return objective_value(self.objective, self._features, self.layers, image, x, self.input_range)
+        feats = self._features
+        if feats is not None and self.relu_gradient_override:  # Lucid's scope: the model's ReLUs only
+            feats = redirected_relu.model_only(feats, self._step)
+        return objective_value(self.objective, feats, self.layers, image, x, self.input_range)
 
     def _seed(self):
         return tf.random.experimental.stateless_fold_in(self._seed_pair, self._step)
 
     def _update(self):
         self.traces += 1  # runs only while tracing
-        redirect = (redirected_relu.redirect(self._step) if self.relu_gradient_override
-                    else contextlib.nullcontext())
-        with redirect:
-            image = self.param()
-            value = self._objective(image, self._seed())
-            grads = tf.gradients(-value, self.variables)
+        image = self.param()
+        value = self._objective(image, self._seed())
+        grads = tf.gradients(-value, self.variables)
         if any(g is None for g in grads):
             raise InvalidArgumentError("the objective does not depend on the image; check its layers")
         self.optimizer.apply_gradients(zip(grads, self.variables))

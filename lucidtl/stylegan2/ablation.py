@@ -18,6 +18,9 @@ def conv_layer(model, name):
     """The Conv2D that computes layer `name`: the layer itself, or the first Conv2D reached walking back through
     single-input layers (ReLU <- BatchNormalization <- Conv2D in InceptionV1; `X_pre_relu` works too)."""
     features.endpoint(model, name)  # unknown names: the nearest-name error
+    if hasattr(model, "named_endpoints"):
+        raise InvalidArgumentError(f"weight ablation needs a Keras model with Conv2D layers; {model.name!r} is a "
+                                   "frozen graph whose weights are constants")
     base = name[: -len(features.PRE_RELU)] if name.endswith(features.PRE_RELU) and name not in \
         features.layer_names(model) else name
     layer = model.get_layer(base)

@@ -165,6 +165,26 @@ def _pick_gs(obj, path):
                        "pass an official StyleGAN2 network pickle")
 
 
+def _variables(net, path):
+    """A pickled Network's variables as (name, array) pairs; a one-line error for any other entry."""
+    entries = net.state.get("variables") or []
+    if not isinstance(entries, (list, tuple)):
+        raise WeightsError(f"{path}: network {net.name!r} holds variables as a {type(entries).__name__}, "
+                           "not a list of (name, value) pairs; the pickle is damaged")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise WeightsError(f"{path}: network {net.name!r} variable entry {i} is a {type(entry).__name__}"
+                               f"{f' of {len(entry)}' if isinstance(entry, (list, tuple)) else ''}, not a "
+                               "(name, value) pair; the pickle is damaged")
+        try:
+            out.append((entry[0], np.asarray(entry[1])))
+        except Exception as e:
+            raise WeightsError(f"{path}: variable {entry[0]} of network {net.name!r} is not an array "
+                               f"({type(e).__name__}); the pickle is damaged") from e
+    return out
+
+
 def _tf_arrays(gs, path):
     """{official name: array} with components prefixed (G_mapping/..., G_synthesis/...), and the kwargs."""
     comps = gs.components
@@ -172,10 +192,8 @@ def _tf_arrays(gs, path):
         if not isinstance(comps.get(key), Network):
             raise WeightsError(f"{path}: network {gs.name!r} has no {key} component; pass a generator pickle (Gs)")
     arrays = collections.OrderedDict()
-    for name, value in gs.variables:
-        arrays[name] = value
-    for key, prefix in (("mapping", "G_mapping/"), ("synthesis", "G_synthesis/")):
-        for name, value in comps[key].variables:
+    for net, prefix in ((gs, ""), (comps["mapping"], "G_mapping/"), (comps["synthesis"], "G_synthesis/")):
+        for name, value in _variables(net, path):
             arrays[prefix + name] = value
     kwargs = dict(gs.static_kwargs)
     kwargs.update(comps["synthesis"].static_kwargs)
@@ -211,6 +229,14 @@ def infer_config(arrays, kwargs=None, path="pickle"):
     if not res or "G_synthesis/4x4/Const/const" not in arrays:
         raise WeightsError(f"{path} lacks G_synthesis/4x4/Const/const or ToRGB variables; not a StyleGAN2 generator")
     first, last = arrays["G_mapping/Dense0/weight"], arrays[f"G_mapping/Dense{dense[-1]}/weight"]
+    for r in res:  # each ToRGB's weight gives that resolution's channel count: [1, 1, channels, rgb]
+        name = f"G_synthesis/{r}x{r}/ToRGB/weight"
+        if name not in arrays:
+            raise WeightsError(f"{path} lacks the variable {name} (its ToRGB/bias is there); not a complete "
+                               "StyleGAN2 generator")
+        if np.ndim(arrays[name]) != 4:
+            raise WeightsError(f"{path}: variable {name} has shape {list(np.shape(arrays[name]))}, expected a 4-D "
+                               "[1, 1, channels, 3] kernel")
     channels = {r: np.shape(arrays[f"G_synthesis/{r}x{r}/ToRGB/weight"])[2] for r in res}
     top = max(res)
     if "fmap_base" in kwargs:
@@ -279,6 +305,9 @@ def _ada_arrays(g, path):
             layers = [("conv1", "Conv", 0)] if r == 4 else [("conv0", "Conv0_up", 2 * k - 5), ("conv1", "Conv1", 2 * k - 4)]
             for torch_name, tf_name, n in layers + [("torgb", "ToRGB", None)]:
                 src, dst = f"synthesis.b{r}.{torch_name}.", f"G_synthesis/{r}x{r}/{tf_name}/"
+                if np.ndim(sd.get(src + "weight")) != 4:
+                    raise WeightsError(f"{path}: G_ema parameter {src}weight has shape "
+                                       f"{list(np.shape(sd.get(src + 'weight')))}, expected a 4-D conv kernel")
                 w = sd[src + "weight"].transpose(2, 3, 1, 0)
                 tf[dst + "weight"] = w[::-1, ::-1] if torch_name == "conv0" else w
                 tf[dst + "mod_weight"] = sd[src + "affine.weight"].T

@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from lucidtl.atomic import atomic_path
+from lucidtl.atomic import atomic_path, makedirs
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.models.weights import save_model, save_weights
 from lucidtl.train.distribute import is_chief
@@ -31,8 +31,16 @@ def read_manifest(directory):
     path = os.path.join(os.fspath(directory), MANIFEST)
     if not os.path.isfile(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["checkpoints"]
+    try:
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)["checkpoints"]
+        for r in records:
+            r["iteration"], r["path"]  # noqa: B018 (every record names its iteration and file)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InvalidArgumentError(f"cannot read checkpoint manifest {path} ({type(e).__name__}: "
+                                   f"{' '.join(str(e).split())[:100]}); restore it, or train into a new --out"
+                                   ) from None
+    return records
 
 
 def _plain(logs):
@@ -75,7 +83,7 @@ class IterationCheckpoint(keras.callbacks.Callback):
     # ---- state ----------------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         self._writer = is_chief(getattr(self.model, "distribute_strategy", None))
-        os.makedirs(self.directory, exist_ok=True)
+        makedirs(self.directory)
         self._iteration = int(self.model.optimizer.iterations.numpy())
         self._records = read_manifest(self.directory)
         done = {r["requested"] for r in self._records}

@@ -6,23 +6,23 @@ optimiser) is saved atomically every minute (or every `backup_every` iterations)
 moment restarts from its last state, skips exactly the examples it had consumed, and saves the checkpoints
 it still owes.
 """
+import csv
 import dataclasses
+import io
 import json
 import math
 import os
-import shutil
 import time
 
 import keras
 import tensorflow as tf
 
-from lucidtl import cli
-from lucidtl.atomic import clear_stale
+from lucidtl import atomic, cli
 from lucidtl.data import load as load_data
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.models import build_model, load_weights, save_model, save_weights
 from lucidtl.train import distribute
-from lucidtl.train.callbacks import IterationCheckpoint, read_manifest
+from lucidtl.train.callbacks import IterationCheckpoint, _plain, read_manifest
 from lucidtl.train.heads import OPTIMIZERS, TOPS, add_head, compile_for
 from lucidtl.train.live import FeatureVisualization
 from lucidtl.train.recipes import recipe as get_recipe
@@ -88,6 +88,35 @@ class ResumeState(keras.callbacks.Callback):
         self._save()
 
 
+class HistoryCSV(keras.callbacks.Callback):
+    """history.csv: one row per epoch (epoch, then the logs by name), the whole file rewritten atomically at
+    each epoch's end. A resumed run replaces the row of an epoch it ends again (Keras' CSVLogger appends a
+    second one, and writes past the atomic helper)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.rows, self._writer = path, [], True
+
+    def on_train_begin(self, logs=None):
+        self._writer = distribute.is_chief(getattr(self.model, "distribute_strategy", None))
+        self.rows = []
+        if os.path.isfile(self.path):
+            with open(self.path, newline="", encoding="utf-8") as f:
+                self.rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": str(epoch), **{k: repr(v) for k, v in sorted(_plain(logs).items())}}
+        self.rows = [r for r in self.rows if int(r["epoch"]) != epoch] + [row]
+        self.rows.sort(key=lambda r: int(r["epoch"]))
+        if self._writer:
+            columns = list(dict.fromkeys(k for r in self.rows for k in r))
+            text = io.StringIO()
+            w = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
+            w.writeheader()
+            w.writerows(self.rows)
+            atomic.write_text(self.path, text.getvalue())
+
+
 def _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at, image_size,
               learning_rate, optimizer, mixed_precision, seed, augment, breeds, validation_split, save_format):
     rec = get_recipe(recipe)
@@ -125,15 +154,14 @@ def _policy(mixed_precision):
 
 
 def _prepare_out(out, settings, overwrite):
-    """Resume (same settings), start over (--overwrite) or refuse; returns the settings on disk, if any."""
+    """Resume (same settings), start over (--overwrite) or refuse; returns the settings on disk, if any
+    (None when --overwrite is to replace them). Writes nothing: see _claim_out."""
     old = read_settings(out)
     if old is not None and overwrite:
-        shutil.rmtree(out)
-        old = None
-    elif old is None and os.path.isdir(out) and os.listdir(out):
+        return None
+    # a kill during the first run.json write leaves only its temporary file: that is a run to start
+    if old is None and os.path.isdir(out) and any(not n.startswith(".tmp-") for n in os.listdir(out)):
         raise InvalidArgumentError(f"--out {out} is not empty and holds no training run; choose another --out")
-    clear_stale(out)  # writes a kill cut short
-    clear_stale(os.path.join(out, "state"))
     if old is not None:
         diff = [k for k in IDENTITY if old.get(k) != settings.get(k)]
         if diff:
@@ -141,6 +169,16 @@ def _prepare_out(out, settings, overwrite):
             raise InvalidArgumentError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {settings.get(k)!r}; "
                                        "pass --overwrite to start over, or choose another --out")
     return old
+
+
+def _claim_out(out, overwrite):
+    """The run's first writes, once every check has passed: remove the run --overwrite replaces, and the
+    temporary files of writes a kill cut short."""
+    if overwrite and read_settings(out) is not None:
+        atomic.rmtree(out)
+    for folder in (out, os.path.join(out, "state")):
+        if os.path.isdir(folder):
+            atomic.clear_stale(folder)
 
 
 def _build(settings, rec, data, weights):
@@ -172,7 +210,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
           optimizer=None, mixed_precision=False, data_dir=None, manual_dir=None, breeds=None, validation_split=0.1,
           seed=0, augment=False, strategy="auto", save_format="weights", backup_every=None, backup_seconds=60,
           visualize=None, visualize_at=None, visualize_steps=64, visualize_size=96, tensorboard=True, progress=True,
-          overwrite=False, download=True):
+          overwrite=False, download=True, skip_bad_images=False):
     """Fine-tune a model (ImageNet weights by default) on a dataset with the recipe's top, loss and schedule.
 
     Rerunning with the same settings and --out resumes the run; a killed run loses at most the last backup.
@@ -209,6 +247,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         progress (bool): show a progress bar
         overwrite (bool): start the run anew in a folder that holds another run
         download (bool): download the dataset when it is missing
+        skip_bad_images (bool): image folders only: leave out (and count, in run.json's skipped_images) files
+            that cannot be decoded; by default the first one is an error naming it, before anything is written
     """
     settings = _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at,
                          image_size, learning_rate, optimizer, mixed_precision, seed, augment, breeds,
@@ -224,6 +264,10 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     old = _prepare_out(out, settings, overwrite) if chief else read_settings(out)
     if old is not None and old.get("complete"):
         total = old["total_iterations"]
+        if chief:  # a kill after run.json said complete and before the state was removed
+            _claim_out(out, False)
+            if os.path.isdir(os.path.join(out, os.path.dirname(STATE))):
+                atomic.rmtree(os.path.join(out, os.path.dirname(STATE)))
         print(f"{out}: complete ({total} iterations); nothing to do (--overwrite starts it again)")
         return TrainResult(out=out, iterations=total, checkpoints=read_manifest(out), final=os.path.join(out, FINAL),
                            resumed_from=total, history={})
@@ -234,7 +278,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         return load_data(settings["dataset"], batch_size=settings["batch_size"],
                          image_size=settings["image_size"] or 224, data_dir=data_dir, manual_dir=manual_dir,
                          seed=settings["seed"], augment=settings["augment"], breeds=breeds,
-                         validation_split=validation_split, download=download, repeat=passes[0], skip=skip)
+                         validation_split=validation_split, download=download, repeat=passes[0], skip=skip,
+                         skip_bad_images=skip_bad_images)
 
     data = data_at(0)
     if settings["image_size"] is None:
@@ -253,8 +298,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     # iteration 0, else the requested pretrained weights
     state = os.path.join(out, STATE)
     saved = read_manifest(out) if old is not None else []
-    restart = state if os.path.isfile(state) else (
-        os.path.join(out, saved[0]["path"]) if saved and saved[0]["iteration"] == 0 else None)
+    restart = None if old is None else state if os.path.isfile(state) else (  # old None: a fresh run (or
+        os.path.join(out, saved[0]["path"]) if saved and saved[0]["iteration"] == 0 else None)  # --overwrite)
     before = keras.mixed_precision.dtype_policy()
     try:  # layers keep the policy they were built with; the global one is only borrowed
         keras.mixed_precision.set_dtype_policy(settings["mixed_precision"] or "float32")
@@ -270,7 +315,12 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     if restart:
         load_weights(net, restart)
     start = int(net.optimizer.iterations.numpy()) if restart == state else 0
+    if data.skipped:
+        settings["skipped_images"] = list(data.skipped)
+        print(f"skipped {len(data.skipped)} undecodable image(s): {', '.join(data.skipped[:3])}"
+              f"{' ...' if len(data.skipped) > 3 else ''}")
     if chief:
+        _claim_out(out, overwrite)
         write_settings(out, settings)
 
     history = {}
@@ -284,7 +334,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
                                                   input_range=tuple(info.input_range), seed=settings["seed"]))
         callbacks.append(StopAtIteration(total))
         if chief:
-            callbacks.append(keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True))
+            callbacks.append(HistoryCSV(os.path.join(out, "history.csv")))
             if tensorboard:
                 callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq="epoch"))
         callbacks.append(ResumeState(state, backup_every, backup_seconds))
@@ -296,7 +346,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         settings["complete"] = True
         write_settings(out, settings)
         if os.path.isdir(os.path.dirname(state)):
-            shutil.rmtree(os.path.dirname(state))
+            atomic.rmtree(os.path.dirname(state))
     return TrainResult(out=out, iterations=int(net.optimizer.iterations.numpy()) if start < total else total,
                        checkpoints=read_manifest(out), final=final, resumed_from=start, history=history)
 

@@ -24,11 +24,19 @@ def write_settings(out, settings):
 
 
 def read_settings(out):
+    """run.json as a dict; None when there is none; a one-line error naming the file when it is corrupt."""
     path = os.path.join(os.fspath(out), RUN_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InvalidArgumentError(f"cannot read {path}: {' '.join(str(e).split())[:120]}; the run's settings "
+                                   "are corrupt (restore the file, or train again into a new --out)") from None
+    if not isinstance(settings, dict):
+        raise InvalidArgumentError(f"{path} is not a run's settings (a JSON object); restore the file")
+    return settings
 
 
 def checkpoints(out):
@@ -39,6 +47,26 @@ def checkpoints(out):
     records = read_manifest(out)
     if not records:
         raise InvalidArgumentError(f"run folder {out} has no {MANIFEST}; is it the --out folder of a training run?")
+    return records
+
+
+def check(out):
+    """Everything a renderer will read from the run folder, before any work: run.json and checkpoints.json
+    parse, and every listed checkpoint file exists and holds Keras weights. Returns the manifest records."""
+    from lucidtl.models.weights import _array_shapes
+
+    out = os.fspath(out)
+    records = checkpoints(out)
+    settings = read_settings(out)
+    for r in records:
+        path = os.path.join(out, r["path"])
+        if not os.path.isfile(path):
+            raise InvalidArgumentError(f"run {out} lists {r['path']} (iteration {r['iteration']}) in {MANIFEST}, "
+                                       f"but the file is missing; restore it or delete its entry")
+        if settings is None and not path.endswith(".keras"):
+            raise InvalidArgumentError(f"run {out} has weights-only checkpoints but no {RUN_FILE} to rebuild "
+                                       "the model from; restore it")
+        _array_shapes(path)  # a WeightsError naming the file when it is not a readable weights file
     return records
 
 

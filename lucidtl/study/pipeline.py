@@ -1,0 +1,415 @@
+"""The study's stages, each resumable and skipped once done.
+
+    OUT/study.json                               the settings (every shard and rerun must match them)
+    OUT/stages/<stage>-<i>of<n>.json             stage finished by shard i of n (atlas, similarity, examples)
+    OUT/stages/<stage>.json                      stage finished (scale, site: done once every shard is)
+    OUT/atlas/                                   lucidtl.atlas render's folder (its manifest resumes it)
+    OUT/similarity/<run>/iter_000030.json        every layer and channel of the checkpoint vs the run's first
+    OUT/similarity/between/<a>~<b>/iter_000030.json   run a vs run b at the same iteration
+    OUT/examples/<run>/iter_000030/<layer>.json  top-k dataset images per channel (+ <layer>/0007.png strips)
+    OUT/scale/<run>/iter_000030.json             dominant spatial period of every render
+    OUT/index.html, app.js, style.css, data/     the site (lucidtl.study.site)
+
+Within a stage every item (a checkpoint, a checkpoint pair, a checkpoint's layer) is written atomically and
+skipped when present, so a kill loses at most the item in progress; a stage's marker is written after its
+last item. Items are shared round-robin between shards like the atlas's (item k belongs to shard k % n);
+the last shard to finish (or any rerun) computes the scale stage and the site.
+"""
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from lucidtl import cli, imageio
+from lucidtl.atlas import job, plan
+from lucidtl.errors import InvalidArgumentError
+
+SETTINGS_FILE = "study.json"
+SHARDED = ("atlas", "similarity", "examples")
+THUMB = 64  # px of a dataset example in a strip
+
+
+def iter_name(iteration):
+    return f"iter_{iteration:06d}"
+
+
+def similarity_path(out, run, iteration):
+    return os.path.join(out, "similarity", run, iter_name(iteration) + ".json")
+
+
+def between_path(out, a, b, iteration):
+    return os.path.join(out, "similarity", "between", f"{a}~{b}", iter_name(iteration) + ".json")
+
+
+def examples_path(out, run, iteration, layer):
+    return os.path.join(out, "examples", run, iter_name(iteration), layer + ".json")
+
+
+def example_png(run, iteration, layer, channel):
+    """A channel's example strip, relative to the study folder."""
+    return f"examples/{run}/{iter_name(iteration)}/{layer}/{channel:04d}.png"
+
+
+def scale_path(out, run, iteration):
+    return os.path.join(out, "scale", run, iter_name(iteration) + ".json")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    name: str
+    path: str
+    iterations: tuple
+    input_range: tuple
+
+
+@dataclasses.dataclass
+class StudyResult:
+    out: str
+    stages: dict  # stage -> "done", "skipped" (done earlier) or "waiting" (for other shards)
+    site: str  # index.html, or None while other shards are unfinished
+
+    def __str__(self):
+        lines = [f"study {self.out}: " + ", ".join(f"{k} {v}" for k, v in self.stages.items())]
+        lines.append(f"site {self.site}" if self.site else
+                     "site not built yet: other shards are unfinished; it is built by the last one to finish "
+                     "(or rerun any shard then)")
+        return "\n".join(lines)
+
+
+class _Nets:
+    """One model per (slot, run), reloaded only when another checkpoint is asked for."""
+
+    def __init__(self):
+        self.held = {}
+
+    def get(self, slot, run, iteration):
+        from lucidtl.train import run as run_folders
+
+        net, at = self.held.get((slot, run.path), (None, None))
+        if net is None or at != iteration:
+            net = run_folders.load_checkpoint(run.path, iteration, model=net)
+            self.held[slot, run.path] = (net, iteration)
+        return net
+
+
+# ---- inputs ------------------------------------------------------------------------------------------
+
+def _runs(runs):
+    from lucidtl.train import run as run_folders
+
+    paths = plan.split_list(runs, "runs") if runs is not None else []
+    if not paths:
+        raise InvalidArgumentError("no runs; pass --runs RUN_FOLDER[,RUN_FOLDER...] (the --out folders of "
+                                   "python -m lucidtl.train)")
+    out = []
+    for path in paths:
+        records = run_folders.checkpoints(path)  # a one-line error for a folder that is not a run
+        settings = run_folders.read_settings(path) or {}
+        out.append(Run(os.path.basename(os.path.normpath(path)), os.path.abspath(path),
+                       tuple(r["iteration"] for r in records), tuple(settings.get("input_range", (0.0, 1.0)))))
+    names = [r.name for r in out]
+    if len(set(names)) < len(names):
+        raise InvalidArgumentError(f"two runs share the folder name {names[0]!r}; the study names runs after "
+                                   "their folders, so rename one")
+    if any("~" in n for n in names):
+        raise InvalidArgumentError("run folder names may not contain '~'; rename the folder")
+    return out
+
+
+def _run_settings(run):
+    from lucidtl.train import run as run_folders
+
+    return run_folders.read_settings(run.path) or {}
+
+
+def probe_images(dataset, runs, max_images, batch_size):
+    """(images [N, H, W, 3] in [0, 1], labels or None, the dataset specs used): the first max_images of
+    --dataset, else an equal share of each run's own training dataset (run.json), unshuffled; at the first
+    run's image size. The same images for every checkpoint and run."""
+    from lucidtl.analysis.streaming import batches
+    from lucidtl.analyze import load_data
+
+    specs = [str(dataset)] if dataset else list(dict.fromkeys(_run_settings(r).get("dataset") for r in runs))
+    if None in specs:
+        raise InvalidArgumentError("a run's run.json names no dataset; pass --dataset (the same spec as train)")
+    size = _run_settings(runs[0]).get("image_size") or 224
+    share = -(-max_images // len(specs))
+    images, labels = [], []
+    for spec in specs:
+        source, _ = load_data(spec, size, "train", batch_size)
+        for x, y, _ in batches(source, batch_size, share):
+            images.append(x[..., :3])
+            labels.append(y)
+    if not images:
+        raise InvalidArgumentError(f"dataset {specs[0]} yielded no images; check --dataset")
+    keep = None if len(specs) > 1 or any(y is None for y in labels) else np.concatenate(labels)[:max_images]
+    return np.concatenate(images)[:max_images], keep, specs
+
+
+# ---- stages ------------------------------------------------------------------------------------------
+
+def _items(all_items, shard):
+    i, n = shard
+    return [x for k, x in enumerate(all_items) if k % n == i]
+
+
+def _bar(total, progress, desc):
+    from lucidtl.optvis.render import progress_bar
+
+    return progress_bar(total, progress, unit="item", desc=desc, leave=True)
+
+
+def similarity_stage(out, runs, selection, images, shard, batch_size, progress):
+    """Each checkpoint vs its run's first (per layer and per channel), and every pair of runs at each
+    iteration they share. Returns counts."""
+    from lucidtl.analysis import streaming
+
+    work = [("run", r, None, it) for r in runs for it in r.iterations]
+    for a, b in itertools.combinations(runs, 2):
+        work += [("between", a, b, it) for it in a.iterations if it in b.iterations]
+    mine = _items(work, shard)
+    path = {w: (similarity_path(out, w[1].name, w[3]) if w[0] == "run" else
+                between_path(out, w[1].name, w[2].name, w[3])) for w in mine}
+    pending = [w for w in mine if not os.path.isfile(path[w])]
+    nets, layers = _Nets(), [layer for layer, _ in selection]
+    bar = _bar(len(pending), progress, "similarity")
+    try:
+        for w in pending:
+            kind, a, b, it = w
+            if kind == "run":
+                ref, ref_it = nets.get("ref", a, a.iterations[0]), a.iterations[0]
+                other = nets.get("cur", a, it)
+            else:
+                ref, ref_it, other = nets.get("ref", a, it), it, nets.get("cur", b, it)
+            result = streaming.compare(ref, other, layers, images, per_channel=True, batch_size=batch_size,
+                                       input_range=a.input_range)
+            record = {"iteration": it, "reference_iteration": ref_it, "runs": [a.name, (b or a).name],
+                      "n_images": len(images), "layers": {}}
+            for layer, chans in selection:
+                res = result[layer]
+                record["layers"][layer] = dict(
+                    {k: _num(v) for k, v in res.metrics.items()},
+                    channels={k: [_num(v[c]) for c in chans] for k, v in res.channels.items()})
+            imageio.save_json(record, path[w])
+            bar.update(1)
+    finally:
+        bar.close()
+    return {"items": len(mine), "computed": len(pending)}
+
+
+def _num(v):
+    v = float(v)
+    return round(v, 6) if np.isfinite(v) else None
+
+
+def _strip(examples, size=THUMB):
+    """Two rows: the top images, and each with its activation map overlaid (one scale per strip)."""
+    from PIL import Image
+
+    from lucidtl.analysis.examples import heatmap
+
+    def thumb(img):
+        arr = imageio.to_uint8(np.clip(img[..., :3], 0, 1))
+        return np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR), np.float32) / 255.0
+
+    vmax = max(max(float(e.amap.max()), 0.0) for e in examples) or None
+    rows = []
+    for row in ([thumb(e.image) for e in examples], [thumb(heatmap(e.image, e.amap, vmax)) for e in examples]):
+        spaced = [x for t in row for x in (t, np.ones((size, 2, 3), np.float32))][:-1]  # 2 px white gaps
+        rows.append(np.concatenate(spaced, axis=1))
+    return np.concatenate([rows[0], np.ones((2, rows[0].shape[1], 3), np.float32), rows[1]], axis=0)
+
+
+def examples_stage(out, runs, selection, images, labels, k, shard, batch_size, progress):
+    """Top-k dataset images of every chosen channel at every checkpoint: a strip PNG per channel and a JSON
+    per (run, checkpoint, layer) with the images' indices, scores and labels."""
+    from lucidtl.analysis.examples import dataset_examples
+
+    work = [(r, it, layer, chans) for r in runs for it in r.iterations for layer, chans in selection]
+    mine = _items(work, shard)
+    pending = [w for w in mine if not os.path.isfile(examples_path(out, w[0].name, w[1], w[2]))]
+    nets = _Nets()
+    data = images if labels is None else (images, labels)
+    bar = _bar(len(pending), progress, "examples")
+    try:
+        for run, it, layer, chans in pending:
+            net = nets.get("cur", run, it)
+            res = dataset_examples(net, layer, chans, data, k=k, batch_size=batch_size, input_range=run.input_range,
+                                   class_crops=False)
+            record = {"iteration": it, "layer": layer, "k": k, "channels": {}}
+            for c in chans:
+                exs = res.top[c]
+                if exs:
+                    imageio.save_png(_strip(exs), os.path.join(out, example_png(run.name, it, layer, c)))
+                record["channels"][str(c)] = [[e.index, round(e.score, 5), e.label] for e in exs]
+            imageio.save_json(record, examples_path(out, run.name, it, layer))
+            bar.update(1)
+    finally:
+        bar.close()
+    return {"items": len(mine), "computed": len(pending)}
+
+
+def scale_stage(out, progress):
+    """The dominant spatial period (pixels; lucidtl.analysis.spatial) of every atlas render, a JSON per
+    checkpoint."""
+    from lucidtl.analysis.spatial import dominant_period
+
+    by_ckpt = {}
+    for r in job.read_manifest(os.path.join(out, "atlas")):
+        by_ckpt.setdefault((r["run"], r["iteration"]), []).append(r)
+    pending = {k: v for k, v in by_ckpt.items() if not os.path.isfile(scale_path(out, *k))}
+    bar = _bar(sum(len(v) for v in pending.values()), progress, "scale")
+    try:
+        for (run, it), records in sorted(pending.items()):
+            periods = {}
+            for r in records:
+                img = imageio.load_png(os.path.join(out, "atlas", r["png"]))
+                periods.setdefault(r["layer"], {})[str(r["channel"])] = _num(dominant_period(img))
+            imageio.save_json({"iteration": it, "periods": periods}, scale_path(out, run, it))
+            bar.update(len(records))
+    finally:
+        bar.close()
+    return {"items": len(by_ckpt), "computed": len(pending)}
+
+
+# ---- the study ---------------------------------------------------------------------------------------
+
+def _prepare_out(out, settings, overwrite):
+    path = os.path.join(out, SETTINGS_FILE)
+    if overwrite and os.path.isfile(path):
+        shutil.rmtree(out)
+    if os.path.isfile(path):
+        old = read_json(path)
+        changed = [k for k in settings if old.get(k) != settings[k]]
+        if changed:
+            raise InvalidArgumentError(
+                f"{out} holds a study with other settings ({changed[0]}: {old.get(changed[0])!r}, not "
+                f"{settings[changed[0]]!r}); pass --overwrite to start it again, or another --out")
+    elif os.path.isdir(out) and os.listdir(out):
+        raise InvalidArgumentError(f"{out} is not empty and holds no study ({SETTINGS_FILE}); pass a new or "
+                                   "empty --out")
+    else:
+        imageio.save_json(settings, path)
+
+
+def _selection(ckpts, work):
+    """[(layer, [channels])] (the same for every run), from the atlas's work list."""
+    per = {}
+    for w in work:
+        per.setdefault(w.checkpoint.run, {}).setdefault(w.layer, set()).update(w.channels)
+    chosen = [[(layer, sorted(c)) for layer, c in v.items()] for v in per.values()]
+    if any(c != chosen[0] for c in chosen):
+        raise InvalidArgumentError("the runs have different layers or channel counts; a study compares runs "
+                                   "of one architecture")
+    return chosen[0]
+
+
+def _marker(out, stage, shard=None):
+    name = f"{stage}-{shard[0]}of{shard[1]}.json" if shard else f"{stage}.json"
+    return os.path.join(out, "stages", name)
+
+
+def _stage_done(out, stage, n):
+    """Finished by every shard (of this split, or by one unsharded process)."""
+    return os.path.isfile(_marker(out, stage, (0, 1))) or all(
+        os.path.isfile(_marker(out, stage, (i, n))) for i in range(n))
+
+
+def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
+          shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True):
+    """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
+
+    Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
+    first and between runs at equal iterations (per layer and per channel), dataset examples per channel
+    and checkpoint (with --dataset), the dominant spatial period of every render, then the site
+    (out/index.html; open it from disk or any static host).
+
+    Args:
+        runs: run folders, comma-separated (the --out folders of python -m lucidtl.train).
+        out: the study folder (site, renders, measurements).
+        layers: "all" (InceptionV1's 57 conv layers) or comma-separated layer names.
+        channels: channels of each layer: 7, 0:8, 1,5,9 or all.
+        size: render size in pixels.
+        steps: optimisation steps per render.
+        batch_size: channels rendered together, and images per batch for similarity and examples.
+        seed: the renders' random seed.
+        shard: i/n, this process's share of the work (n processes, i = 0..n-1, same --out).
+        dataset: dataset examples and similarity images (the same spec as train); default: the runs' own.
+        max_images: images for similarity and examples (the first ones, unshuffled).
+        examples: dataset examples per channel and checkpoint (top-k).
+        overwrite: delete the study in out and start again.
+        progress: show a progress line per stage.
+    """
+    shard_t = plan.parse_shard(shard)
+    size = cli.integer("size", size, minimum=16)
+    steps = cli.integer("steps", steps)
+    batch_size = cli.integer("batch-size", batch_size)
+    seed = cli.integer("seed", seed, minimum=0)
+    max_images = cli.integer("max-images", max_images)
+    examples = cli.integer("examples", examples)
+    out = os.fspath(out)
+    run_list = _runs(runs)
+    ckpts, work, _ = job.plan_work(run=[r.path for r in run_list], layers=layers, channels=channels,
+                                   batch=batch_size, seed=seed)
+    selection = _selection(ckpts, work)
+    settings = {"runs": [r.path for r in run_list], "layers": [layer for layer, _ in selection],
+                "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
+                "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
+                "examples": examples}
+    stages, n = {}, shard_t[1]
+    need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
+                                       for s in ("similarity", "examples") if s != "examples" or dataset)
+    images = labels = None
+    if need_images:  # read before any work: a bad --dataset fails now
+        images, labels, specs = probe_images(dataset, run_list, max_images, batch_size)
+    _prepare_out(out, settings, overwrite)
+
+    def run_stage(name, fn, sharded=True):
+        marker = _marker(out, name, shard_t if sharded else None)
+        if os.path.isfile(marker) or (sharded and _stage_done(out, name, n)):
+            stages[name] = "skipped"
+            _say(progress, f"{name}: done earlier, skipped")
+            return
+        t0 = time.time()
+        counts = fn()
+        imageio.save_json(dict(counts, stage=name, shard=list(shard_t) if sharded else None,
+                               wall_s=round(time.time() - t0, 3), finished=time.time()), marker)
+        stages[name] = "done"
+        _say(progress, f"{name}: done in {time.time() - t0:.1f} s " +
+             " ".join(f"{k} {v}" for k, v in counts.items()))
+
+    def atlas():
+        r = job.render(run=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
+                       batch=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
+                       progress=progress)
+        return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
+
+    run_stage("atlas", atlas)
+    run_stage("similarity", lambda: similarity_stage(out, run_list, selection, images, shard_t, batch_size,
+                                                     progress))
+    if dataset:
+        run_stage("examples", lambda: examples_stage(out, run_list, selection, images, labels, examples, shard_t,
+                                                     batch_size, progress))
+    if not all(_stage_done(out, s, n) for s in SHARDED if s != "examples" or dataset):
+        stages["site"] = "waiting"
+        return StudyResult(out, stages, None)
+    run_stage("scale", lambda: scale_stage(out, progress), sharded=False)
+    from lucidtl.study import site
+
+    run_stage("site", lambda: site.build(out, progress=progress), sharded=False)
+    return StudyResult(out, stages, os.path.join(out, "index.html"))
+
+
+def _say(progress, line):
+    if progress:
+        print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,123 @@
+"""The study's static website: OUT/index.html, app.js, style.css and OUT/data/ (scripts, not JSON: browsers
+refuse fetch() of local files, so the site works from file:// and from any static host, no server).
+
+data/index.js holds what every page needs (runs, checkpoints, layers, layer-level similarity curves);
+data/layer-NNN.js holds one layer's per-channel values (objective, similarity, spatial period, examples)
+and is loaded by a <script> tag when a page of that layer is opened: no single giant file. Images stay where
+the stages wrote them (OUT/atlas/, OUT/examples/) and load lazily.
+"""
+import json
+import math
+import os
+import shutil
+
+from lucidtl.atlas import job
+from lucidtl.atomic import atomic_path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ASSETS = ("style.css", "app.js", "index.html")  # the page last: it needs the rest
+LAYER_METRICS = ("pwsm_theta", "procrustes_norm", "cka")
+
+
+def _read(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _clean(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _write_js(path, text):
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _dump(obj):
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def site_data(out):
+    """(index, {layer: layer data}) from the stages' files in the study folder `out`."""
+    from lucidtl.study import pipeline as P
+
+    settings = P.read_json(os.path.join(out, P.SETTINGS_FILE))
+    chans = settings["channels"]
+    records = job.read_manifest(os.path.join(out, "atlas"))
+    runs = {}
+    for r in records:
+        runs.setdefault(r["run"], set()).add(r["iteration"])
+    order = [os.path.basename(os.path.normpath(p)) for p in settings["runs"]]
+    runs = [{"name": name, "iterations": sorted(runs.get(name, ()))} for name in order]
+    col = {(run["name"], it): i for run in runs for i, it in enumerate(run["iterations"])}
+    layers = {}
+    for layer in settings["layers"]:
+        layers[layer] = {"name": layer, "channels": chans[layer], "runs": {}, "between": {}}
+        for run in runs:
+            blank = [[None] * len(chans[layer]) for _ in run["iterations"]]
+            layers[layer]["runs"][run["name"]] = {k: [list(b) for b in blank] for k in
+                                                 ("objective", "period", "procrustes_norm", "cka", "examples")}
+    slot = {layer: {c: i for i, c in enumerate(chans[layer])} for layer in chans}
+    for r in records:
+        if r["layer"] in layers and r["channel"] in slot[r["layer"]]:
+            lay = layers[r["layer"]]["runs"][r["run"]]
+            lay["objective"][col[r["run"], r["iteration"]]][slot[r["layer"]][r["channel"]]] = _clean(
+                round(r["objective"], 5))
+    curves = {layer: {} for layer in layers}
+    for run in runs:
+        name = run["name"]
+        for j, it in enumerate(run["iterations"]):
+            sim = _read(P.similarity_path(out, name, it))
+            scale = _read(P.scale_path(out, name, it))
+            for layer, lay in layers.items():
+                v = lay["runs"][name]
+                if sim and layer in sim["layers"]:
+                    s = sim["layers"][layer]
+                    c = curves[layer].setdefault(name, {k: [None] * len(run["iterations"]) for k in LAYER_METRICS})
+                    for k in LAYER_METRICS:
+                        c[k][j] = s.get(k)
+                    for k in ("procrustes_norm", "cka"):
+                        v[k][j] = s["channels"].get(k, v[k][j])
+                if scale:
+                    per = scale["periods"].get(layer, {})
+                    v["period"][j] = [per.get(str(ch)) for ch in lay["channels"]]
+                ex = _read(P.examples_path(out, name, it, layer))
+                if ex:
+                    v["examples"][j] = [len(ex["channels"].get(str(ch), [])) for ch in lay["channels"]]
+    between = {}
+    for i, a in enumerate(runs):
+        for b in runs[i + 1:]:
+            key = f"{a['name']}~{b['name']}"
+            its = [it for it in a["iterations"] if it in b["iterations"]]
+            found = [(it, _read(P.between_path(out, a["name"], b["name"], it))) for it in its]
+            found = [(it, s) for it, s in found if s]
+            if not found:
+                continue
+            between[key] = {"iterations": [it for it, _ in found], "layers": {}}
+            for layer, lay in layers.items():
+                between[key]["layers"][layer] = {k: [s["layers"][layer].get(k) for _, s in found]
+                                                 for k in LAYER_METRICS}
+                lay["between"][key] = {"iterations": [it for it, _ in found],
+                                       **{k: [s["layers"][layer]["channels"].get(k) for _, s in found]
+                                          for k in ("procrustes_norm", "cka")}}
+    index = {"runs": runs, "examples": bool(settings.get("dataset")), "between": between,
+             "settings": {k: settings[k] for k in ("size", "steps", "seed", "dataset", "max_images", "examples")},
+             "layers": [{"name": layer, "channels": len(chans[layer]), "file": f"data/layer-{i:03d}.js",
+                         "curves": curves[layer]} for i, layer in enumerate(settings["layers"])]}
+    return index, layers
+
+
+def build(out, progress=False):
+    """Write the site into the study folder `out`; returns counts."""
+    out = os.fspath(out)
+    index, layers = site_data(out)
+    for entry in index["layers"]:
+        _write_js(os.path.join(out, entry["file"]), "window.STUDY_LAYERS = window.STUDY_LAYERS || {};\n"
+                  f"window.STUDY_LAYERS[{json.dumps(entry['name'])}] = {_dump(layers[entry['name']])};\n")
+    _write_js(os.path.join(out, "data", "index.js"), f"window.STUDY = {_dump(index)};\n")
+    for name in ASSETS:
+        with atomic_path(os.path.join(out, name)) as tmp:
+            shutil.copyfile(os.path.join(HERE, "web", name), tmp)
+    return {"layers": len(layers), "units": sum(len(v["channels"]) for v in layers.values()) * len(index["runs"])}

@@ -1,0 +1,352 @@
+// The study browser. Routes (location.hash; every move is a history entry, so Back/Forward walk units):
+//   #/                             layers overview
+//   #/layer/<layer>[/<run>]        a layer: similarity curves per run, channels ranked by change in <run>
+//   #/unit/<run>/<layer>/<channel> a unit: renders and examples at every checkpoint of every run, curves
+(function () {
+  "use strict";
+  var S = window.STUDY;
+  var view = document.getElementById("view");
+  var statusLine = document.getElementById("status");
+  var LAYERS = window.STUDY_LAYERS = window.STUDY_LAYERS || {};
+  var COLORS = ["#d33", "#26c", "#2a2", "#c80", "#829", "#099"];
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var route = null;
+  var shown = 0;  // counts page changes
+
+  // ---- helpers ----------------------------------------------------------------------------------------
+  function el(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === "text") e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]);
+    }
+    (kids || []).forEach(function (c) { if (c) e.appendChild(c); });
+    return e;
+  }
+  function pad(n, w) { var s = String(n); while (s.length < w) s = "0" + s; return s; }
+  function iterName(it) { return "iter_" + pad(it, 6); }
+  function png(folder, run, it, layer, ch) {
+    return folder + "/" + run + "/" + iterName(it) + "/" + layer + "/" + pad(ch, 4) + ".png";
+  }
+  function renderSrc(run, it, layer, ch) { return png("atlas", run, it, layer, ch); }
+  function exampleSrc(run, it, layer, ch) { return png("examples", run, it, layer, ch); }
+  function runNames() { return S.runs.map(function (r) { return r.name; }); }
+  function runInfo(name) { return S.runs.filter(function (r) { return r.name === name; })[0]; }
+  function layerEntry(name) { return S.layers.filter(function (l) { return l.name === name; })[0]; }
+  function layerIndex(name) { return S.layers.map(function (l) { return l.name; }).indexOf(name); }
+  function unitHash(run, layer, ch) { return "#/unit/" + [run, layer, ch].map(encodeURIComponent).join("/"); }
+  function layerHash(layer, run) {
+    return "#/layer/" + encodeURIComponent(layer) + (run ? "/" + encodeURIComponent(run) : "");
+  }
+  function longestRun() {
+    return S.runs.reduce(function (a, r) { return r.iterations.length > a.iterations.length ? r : a; }, S.runs[0]);
+  }
+  function present(v) { return v !== null && v !== undefined; }
+  function fmt(v, d) { return v === null || v === undefined ? "–" : Number(v).toFixed(d === undefined ? 3 : d); }
+  function say(text) { statusLine.textContent = text || ""; }
+  function link(href, text) { return el("a", { href: href, text: text }); }
+  function img(src, alt, cls) { return el("img", { src: src, alt: alt, loading: "lazy", class: cls || "" }); }
+
+  function drawn() {  // for tests and timings: this address is on screen
+    document.body.setAttribute("data-drawn", location.hash);
+    if (window.performance && performance.mark) performance.mark("drawn " + location.hash);
+  }
+
+  function go(hash) {
+    if (location.hash === hash) show(); else location.hash = hash;  // assigning the hash pushes a history entry
+  }
+
+  // a layer's per-channel data: one <script> per layer, loaded when first needed
+  function withLayer(name, fn) {
+    if (LAYERS[name]) return fn(LAYERS[name]);
+    var entry = layerEntry(name), ticket = shown;
+    var s = el("script", { src: entry.file });
+    s.onload = function () { if (ticket === shown) fn(LAYERS[name]); };  // unless another page came first
+    s.onerror = function () { say("could not load " + entry.file); };
+    document.head.appendChild(s);
+  }
+
+  // ---- charts: inline SVG, x = checkpoint (evenly spaced, labelled by iteration) --------------------------
+  function chart(title, xs, series, opts) {
+    opts = opts || {};
+    var W = 380, H = 190, L = 44, R = 18, T = 22, B = 40;
+    var svg = document.createElementNS(SVGNS, "svg");
+    svg.setAttribute("class", "chart"); svg.setAttribute("width", W); svg.setAttribute("height", H);
+    function add(tag, attrs, text) {
+      var e = document.createElementNS(SVGNS, tag);
+      for (var k in attrs) e.setAttribute(k, attrs[k]);
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e); return e;
+    }
+    var vals = [];
+    series.forEach(function (s) { vals = vals.concat(s.values.filter(present)); });
+    var lo = opts.min !== undefined ? opts.min : Math.min.apply(null, vals.concat([Infinity]));
+    var hi = opts.max !== undefined ? opts.max : Math.max.apply(null, vals.concat([-Infinity]));
+    if (!isFinite(lo) || !isFinite(hi)) { lo = 0; hi = 1; }
+    if (hi - lo < 1e-9) { hi = lo + 1; }
+    var n = Math.max(xs.length, 2);
+    function X(i) { return L + (W - L - R) * i / (n - 1); }
+    function Y(v) { return T + (H - T - B) * (1 - (v - lo) / (hi - lo)); }
+    add("text", { x: 4, y: 14, class: "title" }, title);
+    add("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" });
+    add("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" });
+    var decimals = Math.min(6, Math.max(0, 2 - Math.floor(Math.log10(hi - lo))));  // ticks that differ
+    [lo, (lo + hi) / 2, hi].forEach(function (v) {
+      add("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }, v.toFixed(decimals));
+    });
+    var step = Math.ceil(xs.length / 8);
+    xs.forEach(function (x, i) {
+      if (i % step === 0 || i === xs.length - 1) add("text", { x: X(i), y: H - B + 12, "text-anchor": "middle" }, x);
+    });
+    add("text", { x: (L + W - R) / 2, y: H - B + 24, "text-anchor": "middle" }, opts.xlabel || "iteration");
+    var lx = L + 4;
+    series.forEach(function (s, k) {
+      var d = "", pen = false;
+      s.values.forEach(function (v, i) {
+        if (v === null || v === undefined) { pen = false; return; }
+        d += (pen ? "L" : "M") + X(i).toFixed(1) + " " + Y(v).toFixed(1);
+        pen = true;
+        add("circle", { cx: X(i), cy: Y(v), r: 2.5, fill: s.color });
+      });
+      var p = add("path", { d: d, stroke: s.color });
+      if (s.dash) p.setAttribute("stroke-dasharray", "4 3");
+      add("text", { x: lx, y: H - 4, style: "fill: " + s.color }, s.name);
+      lx += 8 + 6 * s.name.length;
+    });
+    return svg;
+  }
+
+  function sim(v) { return v === null || v === undefined ? null : 1 - v; }  // Procrustes similarity = 1 - d / 2
+
+  // ---- pages ------------------------------------------------------------------------------------------
+  function home() {
+    document.title = "lucidtl study";
+    var names = runNames();
+    view.appendChild(el("h2", { text: "Study: " + names.join(", ") }));
+    var saved = S.runs.map(function (r) { return r.name + ": iterations " + r.iterations.join(", "); });
+    view.appendChild(el("p", { text: saved.join("; ") + ". Renders " + S.settings.size + " px, " +
+      S.settings.steps + " steps." }));
+    var series = names.map(function (name, k) {
+      return { name: name, color: COLORS[k % COLORS.length], values: S.layers.map(function (l) {
+        var c = l.curves[name]; return c ? c.cka[c.cka.length - 1] : null; }) };
+    });
+    var depth = S.layers.map(function (l, i) { return String(i); });
+    view.appendChild(el("div", { class: "charts" }, [chart("CKA of the last checkpoint to the first, per layer", depth,
+      series, { min: 0, max: 1, xlabel: "layer (input → output)" })]));
+    var head = el("tr", {}, [el("th", { text: "layer" }), el("th", { text: "channels" })].concat(
+      names.map(function (n) { return el("th", { text: "CKA to first, " + n }); })));
+    var rows = S.layers.map(function (l) {
+      var cells = names.map(function (n) {
+        var c = l.curves[n]; return el("td", { text: c ? fmt(c.cka[c.cka.length - 1]) : "–" });
+      });
+      return el("tr", {}, [el("td", {}, [link(layerHash(l.name), l.name)]), el("td", { text: String(l.channels) })]
+        .concat(cells));
+    });
+    view.appendChild(el("table", { class: "layers" }, [head].concat(rows)));
+    drawn();
+  }
+
+  function layerPage(name, run) {
+    var entry = layerEntry(name);
+    run = run || S.runs[0].name;
+    document.title = name + " — lucidtl study";
+    withLayer(name, function (D) {
+      var i = layerIndex(name);
+      var nav = el("span", { class: "nav" }, [
+        i > 0 ? link(layerHash(S.layers[i - 1].name, run), "↑ " + S.layers[i - 1].name) : null,
+        i < S.layers.length - 1 ? link(layerHash(S.layers[i + 1].name, run), "↓ " + S.layers[i + 1].name) : null]);
+      view.appendChild(el("h2", { text: name + " (" + D.channels.length + " channels) " }, [nav]));
+      var charts = el("div", { class: "charts" });
+      var longest = longestRun();
+      [["cka", "linear CKA to the first checkpoint", 0, 1],
+       ["procrustes_norm", "Procrustes distance / 2 to the first", 0, 1],
+       ["pwsm_theta", "PWSM angle to the first (rad)", 0, Math.PI / 2]].forEach(function (m) {
+        var series = runNames().map(function (rn, k) {
+          var c = entry.curves[rn]; return { name: rn, color: COLORS[k % COLORS.length], values: c ? c[m[0]] : [] };
+        });
+        Object.keys(S.between).forEach(function (key, k) {
+          var b = S.between[key].layers[name];
+          if (b) series.push({ name: key.replace("~", " vs "), color: "#555", dash: true, values: b[m[0]] });
+        });
+        charts.appendChild(chart(m[1], longest.iterations, series, { min: m[2], max: m[3] }));
+      });
+      view.appendChild(charts);
+      var tabs = runNames().map(function (rn) {
+        var a = link(layerHash(name, rn), rn); if (rn === run) a.className = "current"; return a;
+      });
+      view.appendChild(el("div", { class: "tabs" }, [el("span", { text: "rank by run: " })].concat(tabs)));
+      var R = D.runs[run], its = runInfo(run).iterations, last = its.length - 1;
+      view.appendChild(el("h3", { text: "Channels ranked by how much they changed in " + run +
+        " (Procrustes distance / 2 of iteration " + its[last] + " to iteration " + its[0] + ", largest first)" }));
+      var order = D.channels.map(function (c, j) { return j; });
+      var change = function (j) { var v = R.procrustes_norm[last][j]; return v === null ? -1 : v; };
+      order.sort(function (a, b) { return change(b) - change(a) || a - b; });
+      var grid = el("div", { class: "ranked", id: "ranked" });
+      order.forEach(function (j, rank) {
+        var ch = D.channels[j];
+        var tile = el("a", { class: "tile", href: unitHash(run, name, ch), "data-channel": ch }, [
+          present(R.objective[0][j]) ? img(renderSrc(run, its[0], name, ch), name + ":" + ch + " at " + its[0]) : null,
+          present(R.objective[last][j]) ? img(renderSrc(run, its[last], name, ch), name + ":" + ch + " at " + its[last])
+                                        : null,
+          el("div", { text: "iter " + its[0] + " → " + its[last] }),
+          el("div", {}, [el("span", { class: "chan", text: "#" + ch }),
+            el("span", { text: "  d " + fmt(R.procrustes_norm[last][j]) + " · rank " + (rank + 1) })])]);
+        grid.appendChild(tile);
+      });
+      view.appendChild(grid);
+      drawn();
+    });
+  }
+
+  function unitPage(run, name, ch) {
+    document.title = run + "/" + name + ":" + ch + " — lucidtl study";
+    withLayer(name, function (D) {
+      var j = D.channels.indexOf(ch);
+      if (j < 0 || !D.runs[run]) {
+        var what = (D.runs[run] ? name + ":" + ch : "run " + run) + " is not in this study (" + name +
+          " has channels " + D.channels.join(", ") + "; runs " + runNames().join(", ") + "). ";
+        view.appendChild(el("p", { id: "missing-unit", text: what }, [
+          link(layerHash(name, D.runs[run] ? run : S.runs[0].name), "open layer " + name)]));
+        return drawn();
+      }
+      var nav = el("span", { class: "nav" }, [
+        link(layerHash(name, run), "layer " + name),
+        j > 0 ? link(unitHash(run, name, D.channels[j - 1]), "← " + D.channels[j - 1]) : null,
+        j < D.channels.length - 1 ? link(unitHash(run, name, D.channels[j + 1]), D.channels[j + 1] + " →") : null]);
+      view.appendChild(el("h2", { id: "unit-title", text: run + " / " + name + " : " + ch }, [nav]));
+      var names = runNames();
+      var ordered = [run].concat(names.filter(function (n) { return n !== run; }));
+      ordered.forEach(function (rn) {
+        var R = D.runs[rn], its = runInfo(rn).iterations;
+        var title = rn === run ? el("h3", { text: rn }) : el("h3", {}, [link(unitHash(rn, name, ch), rn)]);
+        var strip = el("div", { class: "strip" });
+        its.forEach(function (it, k) {
+          var o = R.objective[k][j];
+          var fig = el("figure", { "data-run": rn, "data-iteration": it }, [
+            present(o) ? img(renderSrc(rn, it, name, ch), rn + " " + name + ":" + ch + " iteration " + it, "render")
+                       : el("div", { class: "missing", text: "not rendered" }),
+            el("figcaption", { text: "iter " + it + " · obj " + fmt(o, 2) })]);
+          if (R.examples[k] && R.examples[k][j]) {
+            fig.appendChild(img(exampleSrc(rn, it, name, ch),
+                                "dataset examples " + rn + " " + name + ":" + ch + " iteration " + it, "examples"));
+          }
+          strip.appendChild(fig);
+        });
+        var cls = "run" + (rn === run ? " current" : "");
+        view.appendChild(el("section", { class: cls, "data-run": rn }, [title, strip]));
+      });
+      var charts = el("div", { class: "charts" });
+      var its = longestRun().iterations;
+      function per(key, f) {
+        return names.map(function (rn, k) {
+          var R = D.runs[rn], mine = runInfo(rn).iterations;
+          return { name: rn, color: COLORS[k % COLORS.length], values: its.map(function (it) {
+            var p = mine.indexOf(it); if (p < 0 || !R[key][p]) return null; return f(R[key][p][j]); }) };
+        });
+      }
+      var id = function (v) { return v; };
+      var simSeries = per("procrustes_norm", sim);
+      Object.keys(D.between).forEach(function (key) {
+        var b = D.between[key];
+        simSeries.push({ name: key.replace("~", " vs "), color: "#555", dash: true, values: its.map(function (it) {
+          var p = b.iterations.indexOf(it); return p < 0 ? null : sim(b.procrustes_norm[p][j]); }) });
+      });
+      charts.appendChild(chart("similarity to iteration " + its[0] + " (1 − Procrustes/2)", its, simSeries,
+                               { min: 0, max: 1 }));
+      charts.appendChild(chart("map CKA to iteration " + its[0], its, per("cka", id), { min: 0, max: 1 }));
+      charts.appendChild(chart("objective (mean activation of the render)", its, per("objective", id)));
+      charts.appendChild(chart("dominant spatial period of the render (px)", its, per("period", id)));
+      view.appendChild(el("h3", { text: "Over iterations" }));
+      view.appendChild(charts);
+      drawn();
+    });
+  }
+
+  // ---- routing, search, keys ----------------------------------------------------------------------------
+  function parse() {
+    var parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    if (parts[0] === "unit" && parts.length === 4 && layerEntry(parts[2]) && /^\d+$/.test(parts[3])) {
+      return { page: "unit", run: parts[1], layer: parts[2], channel: parseInt(parts[3], 10) };
+    }
+    if (parts[0] === "layer" && layerEntry(parts[1])) {
+      return { page: "layer", layer: parts[1], run: runInfo(parts[2]) ? parts[2] : null };
+    }
+    return { page: "home" };
+  }
+
+  function show() {
+    shown += 1;
+    route = parse();
+    view.innerHTML = "";
+    window.scrollTo(0, 0);
+    if (route.page === "unit") unitPage(route.run, route.layer, route.channel);
+    else if (route.page === "layer") layerPage(route.layer, route.run);
+    else home();
+  }
+
+  function findLayer(q) {
+    var names = S.layers.map(function (l) { return l.name; }), low = q.toLowerCase();
+    var tests = [function (n) { return n === q; }, function (n) { return n.toLowerCase() === low; },
+      function (n) { return n.toLowerCase() === "mixed_" + low; },
+      function (n) { return n.toLowerCase().slice(-low.length - 1) === "_" + low; },
+      function (n) { return n.toLowerCase().indexOf(low) >= 0; }];
+    for (var t = 0; t < tests.length; t++) {
+      var hits = names.filter(tests[t]);
+      if (hits.length) return hits.sort(function (a, b) { return a.length - b.length; })[0];
+    }
+    return null;
+  }
+
+  function search(text) {
+    if (/^\s*\d+\s*$/.test(text) && route && route.layer) {  // a channel of the layer on screen
+      return go(unitHash(route.run || S.runs[0].name, route.layer, parseInt(text, 10)));
+    }
+    var m = /^\s*(?:([^\/\s]+)\/)?([^:\s]+)(?::(\d+))?\s*$/.exec(text);
+    var layer = m && findLayer(m[2]);
+    if (!layer) { say("no layer matches " + JSON.stringify(text) + "; try e.g. " + S.layers[0].name + ":0"); return; }
+    var run = m[1] && runInfo(m[1]) ? m[1] : (route && route.run) || S.runs[0].name;
+    say("");
+    go(m[3] === undefined ? layerHash(layer, run) : unitHash(run, layer, parseInt(m[3], 10)));
+  }
+
+  function move(kind, d) {
+    if (!route || route.page === "home") return;
+    var i = layerIndex(route.layer), names = runNames();
+    if (kind === "layer") {
+      var next = S.layers[i + d];
+      if (!next) return;
+      if (route.page === "layer") return go(layerHash(next.name, route.run));
+      return withLayer(next.name, function (D) {
+        var j = 0;  // the nearest chosen channel
+        D.channels.forEach(function (c, k) {
+          if (Math.abs(c - route.channel) < Math.abs(D.channels[j] - route.channel)) j = k;
+        });
+        go(unitHash(route.run, next.name, D.channels[j]));
+      });
+    }
+    if (kind === "run") {
+      var r = names[names.indexOf(route.run || names[0]) + d];
+      if (!r) return;
+      return go(route.page === "unit" ? unitHash(r, route.layer, route.channel) : layerHash(route.layer, r));
+    }
+    if (route.page === "unit") {
+      withLayer(route.layer, function (D) {
+        var c = D.channels[D.channels.indexOf(route.channel) + d];
+        if (c !== undefined) go(unitHash(route.run, route.layer, c));
+      });
+    }
+  }
+
+  document.getElementById("search-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    search(document.getElementById("search").value);
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.target.tagName === "INPUT" || e.altKey || e.ctrlKey || e.metaKey) return;
+    var keys = { ArrowLeft: ["channel", -1], ArrowRight: ["channel", 1], ArrowUp: ["layer", -1],
+                 ArrowDown: ["layer", 1], "[": ["run", -1], "]": ["run", 1] };
+    if (e.key === "/") { e.preventDefault(); document.getElementById("search").focus(); return; }
+    if (keys[e.key]) { e.preventDefault(); move(keys[e.key][0], keys[e.key][1]); }
+  });
+  window.addEventListener("hashchange", function () { say(""); show(); });
+  show();
+})();
