@@ -119,7 +119,14 @@ def load_model(model, weights, include_top=False, run=None, checkpoint=None):
         except WeightsError as e:
             weights, note = "random", f"no ImageNet weights ({e}); "
     keras.utils.set_random_seed(0)
-    net, info = models.build_model(model, weights=weights, include_top=include_top)
+    try:
+        net, info = models.build_model(model, weights=weights, include_top=include_top)
+    except WeightsError as e:
+        folder = os.path.dirname(os.fspath(weights or "")) or "."
+        if weights is not None and os.path.isfile(os.path.join(folder, "checkpoints.json")):
+            raise WeightsError(f"{weights} is a checkpoint of the training run {folder}: use --run {folder} "
+                               f"--checkpoint N, which rebuilds the run's architecture, head included ({e})") from None
+        raise
     if info.random_weights:
         print(f"note: {note}using RANDOM weights")
     return net, info
