@@ -84,6 +84,8 @@ CASES = [
     ("train", "--dataset folder:{images} --mixed-precision float8 --out {out}", "unknown --mixed-precision 'float8'"),
     ("train", "--dataset folder:{images} --visualize-size 8 --out {out}", "--visualize-size must be an integer >= 16"),
     ("train", "--dataset mnist --weights random --out {out}", "unknown dataset 'mnist'"),
+    ("train", "--dataset folder:{bad_images} --model tiny_models.tiny_backbone --weights random --iterations 2 "
+              "--image-size 16 --batch-size 2 --noprogress --notensorboard --out {out}", "a/broken.jpg"),
     # ---- figures ----------------------------------------------------------------------------------------
     ("figures", "temporal --run {krun} --chanels conv1_relu:1 --out {out}", "did you mean --channels?"),
     ("figures", "prepost --run {krun} --channels 9999 --out {out}", "cannot read channel '9999'"),
@@ -123,6 +125,8 @@ CASES = [
     ("atlas", "site --atlas {missing} --out {out}", "is not an atlas folder (no atlas.json)"),
     ("atlas", "site --atlas {krun} --out {file}", "is a file, not a folder"),
     ("atlas", "site --copyy --out {out}", "did you mean --copy?"),
+    ("atlas", "site --atlas {atlas_badline} --out {out}", "is not a render record"),
+    ("atlas", "site --atlas {atlas_empty} --copy --out {out}", "no rendered images"),
     ("atlas", "site --copy maybe --out {out}", "--copy is a yes/no flag"),
     # ---- analyze ----------------------------------------------------------------------------------------
     ("analyze", "similarity --layrs x --out {out}", "did you mean --layers?"),
@@ -235,12 +239,25 @@ def inputs(tmp_path_factory):
                        "procrustes_norm": 0.0, "cka": 1.0}], str(root / "sim.csv"))
     import shutil
 
+    from lucidtl.atlas import job
+
+    shutil.copytree(root / "images", root / "bad_images")
+    (root / "bad_images" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
+    job.render(run=str(krun), layers="conv1_relu", channels="0:2", size=16, steps=1, out=str(root / "atlas"),
+               progress=False)
+    shutil.copytree(root / "atlas", root / "atlas_badline")
+    manifest = next(n for n in os.listdir(root / "atlas_badline") if n.startswith("manifest"))
+    with open(root / "atlas_badline" / manifest, "a") as f:
+        f.write('{"broken": \n')
+    shutil.copytree(root / "atlas", root / "atlas_empty")
+    os.remove(root / "atlas_empty" / manifest)
     shutil.copytree(krun, root / "krun_badjson")
     (root / "krun_badjson" / "checkpoints.json").write_text('{"format": "keras", "checkpoints": [')
     shutil.copytree(hrun, root / "hrun_badjson")
     (root / "hrun_badjson" / "run.json").write_text('{"model": ')
     (root / "inception_v1.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated")
-    return {"krun_badjson": root / "krun_badjson", "hrun_badjson": root / "hrun_badjson",
+    return {"bad_images": root / "bad_images", "atlas_badline": root / "atlas_badline",
+            "atlas_empty": root / "atlas_empty", "krun_badjson": root / "krun_badjson", "hrun_badjson": root / "hrun_badjson",
             "bad_targz": root / "inception_v1.tar.gz", "tiny": root / "tiny.keras", "krun": krun, "hrun": hrun, "empty": root / "empty",
             "images": root / "images", "renders": root / "renders", "npy": root / "x.npy",
             "bad_shape_npy": root / "flat.npy", "garbage_npy": root / "garbage.npy", "garbage": root / "garbage",

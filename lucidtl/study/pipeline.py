@@ -390,7 +390,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
 
     def atlas():
         r = job.render(run=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
-                       batch=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
+                       batch_size=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
                        progress=progress)
         return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
 
