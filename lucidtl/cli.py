@@ -294,7 +294,8 @@ def convert(param, text, command=None):
         return text
     if kind == "dataset":
         if text.startswith("folder:") and not os.path.isdir(text[len("folder:"):]):
-            raise InvalidArgumentError(f"{f} {text}: folder {text[len('folder:'):]} does not exist")
+            raise InvalidArgumentError(f"image folder {text[len('folder:'):]} does not exist; {f} folder:PATH "
+                                       "takes a folder with one sub-folder of images per class")
         if text.endswith((".npy", ".npz")) and not os.path.isfile(text):
             raise InvalidArgumentError(f"{f}: file {text} does not exist")
         return text
