@@ -84,6 +84,9 @@ CASES = [
     ("train", "--dataset folder:{images} --mixed-precision float8 --out {out}", "unknown --mixed-precision 'float8'"),
     ("train", "--dataset folder:{images} --visualize-size 8 --out {out}", "--visualize-size must be an integer >= 16"),
     ("train", "--dataset mnist --weights random --out {out}", "unknown dataset 'mnist'"),
+    ("train", "--dataset folder:{images} --model tiny_models.tiny_backbone --weights random --iterations 2 "
+              "--image-size 16 --batch-size 2 --visualize conv1_relu:99 --out {out}",
+     "--visualize channel conv1_relu:99 is out of range"),
     ("train", "--dataset folder:{bad_images} --model tiny_models.tiny_backbone --weights random --iterations 2 "
               "--image-size 16 --batch-size 2 --noprogress --notensorboard --out {out}", "a/broken.jpg"),
     # ---- figures ----------------------------------------------------------------------------------------

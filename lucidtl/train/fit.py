@@ -319,6 +319,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         settings["skipped_images"] = list(data.skipped)
         print(f"skipped {len(data.skipped)} undecodable image(s): {', '.join(data.skipped[:3])}"
               f"{' ...' if len(data.skipped) > 3 else ''}")
+    if visualize:  # channels in range before the first write
+        _check_visualize(net, visualize)
     if chief:
         _claim_out(out, overwrite)
         write_settings(out, settings)
@@ -351,6 +353,17 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
                        checkpoints=read_manifest(out), final=final, resumed_from=start, history=history)
 
 
+def _check_visualize(net, visualize):
+    from lucidtl.optvis import features
+    from lucidtl.train.live import parse_channels
+
+    for layer, channel in parse_channels(visualize):
+        count = features.channel_count(net, layer)  # unknown layer: the closest names
+        if not 0 <= channel < count:
+            raise InvalidArgumentError(f"--visualize channel {layer}:{channel} is out of range: {layer} has {count} "
+                                       f"channels (0..{count - 1})")
+
+
 def _line_printer(progress):
     """print, on a line of its own when a progress bar may be on the current one."""
     def report(line):
@@ -368,7 +381,7 @@ def _print_plan(settings, data, out, total, spe, save_points, old):
           f"{'attributes' if data.multi_label else 'classes'}")
     print(f"train: recipe {settings['recipe']} (top {settings['top']}, batch {settings['batch_size']}, "
           f"learning rate {settings['learning_rate']:g}): {total} iterations ({spe} a pass)")
-    points = ", ".join(map(str, save_points))
+    points = ", ".join(str(p) for p in save_points if p <= total)
     print(f"train: checkpoints at iterations {points} into {out}")
     if old is not None:
         done = [r["iteration"] for r in read_manifest(out)]
