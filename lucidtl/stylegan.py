@@ -103,12 +103,13 @@ def _check(lam, steps, noise, resize):
     and a one-row grid).
 
     Args:{ARGS}        channel (int >= 0): the channel drawn
-        size (int >= 1): side of the image the classifier sees (default: the generator's resolution)
+        classifier_size (int >= 1): side of the image the classifier sees (default: its fixed input size, else
+            the generator's resolution)
         repeats (int >= 1): runs of the same channel, differing only in their noise
     """)
 def ascent(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER, channel=0, lam=DEFAULT_LAMBDA,
            steps=DEFAULT_STEPS, learning_rate=DEFAULT_LR, w_plus=False, noise="resample", resize="bilinear",
-           size=None, seed=0, repeats=1, out="out", cache_dir=None, run=None, checkpoint=None):
+           classifier_size=None, seed=0, repeats=1, out="out", cache_dir=None, run=None, checkpoint=None):
     from lucidtl import imageio
     from lucidtl.stylegan2 import ascent as lib
 
@@ -116,7 +117,7 @@ def ascent(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER,
     _check(lam, steps, noise, resize)
     gen, net, info = _setup(pickle, model, weights, layer, cache_dir, run, checkpoint, [channel])
     res = lib.ascent(gen, net, layer=str(layer), channel=int(channel), lam=lam, steps=steps, lr=lr,
-                     w_plus=bool(w_plus), noise=noise, resize=resize, size=size, seed=seed, repeats=repeats,
+                     w_plus=bool(w_plus), noise=noise, resize=resize, size=classifier_size, seed=seed, repeats=repeats,
                      input_range=info.input_range)
     tag = f"{layer}_{int(channel):04d}_stylegan2"
     files = []
@@ -138,17 +139,18 @@ def ascent(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER,
 @_documented("""Figure 4: several runs of the same channel (they differ only through the noise maps), one row.
 
     Args:{ARGS}        channel (int >= 0): the channel drawn
-        size (int >= 1): side of the image the classifier sees (default: the generator's resolution)
+        classifier_size (int >= 1): side of the image the classifier sees (default: its fixed input size, else
+            the generator's resolution)
         repeats (int >= 2): runs of the same channel
     """)
 def repeats(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER, channel=0, lam=DEFAULT_LAMBDA,
             steps=DEFAULT_STEPS, learning_rate=DEFAULT_LR, w_plus=False, noise="resample", resize="bilinear",
-            size=None, seed=0, repeats=4, out="out", cache_dir=None, run=None,
+            classifier_size=None, seed=0, repeats=4, out="out", cache_dir=None, run=None,
             checkpoint=None):  # noqa: A002 - same flag as ascent's
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 2:
         raise InvalidArgumentError(f"--repeats must be an integer >= 2, got {repeats!r}")
-    return ascent(pickle, model, weights, layer, channel, lam, steps, learning_rate, w_plus, noise, resize, size,
-                  seed, repeats, out, cache_dir, run, checkpoint)
+    return ascent(pickle, model, weights, layer, channel, lam, steps, learning_rate, w_plus, noise, resize,
+                  classifier_size, seed, repeats, out, cache_dir, run, checkpoint)
 
 
 @_documented("""Figure 1: Lucid renders (top row) above StyleGAN2 renders (bottom row), one column per channel.
@@ -186,11 +188,12 @@ def side_by_side(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_
     Args:{ARGS}        channel (int >= 0): the channel drawn
         max_k (int >= 0): the largest number of weights negated
         cols (int >= 1): columns of the grid
-        size (int >= 1): side of the image the classifier sees (default: the generator's resolution)
+        classifier_size (int >= 1): side of the image the classifier sees (default: its fixed input size, else
+            the generator's resolution)
     """)
 def ablation(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER, channel=0, max_k=39, cols=8,
              lam=DEFAULT_LAMBDA, steps=DEFAULT_STEPS, learning_rate=DEFAULT_LR, w_plus=False, noise="resample",
-             resize="bilinear", size=None, seed=0, out="out", cache_dir=None, run=None, checkpoint=None):
+             resize="bilinear", classifier_size=None, seed=0, out="out", cache_dir=None, run=None, checkpoint=None):
     from lucidtl import imageio
     from lucidtl.stylegan2.ablation import ablation as lib
 
@@ -200,7 +203,7 @@ def ablation(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYE
         raise InvalidArgumentError(f"--cols must be an integer >= 1, got {cols!r}")
     gen, net, info = _setup(pickle, model, weights, layer, cache_dir, run, checkpoint, [channel])
     images, results = lib(gen, net, str(layer), int(channel), max_k=max_k, lam=lam, steps=steps, lr=lr,
-                          w_plus=bool(w_plus), noise=noise, resize=resize, size=size, seed=seed,
+                          w_plus=bool(w_plus), noise=noise, resize=resize, size=classifier_size, seed=seed,
                           input_range=info.input_range)
     rows = [list(images[i:i + cols]) for i in range(0, len(images), cols)]
     tag = f"{layer}_{int(channel):04d}_ablation"
@@ -246,7 +249,7 @@ def main(argv=None):
     commands = {name: cli.printing(fn, _report) for name, fn in
                 (("ascent", ascent), ("repeats", repeats), ("side-by-side", side_by_side), ("ablation", ablation),
                  ("convert", convert))}
-    cli.run(commands, default="ascent", argv=argv)
+    cli.run(commands, default="ascent", argv=argv, aliases={"size": "classifier_size"})
 
 
 if __name__ == "__main__":
