@@ -12,7 +12,10 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
         size (int >= 16): side of the rendered images in px
         transforms (standard|distill|none): the transformation robustness set
 
-A type written there wins; else the shared VOCABULARY names it; else the default's type does.
+A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
+int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list
+(comma list), int list, channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
+(N | last), run (existing folders), file, files (existing), dataset, folder (an output folder that can be made).
 """
 import ast
 import difflib
@@ -54,9 +57,8 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
 }
 ALIASES = {"batch": "batch_size", "lr": "learning_rate", "data": "dataset", "iterations": "checkpoints",
            "run_dir": "run"}  # old spellings, accepted for one release
-DEFAULT_NOTE = "note: --{old} is now --{new}"
+ALIAS_NOTE = "note: --{old} is now --{new}"
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
-_KEYWORDS = {"weights": ("imagenet", "random")}
 
 
 def flag(name):
@@ -231,7 +233,7 @@ def _number(text, integer):
         return None
 
 
-def convert(param, text, command=None):
+def convert(param, text):
     """The value of --param from its text, checked; an InvalidArgumentError names the flag and the fix."""
     kind, f = param.kind, flag(param.name)
     if text is None or (param.default is None and text in ("None", "none") and kind != "str"):
@@ -415,7 +417,7 @@ def parse(commands, default, argv, notes, aliases=None):
             key, negated = key[2:], True
         table = {**ALIASES, **(aliases or {})}
         if key not in params and key in table and table[key] in params:
-            notes.append(DEFAULT_NOTE.format(old=key.replace("_", "-"), new=table[key].replace("_", "-")))
+            notes.append(ALIAS_NOTE.format(old=key.replace("_", "-"), new=table[key].replace("_", "-")))
             key = table[key]
         if key not in params:
             if spec.varkw:
@@ -444,13 +446,13 @@ def parse(commands, default, argv, notes, aliases=None):
                 text, i = argv[i], i + 1
             else:
                 raise InvalidArgumentError(f"{flag(key)} needs a value")
-        values[key] = convert(p, text, name)
+        values[key] = convert(p, text)
     free = [p for p in params if p not in values]
     if len(positional) > len(free):
         raise InvalidArgumentError(f"unexpected argument {positional[len(free)]!r} for {name}; "
                                    "values go after their --flag")
     for pname, text in zip(free, positional):
-        values[pname] = convert(params[pname], text, name)
+        values[pname] = convert(params[pname], text)
     missing = [p for p in params.values() if p.required and p.name not in values]
     if missing:
         raise InvalidArgumentError(f"{name} needs {flag(missing[0].name)}"
