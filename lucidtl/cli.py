@@ -629,10 +629,10 @@ def run(commands, default, argv=None, prog=None, aliases=None):
     for note in notes:
         print(note, file=sys.stderr)
     if call.help:
-        print(help_text(commands, default, call, prog))
+        _emit(help_text(commands, default, call, prog))
         sys.exit(0)
     if call.dry_run:
-        print(plan(call, prog))
+        _emit(plan(call, prog))
         return None
     import fire
 
@@ -656,6 +656,15 @@ def run(commands, default, argv=None, prog=None, aliases=None):
             raise
         print(f"error: {_one_line(message)}", file=sys.stderr)
         sys.exit(2)
+
+
+def _emit(text):
+    """print, quietly when the reader has gone (`--help | head`)."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def plan(call, prog=None):
