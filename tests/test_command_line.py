@@ -443,3 +443,17 @@ def test_render_one_checkpoint_of_a_run(head_run, tmp_path, capsys):
         render.main([*args, "--checkpoint", "20", "--out", str(tmp_path / "x")])
     assert "no checkpoint at iteration 20; saved: 0, 10, 30" in one_error_line(e.value.code, capsys.readouterr())
     assert not (tmp_path / "x").exists()
+
+
+def test_gpu_memory_growth_still_runs_when_tensorflow_comes_later():
+    """Importing lucidtl no longer imports TensorFlow; the memory-growth setting runs right after TensorFlow
+    is first imported, whoever imports it."""
+    code = ("import sys, lucidtl\n"
+            "assert 'tensorflow' not in sys.modules\n"
+            "calls = []\n"
+            "lucidtl._enable_memory_growth = lambda: calls.append('tensorflow' in sys.modules)\n"
+            "import tensorflow\n"
+            "import keras\n"
+            "print('CALLS', calls)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "CALLS [True]" in proc.stdout, proc.stderr[-2000:]
