@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per entry
     "run": ("run", "a training run folder (what `lucidtl.train --out` wrote)"),
+    "runs": ("run", "training run folders, comma separated (several runs at once)"),
     "checkpoint": ("checkpoint", "one saved iteration of --run (`10`), or `last`"),
     "checkpoints": ("int list", "saved iterations of --run, comma separated (default: all)"),
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),

@@ -109,21 +109,21 @@ CASES = [
     ("figures", "temporal --run {krun} --channels conv1_relu:1 --seed -1 --out {out}", "--seed must be an integer >= 0"),
     # ---- atlas ------------------------------------------------------------------------------------------
     ("atlas", "sites", "unknown command 'sites'; did you mean site?"),
-    ("atlas", "render --run {missing} --out {out}", "does not exist"),
-    ("atlas", "render --run {krun} --batch-size 0 --out {out}", "--batch-size must be an integer >= 1"),
-    ("atlas", "render --run {krun} --shard 3/2 --out {out}", "cannot read --shard"),
-    ("atlas", "render --run {krun} --size 8 --out {out}", "--size must be an integer >= 16"),
-    ("atlas", "render --run {krun} --transforms x --out {out}", "choose one of standard, distill, none"),
-    ("atlas", "render --run {krun} --out {file}", "is a file, not a folder"),
-    ("atlas", "render --run {krun} --layers nope --out {out}", "unknown layer 'nope'"),
-    ("atlas", "render --run {krun} --layers conv1_relu --channels 999 --out {out}", "out of range"),
-    ("atlas", "render --run {krun} --stepz 3 --out {out}", "did you mean --steps?"),
-    ("atlas", "render --run {krun} --seed -1 --out {out}", "--seed must be an integer >= 0"),
-    ("atlas", "render --run {krun} --channels x --out {out}", "use e.g. 7, 0:8, 1,5,9 or all"),
+    ("atlas", "render --runs {missing} --out {out}", "does not exist"),
+    ("atlas", "render --runs {krun} --batch-size 0 --out {out}", "--batch-size must be an integer >= 1"),
+    ("atlas", "render --runs {krun} --shard 3/2 --out {out}", "cannot read --shard"),
+    ("atlas", "render --runs {krun} --size 8 --out {out}", "--size must be an integer >= 16"),
+    ("atlas", "render --runs {krun} --transforms x --out {out}", "choose one of standard, distill, none"),
+    ("atlas", "render --runs {krun} --out {file}", "is a file, not a folder"),
+    ("atlas", "render --runs {krun} --layers nope --out {out}", "unknown layer 'nope'"),
+    ("atlas", "render --runs {krun} --layers conv1_relu --channels 999 --out {out}", "out of range"),
+    ("atlas", "render --runs {krun} --stepz 3 --out {out}", "did you mean --steps?"),
+    ("atlas", "render --runs {krun} --seed -1 --out {out}", "--seed must be an integer >= 0"),
+    ("atlas", "render --runs {krun} --channels x --out {out}", "use e.g. 7, 0:8, 1,5,9 or all"),
     ("atlas", "render --out {out}", "nothing to render"),
-    ("atlas", "render --run {krun_badjson} --layers conv1_relu --size 16 --steps 1 --out {out}",
+    ("atlas", "render --runs {krun_badjson} --layers conv1_relu --size 16 --steps 1 --out {out}",
      "krun_badjson/checkpoints.json"),
-    ("atlas", "render --run {hrun_badjson} --layers mixed --size 16 --steps 1 --out {out}",
+    ("atlas", "render --runs {hrun_badjson} --layers mixed --size 16 --steps 1 --out {out}",
      "hrun_badjson/run.json"),
     ("atlas", "site --atlas {missing} --out {out}", "is not an atlas folder (no atlas.json)"),
     ("atlas", "site --atlas {krun} --out {file}", "is a file, not a folder"),
@@ -246,7 +246,7 @@ def inputs(tmp_path_factory):
 
     shutil.copytree(root / "images", root / "bad_images")
     (root / "bad_images" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
-    job.render(run=str(krun), layers="conv1_relu", channels="0:2", size=16, steps=1, out=str(root / "atlas"),
+    job.render(runs=str(krun), layers="conv1_relu", channels="0:2", size=16, steps=1, out=str(root / "atlas"),
                progress=False)
     shutil.copytree(root / "atlas", root / "atlas_badline")
     manifest = next(n for n in os.listdir(root / "atlas_badline") if n.startswith("manifest"))
@@ -301,7 +301,7 @@ def test_real_entry_point_mistyped_flag(tmp_path):
     for argv, needle in ((["lucidtl.render", "--stpes", "8", "--out", "X"], "did you mean --steps?"),
                          (["lucidtl.train", "--dataset", "folder:.", "--iteration", "5", "--out", "X"],
                           "did you mean --iterations?"),
-                         (["lucidtl.atlas", "render", "--run", "nowhere", "--out", "X"], "does not exist")):
+                         (["lucidtl.atlas", "render", "--runs", "nowhere", "--out", "X"], "does not exist")):
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True, text=True, env=env,
                               timeout=120)

@@ -143,7 +143,7 @@ def test_atlas_render_checks_every_run_file_before_rendering(run_dir, tmp_path, 
         broken = str(tmp_path / f"broken{k}")
         shutil.copytree(run_dir, broken)
         damage(os.path.join(broken, name))
-        err = _atlas_fails(args + ["--run", run_dir, "--run", broken], capsys, tmp_path / "atlas", message)
+        err = _atlas_fails(args + ["--runs", run_dir, "--runs", broken], capsys, tmp_path / "atlas", message)
         assert name in err
 
 

@@ -164,10 +164,10 @@ class AtlasResult:
                 f"shard total {self.total}; manifest {self.manifest}")
 
 
-def plan_work(run=None, weights=None, model="inception_v1", layers="all", channels="all", batch=32, seed=0):
+def plan_work(runs=None, weights=None, model="inception_v1", layers="all", channels="all", batch=32, seed=0):
     """(checkpoints, the full item list, models) for these arguments; layers are read off each source's
     architecture once."""
-    ckpts = plan.checkpoints(plan.split_list(run, "run"), plan.split_list(weights, "weights"))
+    ckpts = plan.checkpoints(plan.split_list(runs, "runs"), plan.split_list(weights, "weights"))
     models, chosen, per_source = _Models(model), {}, {}
     for ck in ckpts:
         source = ck.run_path or ck.weights
@@ -177,12 +177,12 @@ def plan_work(run=None, weights=None, model="inception_v1", layers="all", channe
     return ckpts, plan.items(ckpts, chosen, batch, seed), models
 
 
-def render(run=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
+def render(runs=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
            batch_size=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True):
     """Render the atlas (or this process's shard of it): every channel of every checkpoint; resumable.
 
     Args:
-        run (run): training run folder(s), comma separated (or --run repeated): every saved checkpoint
+        runs (run): training run folders, comma separated (or --runs repeated): every saved checkpoint
         weights (list): weight file(s) for --model, comma separated (or --weights repeated)
         model: the architecture for --weights (a run rebuilds its own from run.json)
         layers (list): all (InceptionV1's 57 conv layers; other models: every ReLU) or L1,L2
@@ -209,7 +209,7 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
     if transforms not in TRANSFORMS:
         raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of {', '.join(TRANSFORMS)}")
     out = os.fspath(out)
-    _, work, models = plan_work(run, weights, model, layers, channels, batch, seed)
+    _, work, models = plan_work(runs, weights, model, layers, channels, batch, seed)
     settings = {"size": size, "steps": steps, "updates": steps + 1, "batch": batch, "seed": seed,
                 "transforms": transforms, "param": "fft", "decorrelate": True, "objective": "channel",
                 "png_encoding": "uint8 = round(255 * image)"}

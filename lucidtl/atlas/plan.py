@@ -86,7 +86,7 @@ def checkpoints(runs=(), weights=()):
                                        "weights file (atlas folders are named after them)")
         seen.add(c.label)
     if not out:
-        raise InvalidArgumentError("nothing to render; pass --run RUN_FOLDER and/or --weights FILE")
+        raise InvalidArgumentError("nothing to render; pass --runs RUN_FOLDER[,RUN_FOLDER] and/or --weights FILE")
     return out
 
 
