@@ -180,6 +180,13 @@ CASES = [
     ("stylegan", "ascent --pickle {garbage} --model {tiny} --layer fusd --out {out}", "unknown layer 'fusd'"),
     ("stylegan", "ascent --pickle {garbage} --model {tiny} --layer fused --out {out}", "garbage"),
     ("stylegan", "ascent --w-plus maybe --out {out}", "--w-plus is a yes/no flag"),
+    ("stylegan", "ascent --pickle {pkl_no_torgb} --model {tiny} --layer fused --out {out}",
+     "lacks the variable G_synthesis/16x16/ToRGB/weight"),
+    ("stylegan", "ascent --pickle {pkl_2d_torgb} --model {tiny} --layer fused --out {out}",
+     "variable G_synthesis/8x8/ToRGB/weight has shape [16, 3], expected a 4-D"),
+    ("stylegan", "ascent --pickle {pkl_bad_entry} --model {tiny} --layer fused --out {out}",
+     "variable entry 3 is a tuple of 1, not a (name, value) pair"),
+    ("stylegan", "convert --pickle {pkl_bad_entry} --out {out}", "not a (name, value) pair"),
     ("stylegan", "ascent --run {hrun} --checkpoint 7 --pickle {garbage} --layer mixed --out {out}",
      "no checkpoint at iteration 7"),
     # ---- export -----------------------------------------------------------------------------------------
@@ -259,12 +266,35 @@ def inputs(tmp_path_factory):
     shutil.copytree(hrun, root / "hrun_badjson")
     (root / "hrun_badjson" / "run.json").write_text('{"model": ')
     (root / "inception_v1.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated")
+    pickles = _malformed_stylegan_pickles(root)
     return {"bad_images": root / "bad_images", "atlas_badline": root / "atlas_badline",
             "atlas_empty": root / "atlas_empty", "krun_badjson": root / "krun_badjson", "hrun_badjson": root / "hrun_badjson",
             "bad_targz": root / "inception_v1.tar.gz", "tiny": root / "tiny.keras", "krun": krun, "hrun": hrun, "empty": root / "empty",
             "images": root / "images", "renders": root / "renders", "npy": root / "x.npy",
             "bad_shape_npy": root / "flat.npy", "garbage_npy": root / "garbage.npy", "garbage": root / "garbage",
-            "csv": root / "sim.csv", "missing": root / "missing"}
+            "csv": root / "sim.csv", "missing": root / "missing", **pickles}
+
+
+def _malformed_stylegan_pickles(root):
+    """Official-layout StyleGAN2 pickles with one defect each (written as tests/test_stylegan2.py does)."""
+    from test_stylegan2 import register_dnnlib, write_official_pickle
+
+    def index(synth, name):
+        return next(i for i, entry in enumerate(synth) if entry[0] == name)
+
+    edits = {
+        "pkl_no_torgb": lambda gs, m, s: s.pop(index(s, "16x16/ToRGB/weight")),
+        "pkl_2d_torgb": lambda gs, m, s: s.__setitem__(index(s, "8x8/ToRGB/weight"),
+                                                       ("8x8/ToRGB/weight", np.zeros((16, 3), np.float32))),
+        "pkl_bad_entry": lambda gs, m, s: s.insert(3, ("8x8/Conv1/weight",)),
+    }
+    paths = {}
+    with pytest.MonkeyPatch.context() as mp:  # pickle records the global dnnlib.tflib.network.Network
+        register_dnnlib(mp)
+        for key, edit in edits.items():
+            paths[key] = root / f"{key}.pkl"
+            write_official_pickle(paths[key], edit=edit)
+    return paths
 
 
 def test_the_corpus_is_large_and_covers_every_command():

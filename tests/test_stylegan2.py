@@ -37,8 +37,7 @@ class _Network:
         self._state = state
 
 
-@pytest.fixture
-def dnnlib(monkeypatch):
+def register_dnnlib(monkeypatch):
     """Register _Network as dnnlib.tflib.network.Network so pickle records exactly that global."""
     net_mod = types.ModuleType("dnnlib.tflib.network")
     _Network.__module__, _Network.__qualname__, _Network.__name__ = "dnnlib.tflib.network", "Network", "Network"
@@ -47,6 +46,11 @@ def dnnlib(monkeypatch):
                       ("dnnlib.tflib.network", net_mod)):
         monkeypatch.setitem(sys.modules, name, mod)
     return _Network
+
+
+@pytest.fixture
+def dnnlib(monkeypatch):
+    return register_dnnlib(monkeypatch)
 
 
 class _OfficialPickler(pickle._Pickler):
