@@ -1,5 +1,6 @@
 """lucidtl: Lucid's feature visualisation in TensorFlow 2 / Keras 3, for watching neurons during fine-tuning."""
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet C++ start-up chatter; users may override
 
@@ -19,4 +20,30 @@ def _enable_memory_growth():
             pass
 
 
-_enable_memory_growth()
+class _AfterTensorFlow:
+    """Runs _enable_memory_growth right after TensorFlow is first imported, so that importing lucidtl (and
+    its command lines' --help and flag checks) does not import TensorFlow."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def run(module):
+            exec_module(module)
+            _enable_memory_growth()
+
+        spec.loader.exec_module = run
+        return spec
+
+
+if "tensorflow" in sys.modules:
+    _enable_memory_growth()
+elif not any(isinstance(f, _AfterTensorFlow) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AfterTensorFlow())

@@ -1,13 +1,14 @@
 """`python -m lucidtl.analyze`: measure transfer from a run's checkpoints (see lucidtl/analysis/).
 
-    python -m lucidtl.analyze similarity --run runs/pets --model inception_v1 --num_classes 31 \
-        --layers Mixed_3b,Mixed_4c,Mixed_5c --data folder:data/pets --max_images 256 --out analysis/pets
-    python -m lucidtl.analyze table --csv analysis/pets/similarity.csv,analysis/flowers/similarity.csv
+    python -m lucidtl.analyze similarity --run runs/pets --layers Mixed_3b,Mixed_4c,Mixed_5c \
+        --dataset folder:data/pets --max-images 256 --out analysis/pets
+    python -m lucidtl.analyze table --csv analysis/pets/similarity.csv,analysis/flowers/similarity.csv \
+        --labels pets,flowers --out analysis
     python -m lucidtl.analyze scale --images renders/ --out analysis/scale
     python -m lucidtl.analyze redundancy --images renders/ [--method activations --model inception_v1 \
-        --weights imagenet --embed_layer Mixed_5c]
-    python -m lucidtl.analyze examples --run runs/pets --model inception_v1 --num_classes 31 \
-        --layer Mixed_4c --channels 0:4 --data folder:data/pets --out analysis/examples
+        --weights imagenet --embed-layer Mixed_5c]
+    python -m lucidtl.analyze examples --run runs/pets --layer Mixed_4c --channels 0:4 \
+        --dataset folder:data/pets --out analysis/examples
 """
 import dataclasses
 import os
@@ -60,14 +61,13 @@ def load_data(data, image_size=224, split="train", batch_size=16):
     return d.train, list(d.class_names)
 
 
-def _checkpoints(run, checkpoints):
+def _checkpoints(run, weights):
     from lucidtl.analysis import streaming
 
-    if run is None and checkpoints is None:
+    if run is None and weights is None:
         raise InvalidArgumentError("no checkpoints; pass --run RUN_FOLDER (with checkpoints.json) or "
-                                   "--checkpoints FILE[,FILE...]")
-    source = run if checkpoints is None else ([checkpoints] if isinstance(checkpoints, str) else list(checkpoints))
-    return streaming.resolve_checkpoints(source)
+                                   "--weights FILE[,FILE...]")
+    return streaming.resolve_checkpoints(run if weights is None else cli.split_list(weights))
 
 
 def architecture(model, num_classes, top, multi_label, checkpoints, run=None):
@@ -123,15 +123,37 @@ def _label(run, label):
 
 # ---- commands ----------------------------------------------------------------------------------------
 
-def similarity(run=None, layers=None, data=None, model=None, num_classes=None, top="paper", multi_label=False,
-               checkpoints=None, reference="first", alpha=0.0, samples="positions", per_channel=True,
+def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None, top="paper", multi_label=False,
+               weights=None, reference="first", alpha=0.0, samples="positions", per_channel=True,
                metrics=DEFAULT_METRICS, split="train", image_size=None, batch_size=16, max_images=256,
                label=None, out="analysis"):
-    """Each checkpoint vs the reference (default the first, iteration 0) on the same images: PWSM angle
-    (alpha; 0 = full whitening as the study), Procrustes distance / 2, linear CKA per layer, Procrustes and
-    CKA per channel. Writes similarity.csv, similarity_channels.csv, similarity_summary.json (Pearson's r
-    between the metrics) and a PNG + CSV curve per metric. --image_size (for dataset names; default the
-    run's, else 224) and --max_images bound the work; the images are read unshuffled."""
+    """Similarity of each checkpoint to a reference checkpoint on the same images, per layer and channel.
+
+    PWSM angle (alpha; 0 = full whitening as the study), Procrustes distance / 2, linear CKA per layer,
+    Procrustes and CKA per channel. Writes similarity.csv, similarity_channels.csv, similarity_summary.json
+    (Pearson's r between the metrics) and a PNG + CSV curve per metric. The images are read unshuffled.
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        layers (list): the layers compared, comma separated
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        reference (any): the checkpoint compared against: first | last | an iteration
+        alpha (number in [0, 1]): PWSM regularisation (0: full whitening, as the study)
+        samples (positions|pooled): what a sample is: each spatial position, or each image (pooled)
+        per_channel (bool): also compare each channel
+        metrics (list): comma list of pwsm_theta, procrustes_norm, cka
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch
+        max_images (int >= 1): images used at most
+        label: the run's name in the tables (default: the run folder's name)
+        out (folder): the output folder
+    """
     from lucidtl.analysis import plots, streaming, tables
     from lucidtl.imageio import save_json
 
@@ -142,9 +164,9 @@ def similarity(run=None, layers=None, data=None, model=None, num_classes=None, t
     if layers is None:
         raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
                                    "python -m lucidtl.render layers)")
-    cps = _checkpoints(run, checkpoints)
+    cps = _checkpoints(run, weights)
     model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
-    source, _ = load_data(data, image_size or _settings(run).get("image_size") or 224, split, batch_size)
+    source, _ = load_data(dataset, image_size or _settings(run).get("image_size") or 224, split, batch_size)
     result = streaming.compare_checkpoints(
         model_fn, cps, layers, source, reference=reference, alpha=float(alpha), samples=samples,
         per_channel=bool(per_channel), batch_size=batch_size, max_images=max_images, input_range=input_range,
@@ -159,18 +181,26 @@ def similarity(run=None, layers=None, data=None, model=None, num_classes=None, t
     return Written(files, notes + [f"Pearson r (PWSM vs Procrustes, all layers and checkpoints): {r:.3f}"])
 
 
-def table(csv=None, labels=None, metrics=DEFAULT_METRICS, out="analysis/reusability.csv",
-          include_reference=False):
-    """Reusability table: mean ± std of each metric over checkpoints per run and layer, from similarity
-    CSVs (--csv A,B; --labels names each file's run). Writes a CSV and prints a Markdown table."""
+def table(csv=None, labels=None, metrics=DEFAULT_METRICS, out="analysis", include_reference=False):
+    """Reusability table: mean ± std of each metric over checkpoints, per run and layer (several runs at once).
+
+    Writes <out>/reusability.csv and prints a Markdown table.
+
+    Args:
+        csv (files): similarity.csv files of the similarity command, comma separated
+        labels (list): each file's run name, comma separated, in the order of --csv
+        metrics (list): comma list of pwsm_theta, procrustes_norm, cka
+        out (folder): the output folder
+        include_reference (bool): count the reference checkpoint (similarity 1) in the means
+    """
     from lucidtl.analysis import streaming, tables
 
     chosen = streaming.check_metrics(metrics)
     if csv is None:
         raise InvalidArgumentError("no input; pass --csv similarity.csv[,other.csv] from the similarity command")
-    paths = [csv] if isinstance(csv, str) else list(csv)
+    paths = cli.split_list(csv)
     if labels is not None:
-        labels = [labels] if isinstance(labels, str) else [str(x) for x in labels]
+        labels = cli.split_list(labels)
         if len(labels) != len(paths):
             raise InvalidArgumentError(f"--labels has {len(labels)} names for {len(paths)} --csv files")
     rows = []
@@ -183,13 +213,22 @@ def table(csv=None, labels=None, metrics=DEFAULT_METRICS, out="analysis/reusabil
             part = [{**r, "run": labels[i]} for r in part]
         rows += part
     result = tables.reusability_table(rows, chosen, exclude_reference=not include_reference)
-    return Written([tables.write_csv(result, out)], [tables.format_table(result, chosen)])
+    return Written([tables.write_csv(result, os.path.join(out, "reusability.csv"))],
+                   [tables.format_table(result, chosen)])
 
 
 def scale(images=None, out="analysis", window="hann", weighting="mean"):
-    """Dominant period (px) of each rendered PNG in --images (an atlas folder, read through its manifest, or
-    the render command's PNGs); per run and layer mean ± std over channels, tracked over iterations. Writes scale.csv, scale_layers.csv
-    and (with several iterations) scale_period.png."""
+    """Spatial scale: the dominant period (px) of each rendered channel, per layer, tracked over iterations.
+
+    From each PNG's radially averaged power spectrum; per run and layer mean ± std over channels, tracked
+    over iterations. Writes scale.csv, scale_layers.csv and (with several iterations) scale_period.png.
+
+    Args:
+        images (str): an atlas folder (read through its manifest) or a folder of the render command's PNGs
+        out (folder): the output folder
+        window (hann|none): the window applied before the FFT
+        weighting (mean|sum): how the radial spectrum is averaged
+    """
     from lucidtl.analysis import plots, spatial, tables
 
     cli.choice("window", window, spatial.WINDOWS)
@@ -214,12 +253,23 @@ def _curve(row):
 
 
 def redundancy(images=None, out="analysis", method="pixels", model="inception_v1", weights=None,
-               embed_layer=None):
-    """Redundancy of each layer's rendered channels in --images (an atlas folder, read through its manifest,
-    or the render command's PNGs): mean off-diagonal cosine similarity
-    of their pixels (mean colour removed) or, with --method activations, of their spatially averaged
-    activations in --embed_layer of --model/--weights. Writes redundancy.csv, redundancy_matrices.npz and
-    (with several iterations) redundancy.png."""
+               embed_layer=None, run=None, checkpoint=None):
+    """Redundancy of each layer's rendered channels: mean off-diagonal cosine similarity between them.
+
+    Of their pixels (mean colour removed) or, with --method activations, of their spatially averaged
+    activations in --embed-layer of a model. Writes redundancy.csv, redundancy_matrices.npz and (with
+    several iterations) redundancy.png.
+
+    Args:
+        images (str): an atlas folder (read through its manifest) or a folder of the render command's PNGs
+        out (folder): the output folder
+        method (pixels|activations): compare pixels, or activations of --embed-layer
+        model: the embedding model of --method activations
+        weights: its weights: imagenet | random | a weights file
+        embed_layer: the layer whose activations embed each image (--method activations)
+        run (run): embed with this training run's model instead of --model (at --checkpoint)
+        checkpoint (checkpoint): the saved iteration of --run, or last (default: last)
+    """
     from lucidtl.analysis import plots, tables
     from lucidtl.analysis import redundancy as red
     from lucidtl.atomic import atomic_path
@@ -234,7 +284,12 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
 
         if embed_layer is None:
             raise InvalidArgumentError("--method activations needs --embed_layer (a layer of --model)")
-        net, info = build_model(model, weights=weights)
+        if run is not None:
+            from lucidtl.render import load_run
+
+            net, info = load_run(run, checkpoint, None if model == "inception_v1" else model, weights)
+        else:
+            net, info = build_model(model, weights=weights)
         features.endpoint(net, str(embed_layer))
         input_range = tuple(info.input_range)
     rows, matrices = red.folder_redundancy(str(images), method, net, None if embed_layer is None else
@@ -252,24 +307,45 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
                            f"over {r['channels']} channels" for r in rows])
 
 
-def examples(run=None, layer=None, channels="0:4", data=None, model=None, num_classes=None, top="paper",
-             multi_label=False, checkpoints=None, k=8, reduce="max", split="train", image_size=None,
+def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num_classes=None, top="paper",
+             multi_label=False, weights=None, k=8, reduce="max", split="train", image_size=None,
              batch_size=16, max_images=1024, out="analysis/examples"):
-    """Per checkpoint: the top-k activating images of each channel (with heatmaps) and class-average
-    receptive-field crops weighted by activation, as PNGs in <out>/iter_<i>/, and examples.csv."""
+    """Dataset examples per checkpoint: the top-k images of each channel, heatmaps, class-average crops.
+
+    The top-k activating images of each channel (with heatmaps) and class-average receptive-field crops
+    weighted by activation, as PNGs in <out>/iter_<i>/, and examples.csv.
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        layer: the layer whose channels are examined
+        channels (channels): its channels: 7 | 0:8 | 1,5,9 | all
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        k (int >= 1): images kept per channel
+        reduce (max|mean): how a channel's activation map becomes one number per image
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch
+        max_images (int >= 1): images read at most
+        out (folder): the output folder
+    """
     from lucidtl.analysis import examples as ex
     from lucidtl.analysis import tables
     from lucidtl.optvis import features
-    from lucidtl.render import parse_channels
+    from lucidtl.selection import parse_channels
 
     cli.choice("reduce", reduce, ex.REDUCES)
     if layer is None:
         raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
-    cps = _checkpoints(run, checkpoints)
+    cps = _checkpoints(run, weights)
     model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
     chans = parse_channels(channels, features.channel_count(model_fn(), str(layer)))
     settings = _settings(run)
-    source, class_names = load_data(data, image_size or settings.get("image_size") or 224, split, batch_size)
+    source, class_names = load_data(dataset, image_size or settings.get("image_size") or 224, split, batch_size)
     class_names = class_names or settings.get("class_names")
     rows = ex.examples_over_checkpoints(model_fn, cps, str(layer), chans, source, out, k=k, reduce=reduce,
                                         batch_size=batch_size, max_images=max_images, input_range=input_range,
@@ -282,7 +358,8 @@ def examples(run=None, layer=None, channels="0:4", data=None, model=None, num_cl
 def main(argv=None):
     cli.run({name: cli.printing(fn, _report) for name, fn in
              (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
-              ("examples", examples))}, default="similarity", argv=argv)
+              ("examples", examples))}, default="similarity", argv=argv,
+            aliases={"checkpoints": "weights", "embed": "embed_layer"})
 
 
 if __name__ == "__main__":

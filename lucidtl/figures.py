@@ -1,4 +1,4 @@
-"""The paper's figures from a training run folder (`python -m lucidtl.figures temporal|prepost|figure7 RUN ...`).
+"""The paper's figures from a training run folder (`python -m lucidtl.figures temporal|prepost|figure7 --run RUN`).
 
 - temporal (Figure 6): chosen channels (columns) x saved iterations (rows), one labelled PNG.
 - prepost (Figures 2/3): the same channels before (iteration 0) and after fine-tuning (the last checkpoint).
@@ -11,12 +11,15 @@ import hashlib
 import json
 import os
 
-from lucidtl import imageio
-from lucidtl.cli import printing, run
-from lucidtl.errors import InvalidArgumentError
-from lucidtl.optvis.render import render_channels
-from lucidtl.train import run as runs
-from lucidtl.train.live import parse_channels
+from lucidtl import cli, imageio
+from lucidtl.errors import ChannelRangeError, InvalidArgumentError
+from lucidtl.selection import parse_channels, parse_layer_channels
+
+
+def _runs():
+    from lucidtl.train import run as runs  # Keras: imported when a figure is made, not for --help
+
+    return runs
 
 
 def short_name(layer, channel):
@@ -40,7 +43,7 @@ FIGURE7_LAYERS = ("Conv2d_2b_1x1", "Mixed_3b_Branch_3_b_1x1", "Mixed_4b_Branch_1
                   "Mixed_5b_Branch_3_b_1x1")  # the paper's: every 7th conv layer, ending with the deepest
 
 
-def atlas_cells(atlas, run_dir, size, steps):
+def atlas_cells(atlas, run, size, steps):
     """{(iteration, layer, channel): PNG path} of the atlas images of this run at this size and step count
     (matched by the run folder's path, else by its name)."""
     from lucidtl.atlas import read_manifest, read_settings
@@ -49,10 +52,10 @@ def atlas_cells(atlas, run_dir, size, steps):
     if settings.get("size") != size or settings.get("steps") != steps:
         return {}
     records = [r for r in read_manifest(atlas) if r.get("iteration") is not None]
-    here = os.path.realpath(run_dir)
+    here = os.path.realpath(run)
     mine = [r for r in records if r.get("run_path") and os.path.realpath(r["run_path"]) == here]
     if not mine:
-        mine = [r for r in records if r.get("run") == os.path.basename(os.path.normpath(run_dir))]
+        mine = [r for r in records if r.get("run") == os.path.basename(os.path.normpath(run))]
     return {(r["iteration"], r["layer"], r["channel"]): os.path.join(atlas, r["png"]) for r in mine
             if os.path.isfile(os.path.join(atlas, r["png"]))}
 
@@ -68,20 +71,21 @@ def _size_steps(atlas, size, steps):
     return (128 if size is None else size), (512 if steps is None else steps)
 
 
-def _figure(run_dir, rows, col_labels, name, size, steps, seed, out, progress, atlas=None):
+def _figure(run, rows, col_labels, name, size, steps, seed, out, progress, atlas=None):
     """rows: [(iteration, row label, [(layer, channel), ...])]. Cells come from the atlas when it holds them
     (same run, size and steps), else from the figure's cell cache, else are rendered: all missing cells of
     one checkpoint in one batch."""
-    settings = runs.read_settings(run_dir) or {}
+    runs = _runs()
+    settings = runs.read_settings(run) or {}
     size, steps = _size_steps(atlas, size, steps)
     if not isinstance(size, int) or size < 16 or not isinstance(steps, int) or steps < 1:
         raise InvalidArgumentError(f"--size must be an integer >= 16 and --steps >= 1 (got {size!r}, {steps!r})")
     chans = list(dict.fromkeys(c for _, _, cells in rows for c in cells))
     input_range = tuple(settings.get("input_range", (0.0, 1.0)))
-    out = os.fspath(out or os.path.join(run_dir, "figures"))
+    out = os.fspath(out or os.path.join(run, "figures"))
     key = json.dumps([chans, size, steps, seed, list(input_range)])
     cells = os.path.join(out, f"{name}-cells-{hashlib.sha1(key.encode()).hexdigest()[:8]}")
-    found = atlas_cells(atlas, run_dir, size, steps) if atlas is not None else {}
+    found = atlas_cells(atlas, run, size, steps) if atlas is not None else {}
     paths = {(it, layer, ch): found.get((it, layer, ch), os.path.join(cells, f"iter_{it:06d}_{layer}_{ch:04d}.png"))
              for it, _, row in rows for layer, ch in row}
     model, order = None, list(dict.fromkeys(it for it, _, _ in rows))
@@ -89,16 +93,21 @@ def _figure(run_dir, rows, col_labels, name, size, steps, seed, out, progress, a
         missing = [(layer, ch) for (i, layer, ch), p in paths.items() if i == it and not os.path.exists(p)]
         if not missing:
             continue
+        from lucidtl.optvis.render import render_channels
+
         if progress:
             print(f"{name}: iteration {it} ({n + 1}/{len(order)})")
-        model = runs.load_checkpoint(run_dir, it, model=model)
+        first = model is None
+        model = runs.load_checkpoint(run, it, model=model)
+        if first:
+            _check_channels(model, chans)  # before the first render
         images = render_channels(model, missing, size, steps, seed, input_range)
         for img, (layer, ch) in zip(images, missing):
             imageio.save_png(img, paths[it, layer, ch])
     grid = [[imageio.load_png(paths[it, layer, ch]) for layer, ch in row] for it, _, row in rows]  # as saved
     path = os.path.join(out, f"{name}.png")
     imageio.save_grid(grid, path, row_labels=[label for _, label, _ in rows], col_labels=col_labels)
-    imageio.save_json({"run": os.path.abspath(run_dir), "channels": [list(c) for c in chans],
+    imageio.save_json({"run": os.path.abspath(run), "channels": [list(c) for c in chans],
                        "rows": [it for it, _, _ in rows], "row_labels": [label for _, label, _ in rows],
                        "size": size, "steps": steps, "seed": seed, "input_range": list(input_range),
                        "cells": os.path.relpath(cells, out),
@@ -109,54 +118,111 @@ def _figure(run_dir, rows, col_labels, name, size, steps, seed, out, progress, a
     return path
 
 
-def temporal(run_dir, channels, iterations=None, size=None, steps=None, seed=0, out=None, progress=True,
+def _check_channels(model, chans):
+    from lucidtl.optvis import features
+
+    counts = {}
+    for layer, ch in chans:
+        if layer not in counts:
+            counts[layer] = features.channel_count(model, layer)  # unknown layer: the closest names
+        if not 0 <= ch < counts[layer]:
+            raise ChannelRangeError(f"channel {layer}:{ch} is out of range: {layer} has {counts[layer]} channels "
+                                    f"(0..{counts[layer] - 1}); check --channels")
+
+
+def _layer_channels(run, channels, iteration):
+    """--channels (layer-qualified) as [(layer, channel)]; `all` and open ranges read the layer's size from
+    the run's model."""
+    chans = parse_layer_channels(channels)
+    if any(":" in p and (p.strip().endswith(":") or p.strip().endswith("all")) for p in str(channels).split(",")):
+        from lucidtl.optvis import features
+
+        model = _runs().load_checkpoint(run, iteration)
+        chans = parse_layer_channels(channels, lambda layer: features.channel_count(model, layer))
+    return chans
+
+
+def temporal(run, channels, checkpoints=None, size=None, steps=None, seed=0, out=None, progress=True,
              atlas=None):
-    """Figure 6: `channels` ("layer:channel,...") x the run's saved iterations (or `iterations`).
-    atlas: an atlas folder whose images of this run are used instead of rendering (size/steps default to
-    the atlas's; without an atlas 128 px, 512 steps)."""
-    its = _iterations(runs.checkpoints(run_dir), iterations)
-    chans = parse_channels(channels)
-    return _figure(run_dir, [(i, f"iter {i}", chans) for i in its], [short_name(*c) for c in chans], "temporal",
+    """Figure 6: channels (columns) x the run's saved iterations (rows), one labelled PNG.
+
+    Args:
+        run (run): the training run folder
+        channels (layer channels): layer-qualified channels, e.g. Mixed_4c_Branch_2_b_3x3:5,Mixed_4d:0:4
+        checkpoints (int list): the saved iterations to show, comma separated (default: all)
+        size (int in [16, 4096]): side of each cell in px (default: the atlas's, else 128)
+        steps (int >= 1): render steps of each cell (default: the atlas's, else 512)
+        seed (int >= 0): the same starting image in every cell
+        out (folder): where the figure goes (default: <run>/figures)
+        progress (bool): print one line per checkpoint rendered
+        atlas (str): an atlas folder of this run; its images are used instead of rendering
+    """
+    its = _iterations(_runs().checkpoints(run), checkpoints)
+    chans = _layer_channels(run, channels, its[0])
+    return _figure(run, [(i, f"iter {i}", chans) for i in its], [short_name(*c) for c in chans], "temporal",
                    size, steps, seed, out, progress, atlas)
 
 
-def _pre_post(run_dir):
-    records = runs.checkpoints(run_dir)
+def _pre_post(run):
+    records = _runs().checkpoints(run)
     pre, post = records[0]["iteration"], records[-1]["iteration"]
     if pre == post:
-        raise InvalidArgumentError(f"run {run_dir} has a single checkpoint; pre/post needs two")
+        raise InvalidArgumentError(f"run {run} has a single checkpoint; pre/post needs two")
     return pre, post
 
 
-def prepost(run_dir, channels, size=None, steps=None, seed=0, out=None, progress=True, atlas=None):
-    """Figures 2/3: `channels` before (first checkpoint) and after (last checkpoint) fine-tuning."""
-    pre, post = _pre_post(run_dir)
-    chans = parse_channels(channels)
-    return _figure(run_dir, [(pre, f"pre (iter {pre})", chans), (post, f"post (iter {post})", chans)],
+def prepost(run, channels, size=None, steps=None, seed=0, out=None, progress=True, atlas=None):
+    """Figures 2/3: channels before (the first checkpoint) and after (the last checkpoint) fine-tuning.
+
+    Args:
+        run (run): the training run folder
+        channels (layer channels): layer-qualified channels, e.g. Mixed_4c_Branch_2_a_1x1:0:2
+        size (int in [16, 4096]): side of each cell in px (default: the atlas's, else 128)
+        steps (int >= 1): render steps of each cell (default: the atlas's, else 512)
+        seed (int >= 0): the same starting image in every cell
+        out (folder): where the figure goes (default: <run>/figures)
+        progress (bool): print one line per checkpoint rendered
+        atlas (str): an atlas folder of this run; its images are used instead of rendering
+    """
+    pre, post = _pre_post(run)
+    chans = _layer_channels(run, channels, pre)
+    return _figure(run, [(pre, f"pre (iter {pre})", chans), (post, f"post (iter {post})", chans)],
                    [short_name(*c) for c in chans], "prepost", size, steps, seed, out, progress, atlas)
 
 
-def figure7(run_dir, layers=FIGURE7_LAYERS, channels=4, size=None, steps=None, seed=0, out=None, progress=True,
+def figure7(run, layers=FIGURE7_LAYERS, channels="0:4", size=None, steps=None, seed=0, out=None, progress=True,
             atlas=None):
-    """Figure 7: the first `channels` channels of each of `layers` (default the paper's eight), one row
-    before and one after fine-tuning per layer."""
-    pre, post = _pre_post(run_dir)
-    names = layers.split(",") if isinstance(layers, str) else list(layers)
-    if not names or not isinstance(channels, int) or channels < 1:
-        raise InvalidArgumentError(f"--layers must name layers and --channels be an integer >= 1 "
+    """Figure 7: the same channels of each of several layers, one row before and one after fine-tuning per layer.
+
+    Args:
+        run (run): the training run folder
+        layers (list): the layers (default: the paper's eight, every 7th conv layer)
+        channels (channels): the channels shown of every layer: 0:4 | 1,5,9 (a range or list, not all)
+        size (int in [16, 4096]): side of each cell in px (default: the atlas's, else 128)
+        steps (int >= 1): render steps of each cell (default: the atlas's, else 512)
+        seed (int >= 0): the same starting image in every cell
+        out (folder): where the figure goes (default: <run>/figures)
+        progress (bool): print one line per checkpoint rendered
+        atlas (str): an atlas folder of this run; its images are used instead of rendering
+    """
+    pre, post = _pre_post(run)
+    names = cli.split_list(layers)
+    chosen = parse_channels(channels, None)
+    if not names or not chosen:
+        raise InvalidArgumentError(f"--layers must name layers and --channels be a range or list such as 0:4 "
                                    f"(got {layers!r}, {channels!r})")
     rows = []
     for layer in names:
-        label = short_name(layer.strip(), 0).rsplit(":", 1)[0]
-        cells = [(layer.strip(), c) for c in range(channels)]
+        label = short_name(layer, 0).rsplit(":", 1)[0]
+        cells = [(layer, c) for c in chosen]
         rows += [(pre, f"{label} pre", cells), (post, f"{label} post", cells)]
-    return _figure(run_dir, rows, [f"ch {c}" for c in range(channels)], "figure7", size, steps, seed, out,
+    return _figure(run, rows, [f"ch {c}" for c in chosen], "figure7", size, steps, seed, out,
                    progress, atlas)
 
 
 def main(argv=None):
-    run({"temporal": printing(temporal), "prepost": printing(prepost), "figure7": printing(figure7)}, "temporal",
-        argv)
+    cli.run({"temporal": cli.printing(temporal), "prepost": cli.printing(prepost), "figure7": cli.printing(figure7)},
+            "temporal", argv)
 
 
 if __name__ == "__main__":

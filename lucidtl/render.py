@@ -2,51 +2,23 @@
 
     python -m lucidtl.render                                   # 8 channels of Mixed_4c into ./out/
     python -m lucidtl.render --layer Mixed_4c_Branch_2_b_3x3 --channels 0:8 --thresholds 64,512
+    python -m lucidtl.render --run runs/pets --checkpoint 10 --layer Mixed_4c --channels 0:8
     python -m lucidtl.render layers [--model keras.applications.InceptionV3]
 """
 import dataclasses
 import glob
 import json
 import os
-import re
-
-import numpy as np
 
 from lucidtl import cli
 from lucidtl.atomic import clear_stale_pattern
-from lucidtl.errors import ChannelRangeError, InvalidArgumentError, LucidtlError, WeightsError
+from lucidtl.errors import InvalidArgumentError, LucidtlError, WeightsError
+from lucidtl.selection import parse_channels
 
 PARAMS = ("fft", "pixel", "laplacian", "cppn")
 TRANSFORMS = ("standard", "distill", "none")
 MIN_SIZE = 16
-
-
-def parse_channels(channels, count):
-    """"0:8", "3", 3, "1,5,9", (1, 5, 9) or "all" -> a list of channel indices checked against count."""
-    if isinstance(channels, str):
-        text = channels.strip()
-        if text == "all":
-            out = list(range(count))
-        elif re.fullmatch(r"\d*:\d*(:\d+)?", text):
-            out = list(range(count))[slice(*[int(p) if p else None for p in text.split(":")])]
-            if not out:
-                raise ChannelRangeError(f"channel range {text!r} is empty for a layer of {count} channels")
-        elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
-            out = [int(p) for p in text.split(",")]
-        else:
-            raise InvalidArgumentError(f"cannot read channels {channels!r}; use e.g. 7, 0:8, 1,5,9 or all")
-    elif isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
-        out = [int(channels)]
-    elif isinstance(channels, (list, tuple)) and all(isinstance(c, (int, np.integer)) for c in channels):
-        out = [int(c) for c in channels]
-    else:
-        raise InvalidArgumentError(f"cannot read channels {channels!r}; use e.g. 7, 0:8, 1,5,9 or all")
-    bad = [c for c in out if not 0 <= c < count]
-    if bad:
-        raise ChannelRangeError(
-            f"channel {bad[0]} is out of range: the layer has {count} channels (0..{count - 1})"
-        )
-    return out
+MAX_SIZE = 4096  # a 4096 px image of 3 float32 channels is 200 MB per batch item already
 
 
 def _thresholds(steps, thresholds):
@@ -105,11 +77,20 @@ def _check_size(model, layer, size, transforms, input_range):
 
     probe = _transformed_min_size(size, transforms)
     channels = model.inputs[0].shape[-1] or 3
-    try:
-        out = features.feature_model(model, [layer])(tf.zeros([1, probe, probe, channels]), training=False)
-        ok = min(out.shape[1:-1], default=1) > 0
-    except (tf.errors.OpError, ValueError):
-        ok = False
+    fm = features.feature_model(model, [layer])
+
+    def runs(side):
+        try:
+            out = fm(tf.zeros([1, side, side, channels]), training=False)
+            return min(out.shape[1:-1], default=1) > 0, None
+        except (tf.errors.OpError, ValueError) as e:
+            return False, e
+
+    ok, error = runs(probe)
+    if not ok and error is not None and (probe >= 512 or not runs(max(2 * probe, 320))[0]):
+        # a larger image fails too: the input is not too small, the model cannot run it
+        raise InvalidArgumentError(f"model cannot run layer {layer!r} on a {probe}px image (--size {size}): "
+                                   f"{' '.join(str(error).split())[:200]}") from None
     if not ok:
         raise InvalidArgumentError(
             f"--size {size} is too small: after the {transforms} transforms the model sees {probe}px, "
@@ -117,24 +98,57 @@ def _check_size(model, layer, size, transforms, input_range):
         )
 
 
-def load_model(model, weights, include_top=False):
+def load_model(model, weights, include_top=False, run=None, checkpoint=None):
     """build_model, except that weights=None on a registry model means "ImageNet if available, else random",
-    said plainly when random. Random weights are seeded (0): the same random network on every run."""
+    said plainly when random. Random weights are seeded (0): the same random network on every run.
+    run (+ checkpoint, default the last): a training run's model at that saved iteration, head included."""
     import keras
 
     from lucidtl import models
 
+    if run is not None:
+        return load_run(run, checkpoint, model, weights)
+    if checkpoint is not None:
+        raise InvalidArgumentError("--checkpoint needs --run, the run folder it belongs to")
+
     note = ""
     if weights is None and str(model) in models.MODELS:
         try:
-            return models.build_model(model, weights="imagenet", include_top=include_top)
+            with cli.held_output():  # offline, the note below is the only line
+                return models.build_model(model, weights="imagenet", include_top=include_top)
         except WeightsError as e:
             weights, note = "random", f"no ImageNet weights ({e}); "
     keras.utils.set_random_seed(0)
-    net, info = models.build_model(model, weights=weights, include_top=include_top)
+    try:
+        net, info = models.build_model(model, weights=weights, include_top=include_top)
+    except WeightsError as e:
+        folder = os.path.dirname(os.fspath(weights or "")) or "."
+        if weights is not None and os.path.isfile(os.path.join(folder, "checkpoints.json")):
+            raise WeightsError(f"{weights} is a checkpoint of the training run {folder}: use --run {folder} "
+                               f"--checkpoint N, which rebuilds the run's architecture, head included ({e})") from None
+        raise
     if info.random_weights:
         print(f"note: {note}using RANDOM weights")
     return net, info
+
+
+def load_run(run, checkpoint=None, model=None, weights=None):
+    """(model, ModelInfo) of a training run at a saved iteration (None or "last": the last one saved)."""
+    from lucidtl.models.weights import ModelInfo
+    from lucidtl.train import run as runs
+
+    if model not in (None, "inception_v1") or weights is not None:
+        raise InvalidArgumentError("--run rebuilds the run's own model: drop --model / --weights (or --run)")
+    run = os.fspath(run)
+    saved = [r["iteration"] for r in runs.checkpoints(run)]
+    iteration = saved[-1] if checkpoint in (None, "last") else checkpoint
+    if iteration != "final" and iteration not in saved:
+        raise InvalidArgumentError(f"run {run} has no checkpoint at iteration {iteration}; saved: "
+                                   f"{', '.join(map(str, saved))}")
+    net = runs.load_checkpoint(run, iteration)
+    settings = runs.read_settings(run) or {}
+    return net, ModelInfo(name=net.name, weights_source=f"{run} iteration {iteration}",
+                          input_range=tuple(settings.get("input_range", (0.0, 1.0))), random_weights=False)
 
 
 def _resume_values(record_path, settings, overwrite):
@@ -166,18 +180,43 @@ class RenderResult:
 def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8", size=128, steps=512,
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
-           verbose=False, overwrite=False):
-    """Render `channels` of `layer` (one image per channel, up to batch_size per optimisation) and write
-    one PNG per channel and threshold, a labelled grid (channels x thresholds) and a JSON record.
+           verbose=False, overwrite=False, run=None, checkpoint=None):
+    """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
-    A killed run resumes: batches whose objective values are in the record and whose PNGs all exist are not
-    rendered again (each batch has its own seed, so the result equals an uninterrupted run). A folder holding a render with other settings is an error
-    unless overwrite=True, which renders everything anew."""
+    Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
+    are in the record and whose PNGs all exist are not rendered again (each batch has its own seed, so the result equals an uninterrupted run). A
+    folder holding a render with other settings is an error unless overwrite=True.
+
+    Args:
+        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        weights: imagenet | random | a weights file; default ImageNet where available, else random
+        run (run): a training run folder: render its model (head included) at --checkpoint
+        checkpoint (checkpoint): the saved iteration of --run to render, or last (default: last)
+        layer: the layer whose channels are drawn (`python -m lucidtl.render layers` lists them)
+        channels (channels): which channels: 7 | 0:8 | 1,5,9 | all
+        size (int in [16, 4096]): side of the rendered images in px
+        steps (int >= 0): optimisation steps
+        thresholds (int list): also save the images after these steps (comma list, e.g. 64,512)
+        transforms (standard|distill|none): the transformation robustness set (Lucid's standard_transforms)
+        param (fft|pixel|laplacian|cppn): the image parameterisation
+        decorrelate (bool): optimise in decorrelated colour space
+        negative (bool): maximise minus the channel (of the pre-ReLU activation): Lucid's negative images
+        diversity (number >= 0): weight of Lucid's diversity term (0: none)
+        seed (int >= 0): random seed; the same seed gives the same images
+        out (folder): the output folder
+        batch_size (int >= 1): channels optimised together
+        relu_gradient_override (bool): Lucid's redirected ReLU gradient for the first 16 steps
+        progress (bool): show a progress bar
+        verbose (bool): print the objective at every threshold
+        overwrite (bool): render everything anew in a folder holding another render
+    """
     from lucidtl import imageio
     from lucidtl.optvis import features
     from lucidtl.optvis.render import Renderer
 
     size = cli.integer("size", size, minimum=MIN_SIZE)
+    if size > MAX_SIZE:
+        raise InvalidArgumentError(f"--size {size} is too large: at most {MAX_SIZE} px")
     batch_size = cli.integer("batch-size", batch_size)
     thresholds = _thresholds(steps, thresholds)
     cli.choice("transforms", transforms, TRANSFORMS)
@@ -186,7 +225,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
     seed = cli.integer("seed", seed, minimum=0)
 
-    net, info = load_model(model, weights)
+    net, info = load_model(model, weights, run=run, checkpoint=checkpoint)
     layer = str(layer)
     count = features.channel_count(net, layer)
     chans = parse_channels(channels, count)
@@ -248,14 +287,22 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     return RenderResult(pngs, grid, record, info.random_weights)
 
 
-def layers(model="inception_v1", weights="random", all=False):  # noqa: A002 (CLI flag name)
+def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa: A002 (CLI flag name)
     """The layer catalogue: name, class, channels, and whether `<name>_pre_relu` exists.
 
-    Without --all, only activations, concatenations and pooling/normalisation outputs are listed."""
+    Args:
+        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        weights: imagenet | random | a weights file (they do not change the catalogue)
+        all (bool): list every layer; by default only activations, concatenations and pooling outputs
+        run (run): list the layers of this training run's model (head included)
+    """
     from lucidtl import models
     from lucidtl.optvis import features
 
-    net, _ = models.build_model(model, weights=weights)
+    if run is not None:
+        net, _ = load_run(run, None, None if model == "inception_v1" else model)
+    else:
+        net, _ = models.build_model(model, weights=weights)
     rows = []
     for e in features.catalogue(net):
         if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout"):

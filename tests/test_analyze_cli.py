@@ -35,7 +35,7 @@ def test_similarity_then_table(tiny, capsys):
     root, run = tiny
     out = root / "sim"
     analyze.main(["similarity", "--run", str(run), "--model", str(root / "tiny.keras"), "--layers",
-                  "conv1_relu,mixed", "--data", str(root / "images.npy"), "--batch_size", "4", "--out", str(out)])
+                  "conv1_relu,mixed", "--dataset", str(root / "images.npy"), "--batch_size", "4", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "Pearson r" in printed and f"wrote {out}/similarity.csv" in printed
     rows = tables.read_csv(str(out / "similarity.csv"))
@@ -57,9 +57,9 @@ def test_similarity_then_table(tiny, capsys):
         assert png.size == (640, 420) and np.asarray(png).std() > 0
         assert len(tables.read_csv(str(out / f"similarity_{m}.csv"))) == 6
 
-    analyze.main(["table", "--csv", str(out / "similarity.csv"), "--out", str(out / "reuse.csv")])
+    analyze.main(["table", "--csv", str(out / "similarity.csv"), "--out", str(out / "reuse")])
     printed = capsys.readouterr().out
-    table = tables.read_csv(str(out / "reuse.csv"))
+    table = tables.read_csv(str(out / "reuse" / "reusability.csv"))
     assert [(t["layer"], t["n"]) for t in table] == [("conv1_relu", 2), ("mixed", 2)]
     mixed = [r["cka"] for r in rows if r["layer"] == "mixed" and r["iteration"] > 0]
     assert table[1]["cka_mean"] == pytest.approx(np.mean(mixed)) and table[1]["cka_std"] == pytest.approx(np.std(mixed))
@@ -70,7 +70,7 @@ def test_examples_per_checkpoint(tiny, capsys):
     root, run = tiny
     out = root / "ex"
     analyze.main(["examples", "--run", str(run), "--model", str(root / "tiny.keras"), "--layer", "mixed",
-                  "--channels", "0,3", "--k", "3", "--data", str(root / "labelled.npz"), "--out", str(out)])
+                  "--channels", "0,3", "--k", "3", "--dataset", str(root / "labelled.npz"), "--out", str(out)])
     rows = tables.read_csv(str(out / "examples.csv"))
     assert len(rows) == 3 * 2 * 3 and {r["iteration"] for r in rows} == {0, 10, 30}
     first = [r for r in rows if r["iteration"] == 0 and r["channel"] == 0]
@@ -103,16 +103,16 @@ def test_scale_and_redundancy_of_a_render_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["similarity", "--run", "RUN", "--model", "ARCH", "--layers", "conv1_rel", "--data", "IMAGES"],
+    (["similarity", "--run", "RUN", "--model", "ARCH", "--layers", "conv1_rel", "--dataset", "IMAGES"],
      "unknown layer 'conv1_rel'"),
-    (["similarity", "--run", "NOWHERE", "--model", "ARCH", "--layers", "mixed", "--data", "IMAGES"],
+    (["similarity", "--run", "NOWHERE", "--model", "ARCH", "--layers", "mixed", "--dataset", "IMAGES"],
      "does not exist"),
-    (["similarity", "--run", "RUN", "--model", "ARCH", "--layers", "mixed", "--data", "IMAGES",
+    (["similarity", "--run", "RUN", "--model", "ARCH", "--layers", "mixed", "--dataset", "IMAGES",
       "--metrics", "cka,procrustes"], "unknown metric 'procrustes'"),
-    (["similarity", "--run", "RUN", "--layers", "mixed", "--data", "IMAGES"], "pass --model"),
-    (["similarity", "--run", "RUN", "--model", "ARCH", "--layers", "mixed", "--data", "IMAGES", "--samples", "all"],
+    (["similarity", "--run", "RUN", "--layers", "mixed", "--dataset", "IMAGES"], "pass --model"),
+    (["similarity", "--run", "RUN", "--model", "ARCH", "--layers", "mixed", "--dataset", "IMAGES", "--samples", "all"],
      "unknown --samples"),
-    (["examples", "--run", "RUN", "--model", "ARCH", "--layer", "mixed", "--channels", "12", "--data", "IMAGES"],
+    (["examples", "--run", "RUN", "--model", "ARCH", "--layer", "mixed", "--channels", "12", "--dataset", "IMAGES"],
      "out of range"),
     (["table", "--csv", "NOWHERE"], "cannot read"),
     (["scale", "--images", "NOWHERE"], "does not exist"),
@@ -143,7 +143,7 @@ def test_keras_format_run_needs_no_model(tmp_path, capsys):
                         "metrics": {}, "wall_time": 0.0})
     (run / "checkpoints.json").write_text(json.dumps({"format": "keras", "checkpoints": records}))
     np.save(tmp_path / "x.npy", np.random.default_rng(1).uniform(size=(4, 10, 10, 3)).astype(np.float32))
-    analyze.main(["similarity", "--run", str(run), "--layers", "fused", "--data", str(tmp_path / "x.npy"),
+    analyze.main(["similarity", "--run", str(run), "--layers", "fused", "--dataset", str(tmp_path / "x.npy"),
                   "--out", str(tmp_path / "o"), "--metrics", "cka"])
     rows = tables.read_csv(str(tmp_path / "o" / "similarity.csv"))
     assert [r["iteration"] for r in rows] == [0, 5] and rows[0]["cka"] == pytest.approx(1) and rows[1]["cka"] < 1
@@ -164,7 +164,7 @@ def test_run_json_supplies_the_architecture(tmp_path):
                                               "num_classes": 3, "top": "single", "multi_label": False,
                                               "input_range": [0.0, 1.0]}))
     np.save(tmp_path / "x.npy", np.random.default_rng(1).uniform(size=(4, 10, 10, 3)).astype(np.float32))
-    analyze.main(["similarity", "--run", str(run), "--layers", "mixed", "--data", str(tmp_path / "x.npy"),
+    analyze.main(["similarity", "--run", str(run), "--layers", "mixed", "--dataset", str(tmp_path / "x.npy"),
                   "--out", str(tmp_path / "o")])
     rows = tables.read_csv(str(tmp_path / "o" / "similarity.csv"))
     assert [r["iteration"] for r in rows] == [0, 10, 30] and rows[0]["procrustes_norm"] < 1e-9

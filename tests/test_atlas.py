@@ -26,7 +26,7 @@ from tiny_models import make_image_folder
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # 3 checkpoints x 2 layers x 4 channels, 2 channels a batch: 12 items, 24 images
-ATLAS = dict(layers="conv1_relu,conv2_relu", channels="0:4", size=16, steps=6, batch=2, progress=False)
+ATLAS = dict(layers="conv1_relu,conv2_relu", channels="0:4", size=16, steps=6, batch_size=2, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full(run_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("full") / "atlas")
-    result = job.render(run=run_dir, out=out, **ATLAS)
+    result = job.render(runs=run_dir, out=out, **ATLAS)
     assert (result.rendered, result.skipped, result.total) == (24, 0, 24)
     return out
 
@@ -58,7 +58,7 @@ def _pngs(atlas):
 
 
 def test_plan_is_deterministic_and_shards_partition_it(run_dir):
-    ckpts, work, _ = job.plan_work(run=run_dir, layers="conv1_relu,conv2_relu", channels="all", batch=3)
+    ckpts, work, _ = job.plan_work(runs=run_dir, layers="conv1_relu,conv2_relu", channels="all", batch=3)
     assert [c.label for c in ckpts] == [f"tinyrun/iter_{i:06d}" for i in (0, 3, 6)]
     # conv1_relu has 8 channels (3+3+2), conv2_relu 6 (3+3): 5 items a checkpoint
     assert len(work) == 15 and [w.channels for w in work[:5]] == [(0, 1, 2), (3, 4, 5), (6, 7), (0, 1, 2),
@@ -75,10 +75,10 @@ def test_plan_is_deterministic_and_shards_partition_it(run_dir):
     for bad in ("2/2", "1", "a/b", "0/0", "-1/2"):
         with pytest.raises(InvalidArgumentError, match="write i/n"):
             plan.parse_shard(bad)
-    _, work2, _ = job.plan_work(run=run_dir, layers="conv1_relu,conv2_relu", channels="all", batch=3)
+    _, work2, _ = job.plan_work(runs=run_dir, layers="conv1_relu,conv2_relu", channels="all", batch=3)
     assert work2 == work
-    assert merge_repeated(["render", "--run", "a", "--size", "16", "--run=b"]) == ["render", "--size", "16",
-                                                                                   "--run=a,b"]
+    assert merge_repeated(["render", "--runs", "a", "--size", "16", "--runs=b"]) == ["render", "--size", "16",
+                                                                                   "--runs=a,b"]
 
 
 def test_atlas_pngs_manifest_and_objective_values(run_dir, full):
@@ -103,22 +103,22 @@ def test_atlas_pngs_manifest_and_objective_values(run_dir, full):
     # optimised images are not the grey start: the render did something
     assert np.std(img) > 0.01
     # a rerun with the same settings finds everything done; other settings in the same folder are refused
-    again = job.render(run=run_dir, out=full, **ATLAS)
+    again = job.render(runs=run_dir, out=full, **ATLAS)
     assert (again.rendered, again.skipped) == (0, 24)
     # a lost PNG is rendered again (its whole batch), identically, and the manifest keeps one line per image
     before = _pngs(full)
     os.remove(os.path.join(full, r["png"]))
-    again = job.render(run=run_dir, out=full, **ATLAS)
+    again = job.render(runs=run_dir, out=full, **ATLAS)
     assert (again.rendered, again.skipped) == (2, 22)
     assert _pngs(full) == before and len(job.read_manifest(full)) == 24
     with pytest.raises(InvalidArgumentError, match="other settings .*steps"):
-        job.render(run=run_dir, out=full, **dict(ATLAS, steps=7))
+        job.render(runs=run_dir, out=full, **dict(ATLAS, steps=7))
 
 
 def test_two_shards_equal_one_full_run(run_dir, full, tmp_path):
     out = str(tmp_path / "sharded")
-    a = job.render(run=run_dir, out=out, shard="0/2", **ATLAS)
-    b = job.render(run=run_dir, out=out, shard="1/2", **ATLAS)
+    a = job.render(runs=run_dir, out=out, shard="0/2", **ATLAS)
+    b = job.render(runs=run_dir, out=out, shard="1/2", **ATLAS)
     assert (a.total, b.total) == (12, 12) and a.rendered + b.rendered == 24
     assert sorted(os.listdir(out)) == ["atlas.json", "manifest-0of2.jsonl", "manifest-1of2.jsonl", "tinyrun"]
     assert _records(out) == _records(full)
@@ -127,9 +127,9 @@ def test_two_shards_equal_one_full_run(run_dir, full, tmp_path):
 
 def test_killed_job_resumes_to_the_uninterrupted_result(run_dir, full, tmp_path):
     out = str(tmp_path / "killed")
-    cmd = [sys.executable, "-m", "lucidtl.atlas", "render", "--run", run_dir, "--out", out,
+    cmd = [sys.executable, "-m", "lucidtl.atlas", "render", "--runs", run_dir, "--out", out,
            "--layers", ATLAS["layers"], "--channels", ATLAS["channels"], "--size", "16", "--steps", "6",
-           "--batch", "2", "--progress", "False"]
+           "--batch-size", "2", "--progress", "False"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest = os.path.join(out, "manifest-0of1.jsonl")
@@ -144,7 +144,7 @@ def test_killed_job_resumes_to_the_uninterrupted_result(run_dir, full, tmp_path)
         proc.wait()
     done = len(job.read_manifest(out))
     assert 2 <= done < 24, f"the job was not killed mid-way ({done} of 24 lines)"
-    result = job.render(run=run_dir, out=out, **ATLAS)
+    result = job.render(runs=run_dir, out=out, **ATLAS)
     assert result.rendered == 24 - done and result.skipped == done
     assert _records(out) == _records(full)
     assert _pngs(out) == _pngs(full)
@@ -157,14 +157,14 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
                           (["--shard", "2/2"], "cannot read --shard '2/2'"),
                           (["--size", "4"], "--size must be an integer >= 16")):
         with pytest.raises(SystemExit) as e:
-            atlas_main(["render", "--run", run_dir, "--out", str(tmp_path / "x"), "--progress", "False"] + args)
+            atlas_main(["render", "--runs", run_dir, "--out", str(tmp_path / "x"), "--progress", "False"] + args)
         err = capsys.readouterr().err.strip()
         assert e.value.code == 2 and "\n" not in err and "Traceback" not in err
         assert __import__("re").search(message, err), err
     with pytest.raises(InvalidArgumentError, match="nothing to render"):
         job.render(out=str(tmp_path / "y"))
     with pytest.raises(UnknownLayerError, match="closest"):
-        job.plan_work(run=run_dir, layers="conv1_rel")
+        job.plan_work(runs=run_dir, layers="conv1_rel")
 
 
 def test_figures_come_from_the_atlas_without_rendering(run_dir, full, tmp_path, monkeypatch):
@@ -182,7 +182,7 @@ def test_figures_come_from_the_atlas_without_rendering(run_dir, full, tmp_path, 
     cell = imageio.load_png(os.path.join(full, "tinyrun/iter_000003/conv1_relu/0000.png"))
     assert any(np.array_equal(grid[y:y + 16, x:x + 16], cell) for y in range(grid.shape[0] - 15)
                for x in range(grid.shape[1] - 15))
-    f7 = figures.figure7(run_dir, layers="conv1_relu,conv2_relu", channels=4, atlas=full, out=out, progress=False)
+    f7 = figures.figure7(run_dir, layers="conv1_relu,conv2_relu", channels="0:4", atlas=full, out=out, progress=False)
     rec7 = json.load(open(os.path.join(out, "figure7.json")))
     assert rec7["rows"] == [0, 6, 0, 6] and rec7["row_labels"] == ["conv1_relu pre", "conv1_relu post",
                                                                    "conv2_relu pre", "conv2_relu post"]

@@ -41,7 +41,8 @@ def test_classifier_signatures_match_keras(tmp_path):
     anysize = build_tiny_cnn(seed=2)  # any input size; expects 0..255 images
     r1 = export.export_classifier(fixed, tmp_path / "fixed")
     r2 = export.export_classifier(anysize, tmp_path / "range", input_range=(0, 255), image_size=(20, 28))
-    assert r1.signatures["serving_uint8"] == "(images: uint8 [None, None, None, 3]) -> {outputs: float32 [None, 4]}"
+    assert r1.signatures["serving_uint8"] == ("(images: uint8 [None, None, None, 3]) -> {outputs: float32 [None, 4], "
+                                              "probabilities: float32 [None, 4]}")
     assert set(r2.signatures) == {"serving_default", "serving_uint8"} and not leftovers(tmp_path)
 
     rng = np.random.default_rng(0)
@@ -55,6 +56,7 @@ def test_classifier_signatures_match_keras(tmp_path):
             m = tf.saved_model.load(f"{root}/{name}")
             out[name + "_f"] = m.signatures["serving_default"](images=tf.constant(data["x"]))["outputs"].numpy()
             out[name + "_u"] = m.signatures["serving_uint8"](images=tf.constant(data["u"]))["outputs"].numpy()
+            out[name + "_p"] = m.signatures["serving_default"](images=tf.constant(data["x"]))["probabilities"].numpy()
         np.savez(result, **out)
     """, root=tmp_path, inputs=tmp_path / "in.npz", result=tmp_path / "out.npz")
     out = np.load(tmp_path / "out.npz")
@@ -69,6 +71,27 @@ def test_classifier_signatures_match_keras(tmp_path):
     np.testing.assert_allclose(out["range_u"], keras_ref(anysize, uf, (20, 28), 0, 255), atol=1e-5 * 255)
     # the range mapping matters: the same images in [0,1] give other outputs
     assert np.abs(out["range_f"] - keras_ref(anysize, x, (20, 28), 0, 1)).max() > 1e-2
+    # the tiny model ends in logits: probabilities are their softmax
+    e = np.exp(out["fixed_f"] - out["fixed_f"].max(-1, keepdims=True))
+    np.testing.assert_allclose(out["fixed_p"], e / e.sum(-1, keepdims=True), atol=1e-6)
+
+
+def test_classifier_of_a_run_returns_probabilities_and_class_names(tmp_path):
+    """A fine-tuned head ends in softmax: its output is the probabilities; the class names travel along."""
+    import keras
+
+    from lucidtl.train.heads import add_head
+
+    tiny = build_tiny_cnn(seed=3)
+    net = add_head(keras.Model(tiny.input, tiny.get_layer("fused").output), 3, top="single")
+    export.export_classifier(net, tmp_path / "c", class_names=["cat", "dog", "fox"])
+    m = tf.saved_model.load(str(tmp_path / "c"))
+    out = m.signatures["serving_default"](images=tf.random.uniform([2, 20, 20, 3], seed=1))
+    np.testing.assert_allclose(out["probabilities"].numpy(), out["outputs"].numpy())
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1, atol=1e-5)
+    assert [n.decode() for n in m.class_names.numpy()] == ["cat", "dog", "fox"]
+    with pytest.raises(InvalidArgumentError, match="2 class names for 3 outputs"):
+        export.export_classifier(net, tmp_path / "d", class_names=["cat", "dog"])
 
 
 # ---- renderer -----------------------------------------------------------------------------------------
@@ -189,7 +212,7 @@ def cli(argv, capsys):
     (["renderer", "--layer", "branch_a_rel"], "closest: branch_a_relu"),
     (["renderer", "--layer", LAYER, "--size", "8"], "--size must be an integer >= 16"),
     (["renderer", "--layer", LAYER, "--transforms", "fancy"], "choose one of standard, distill, none"),
-    (["classifier", "--image-size", "0"], "image_size must be a positive int"),
+    (["classifier", "--image-size", "0"], "--image-size must be an integer >= 1, got 0"),
 ])
 def test_cli_errors_are_one_line_exit_2(keras_file, tmp_path, capsys, argv, expected):
     code, captured = cli([*argv, "--model", keras_file, "--out", str(tmp_path / "o")], capsys)

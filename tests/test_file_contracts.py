@@ -69,7 +69,7 @@ def weight_files(tmp_path_factory):
 def atlas_dir(weight_files, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("atlas") / "atlas")
     job.render(weights=",".join(weight_files), model=MODEL, layers="conv1_relu,conv2_relu", channels="0:3", size=16,
-               steps=2, batch=3, transforms="none", out=out, progress=False)
+               steps=2, batch_size=3, transforms="none", out=out, progress=False)
     return out
 
 
@@ -123,7 +123,8 @@ def test_atomic_helpers_modes_and_counting(tmp_path, umask):
 # ---- checks before the first write ---------------------------------------------------------------------
 
 def _atlas_fails(argv, capsys, out, message):
-    code, cap = cli_exit(atlas_main, argv + ["--out", str(out), "--progress", "False"], capsys)
+    quiet = ["--progress", "False"] if argv[0] == "render" else []  # site has no --progress
+    code, cap = cli_exit(atlas_main, argv + ["--out", str(out)] + quiet, capsys)
     err = cap.err.strip()
     assert code == 2 and "\n" not in err and "Traceback" not in err, err
     assert message in err, err
@@ -142,7 +143,7 @@ def test_atlas_render_checks_every_run_file_before_rendering(run_dir, tmp_path, 
         broken = str(tmp_path / f"broken{k}")
         shutil.copytree(run_dir, broken)
         damage(os.path.join(broken, name))
-        err = _atlas_fails(args + ["--run", run_dir, "--run", broken], capsys, tmp_path / "atlas", message)
+        err = _atlas_fails(args + ["--runs", run_dir, "--runs", broken], capsys, tmp_path / "atlas", message)
         assert name in err
 
 
@@ -237,7 +238,7 @@ def test_atlas_of_a_fixed_input_size_model_resizes_as_the_render_does(tmp_path):
     weights = save_weights(fixed_backbone(), str(tmp_path / "fixed.weights.h5"))
     out = str(tmp_path / "atlas")
     result = job.render(weights=weights, model="test_file_contracts.fixed_backbone", layers="conv2_relu",
-                        channels="0:2", size=16, steps=2, batch=2, transforms="none", out=out, progress=False)
+                        channels="0:2", size=16, steps=2, batch_size=2, transforms="none", out=out, progress=False)
     assert result.rendered == 2
     net, info = build_model("test_file_contracts.fixed_backbone", weights=weights)
     lo, hi = info.input_range  # (0, 255) assumed for a builder

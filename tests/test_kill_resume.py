@@ -93,7 +93,7 @@ def test_atlas_and_site_killed_at_every_write_resume_byte_for_byte(tmp_path):
     weights = save_weights(tiny_backbone(), str(tmp_path / "net.weights.h5"))
 
     def make(out):
-        job.render(weights=weights, model=MODEL, layers="conv2_relu", channels="0:2", size=16, steps=2, batch=1,
+        job.render(weights=weights, model=MODEL, layers="conv2_relu", channels="0:2", size=16, steps=2, batch_size=1,
                    transforms="none", out=out, progress=False)
 
     def records(out):

@@ -37,8 +37,7 @@ class _Network:
         self._state = state
 
 
-@pytest.fixture
-def dnnlib(monkeypatch):
+def register_dnnlib(monkeypatch):
     """Register _Network as dnnlib.tflib.network.Network so pickle records exactly that global."""
     net_mod = types.ModuleType("dnnlib.tflib.network")
     _Network.__module__, _Network.__qualname__, _Network.__name__ = "dnnlib.tflib.network", "Network", "Network"
@@ -47,6 +46,11 @@ def dnnlib(monkeypatch):
                       ("dnnlib.tflib.network", net_mod)):
         monkeypatch.setitem(sys.modules, name, mod)
     return _Network
+
+
+@pytest.fixture
+def dnnlib(monkeypatch):
+    return register_dnnlib(monkeypatch)
 
 
 class _OfficialPickler(pickle._Pickler):
@@ -528,8 +532,8 @@ def test_cli_convert_and_errors(cli_files, tmp_path, capsys):
     from lucidtl import stylegan
 
     base, out = cli_files
-    npz = tmp_path / "g.npz"
-    stylegan.main(["convert", "--pickle", base[1], "--cache-dir", str(tmp_path / "cache"), "--out", str(npz)])
+    npz = tmp_path / "converted" / "g.npz"  # --out is a folder; the file is named after the pickle
+    stylegan.main(["convert", "--pickle", base[1], "--cache-dir", str(tmp_path / "cache"), "--out", str(npz.parent)])
     assert npz.is_file() and "16px" in capsys.readouterr().out
     code, io = _run(["ascent", *base, "--lam", "-1"], capsys)
     assert code == 2 and io.err.startswith("error: --lam") and io.err.count("\n") == 1

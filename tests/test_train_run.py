@@ -31,11 +31,20 @@ def folder(tmp_path_factory):
     return make_image_folder(str(tmp_path_factory.mktemp("data")))
 
 
-def test_temporal_run_saves_exactly_the_requested_iterations(folder, tmp_path):
+def test_temporal_run_saves_exactly_the_requested_iterations(folder, tmp_path, capsys):
     out = str(tmp_path / "run")
     result = fit.train(f"folder:{folder}", iterations=13, save_at="0,1,2,5,13", out=out,
                        visualize="conv2_relu:1,conv1_relu:0", visualize_at="0,5", visualize_steps=3,
                        visualize_size=16, **TINY)
+    printed = capsys.readouterr().out.splitlines()
+    # the plan first (dataset and sizes, recipe, iterations, save points), then one line per checkpoint
+    assert printed[:3] == [
+        f"train: folder:{folder}: 15 training + 3 validation images of 16 px, 3 classes",
+        "train: recipe temporal (top single, batch 4, learning rate 0.001): 13 iterations (4 a pass)",
+        f"train: checkpoints at iterations 0, 1, 2, 5, 13 into {out}"]
+    saved_lines = [line for line in printed if line.startswith("saved checkpoint")]
+    assert saved_lines == [f"saved checkpoint {k + 1}: iteration {i} -> {out}/iter_{i:06d}.weights.h5"
+                           for k, i in enumerate((0, 1, 2, 5, 13))]
     saved = [r["iteration"] for r in result.checkpoints]
     assert saved == [0, 1, 2, 5, 13] and result.iterations == 13
     assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "iter_*"))) == [
@@ -84,7 +93,7 @@ def test_temporal_figure_and_prepost_from_the_run(folder, tmp_path):
     assert json.load(open(os.path.join(out, "figures", "prepost.json")))["rows"] == [0, 6]
     assert os.path.isfile(pp)
     with pytest.raises(InvalidArgumentError, match="no checkpoint at iteration 4; saved: 0, 3, 6"):
-        figures.temporal(out, "conv2_relu:1", iterations="0,4", size=16, steps=2)
+        figures.temporal(out, "conv2_relu:1", checkpoints="0,4", size=16, steps=2)
     with pytest.raises(UnknownLayerError, match="closest"):
         figures.temporal(out, "conv9_relu:1", size=16, steps=2, progress=False)
 

@@ -144,7 +144,7 @@ def dataset_examples(model, layer, channels, data, k=8, reduce="max", batch_size
         raise InvalidArgumentError(f"unknown reduce {reduce!r}; choose one of {', '.join(REDUCES)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidArgumentError(f"k must be a positive int, got {k!r}")
-    from lucidtl.render import parse_channels
+    from lucidtl.selection import parse_channels
 
     channels = parse_channels(channels, features.channel_count(model, layer))  # "0:4", [1, 5], 3, "all"
     fmodel = features.feature_model(model, [layer])

@@ -1,7 +1,7 @@
 """`python -m lucidtl.atlas`: render an atlas (sharded, resumable) and make its static website.
 
-    python -m lucidtl.atlas render --run runs/celeba --run runs/flowers --layers all --channels all \
-        --size 128 --steps 512 --batch 32 --shard 0/2 --out atlas/
+    python -m lucidtl.atlas render --runs runs/celeba,runs/flowers --layers all --channels all \
+        --size 128 --steps 512 --batch-size 32 --shard 0/2 --out atlas/
     python -m lucidtl.atlas render --weights a.weights.h5,b.weights.h5 --model inception_v1 --out atlas/
     python -m lucidtl.atlas site --atlas atlas/ --out site/
 """
@@ -9,11 +9,11 @@ from lucidtl import cli
 from lucidtl.atlas.job import render
 from lucidtl.atlas.site import site
 
-REPEATABLE = ("run", "weights")
+REPEATABLE = ("runs", "run", "weights")  # --run: the old spelling of --runs
 
 
 def merge_repeated(argv, flags=REPEATABLE):
-    """`--run A --run B` -> `--run=A,B` (fire keeps only the last of a repeated flag)."""
+    """`--runs A --runs B` -> `--runs=A,B` (fire keeps only the last of a repeated flag)."""
     values, rest, i = {}, [], 0
     while i < len(argv):
         arg = argv[i]
@@ -36,7 +36,7 @@ def main(argv=None):
     import sys
 
     argv = merge_repeated(list(sys.argv[1:] if argv is None else argv))
-    cli.run({"render": cli.printing(render), "site": cli.printing(site)}, "render", argv)
+    cli.run({"render": cli.printing(render), "site": cli.printing(site)}, "render", argv, aliases={"run": "runs"})
 
 
 if __name__ == "__main__":

@@ -164,10 +164,10 @@ class AtlasResult:
                 f"shard total {self.total}; manifest {self.manifest}")
 
 
-def plan_work(run=None, weights=None, model="inception_v1", layers="all", channels="all", batch=32, seed=0):
+def plan_work(runs=None, weights=None, model="inception_v1", layers="all", channels="all", batch=32, seed=0):
     """(checkpoints, the full item list, models) for these arguments; layers are read off each source's
     architecture once."""
-    ckpts = plan.checkpoints(plan.split_list(run, "run"), plan.split_list(weights, "weights"))
+    ckpts = plan.checkpoints(plan.split_list(runs, "runs"), plan.split_list(weights, "weights"))
     models, chosen, per_source = _Models(model), {}, {}
     for ck in ckpts:
         source = ck.run_path or ck.weights
@@ -177,13 +177,26 @@ def plan_work(run=None, weights=None, model="inception_v1", layers="all", channe
     return ckpts, plan.items(ckpts, chosen, batch, seed), models
 
 
-def render(run=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
-           batch=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True):
-    """Render the atlas (or this process's shard of it) into `out`; resumes where a killed job stopped.
+def render(runs=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
+           batch_size=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True):
+    """Render the atlas (or this process's shard of it): every channel of every checkpoint; resumable.
 
-    run: run folder(s) (comma-separated), every saved checkpoint; weights: weight file(s) for `model`.
-    layers: "all" (InceptionV1's 57 conv layers; else every ReLU) or L1,L2; channels: "all", "0:8", "1,5".
-    batch: channels of one layer optimised together; shard: "i/n" (this process does items k % n == i)."""
+    Args:
+        runs (run): training run folders, comma separated (or --runs repeated): every saved checkpoint
+        weights (list): weight file(s) for --model, comma separated (or --weights repeated)
+        model: the architecture for --weights (a run rebuilds its own from run.json)
+        layers (list): all (InceptionV1's 57 conv layers; other models: every ReLU) or L1,L2
+        channels (channels): the channels of every layer: all | 0:8 | 1,5,9
+        size (int in [16, 4096]): side of the rendered images in px
+        steps (int >= 1): optimisation steps
+        batch_size (int >= 1): channels of one layer optimised together
+        seed (int >= 0): random seed (per layer and channel batch)
+        transforms (standard|distill|none): the transformation robustness set
+        shard (str): i/n: this process renders items k with k % n == i
+        out (folder): the atlas folder
+        progress (bool): show a progress bar
+    """
+    batch = batch_size
     from lucidtl.optvis.render import progress_bar, render_channels
     from lucidtl.cli import integer
     from lucidtl.render import MIN_SIZE, TRANSFORMS
@@ -191,12 +204,12 @@ def render(run=None, weights=None, model="inception_v1", layers="all", channels=
     shard_t = plan.parse_shard(shard)
     size = integer("size", size, minimum=MIN_SIZE)
     steps = integer("steps", steps)
-    batch = integer("batch", batch)
+    batch = integer("batch-size", batch)
     seed = integer("seed", seed, minimum=0)
     if transforms not in TRANSFORMS:
         raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of {', '.join(TRANSFORMS)}")
     out = os.fspath(out)
-    _, work, models = plan_work(run, weights, model, layers, channels, batch, seed)
+    _, work, models = plan_work(runs, weights, model, layers, channels, batch, seed)
     settings = {"size": size, "steps": steps, "updates": steps + 1, "batch": batch, "seed": seed,
                 "transforms": transforms, "param": "fft", "decorrelate": True, "objective": "channel",
                 "png_encoding": "uint8 = round(255 * image)"}

@@ -86,7 +86,7 @@ def checkpoints(runs=(), weights=()):
                                        "weights file (atlas folders are named after them)")
         seen.add(c.label)
     if not out:
-        raise InvalidArgumentError("nothing to render; pass --run RUN_FOLDER and/or --weights FILE")
+        raise InvalidArgumentError("nothing to render; pass --runs RUN_FOLDER[,RUN_FOLDER] and/or --weights FILE")
     return out
 
 
@@ -106,7 +106,7 @@ def default_layers(model):
 def selection(model, layers="all", channels="all"):
     """[(layer, [channels])] for this architecture; unknown layers name the closest ones."""
     from lucidtl.optvis import features
-    from lucidtl.render import parse_channels
+    from lucidtl.selection import parse_channels
 
     names = default_layers(model) if layers in (None, "all") else split_list(layers, "layers")
     chosen = []

@@ -42,9 +42,16 @@ def site_data(atlas, root):
 
 
 def site(atlas="atlas", out="site", copy=False):
-    """Write the website for `atlas` into `out`. copy: copy the PNGs into out/img (a self-contained site);
-    by default the pages link to the atlas folder by a relative path (keep both where they are).
-    The manifest is read and checked before anything is written."""
+    """Write the static website of an atlas (index.html, app.js, style.css, data.js) into a folder.
+
+    Args:
+        atlas (str): the atlas folder (what `python -m lucidtl.atlas render --out` wrote)
+        out (folder): the site folder
+        copy (bool): copy the PNGs into <out>/img (a self-contained site); by default the pages link to the
+            atlas folder by a relative path (keep both where they are)
+
+    The manifest is read and checked before anything is written.
+    """
     atlas, out = os.fspath(atlas), os.fspath(out)
     read_settings(atlas)  # a one-line error when it is not an atlas
     root = "img" if copy else os.path.relpath(os.path.abspath(atlas), os.path.abspath(out)).replace(os.sep, "/")

@@ -335,18 +335,18 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     (out/index.html; open it from disk or any static host).
 
     Args:
-        runs: run folders, comma-separated (the --out folders of python -m lucidtl.train).
+        runs (run): run folders, comma-separated (the --out folders of python -m lucidtl.train).
         out: the study folder (site, renders, measurements).
         layers: "all" (InceptionV1's 57 conv layers) or comma-separated layer names.
         channels: channels of each layer: 7, 0:8, 1,5,9 or all.
-        size: render size in pixels.
-        steps: optimisation steps per render.
-        batch_size: channels rendered together, and images per batch for similarity and examples.
-        seed: the renders' random seed.
+        size (int in [16, 4096]): render size in pixels.
+        steps (int >= 1): optimisation steps per render.
+        batch_size (int >= 1): channels rendered together, and images per batch for similarity and examples.
+        seed (int >= 0): the renders' random seed.
         shard: i/n, this process's share of the work (n processes, i = 0..n-1, same --out).
         dataset: dataset examples and similarity images (the same spec as train); default: the runs' own.
-        max_images: images for similarity and examples (the first ones, unshuffled).
-        examples: dataset examples per channel and checkpoint (top-k).
+        max_images (int >= 1): images for similarity and examples (the first ones, unshuffled).
+        examples (int >= 1): dataset examples per channel and checkpoint (top-k).
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
     """
@@ -359,7 +359,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     examples = cli.integer("examples", examples)
     out = os.fspath(out)
     run_list = _runs(runs)
-    ckpts, work, _ = job.plan_work(run=[r.path for r in run_list], layers=layers, channels=channels,
+    ckpts, work, _ = job.plan_work(runs=[r.path for r in run_list], layers=layers, channels=channels,
                                    batch=batch_size, seed=seed)
     selection = _selection(ckpts, work)
     settings = {"runs": [r.path for r in run_list], "layers": [layer for layer, _ in selection],
@@ -389,8 +389,8 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
              " ".join(f"{k} {v}" for k, v in counts.items()))
 
     def atlas():
-        r = job.render(run=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
-                       batch=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
+        r = job.render(runs=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
+                       batch_size=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
                        progress=progress)
         return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
 

@@ -1,6 +1,5 @@
 """python -m lucidtl.train: fine-tune with the paper's recipes (see lucidtl.train.fit.train)."""
-from lucidtl.cli import printing, run
-from lucidtl.train.fit import train
+from lucidtl import cli
 
 
 def _report(result):
@@ -10,7 +9,7 @@ def _report(result):
 
 
 def main(argv=None):
-    run({"train": printing(train, _report)}, "train", argv)
+    cli.run({"train": cli.printing("lucidtl.train.fit:train", _report)}, "train", argv)
 
 
 if __name__ == "__main__":

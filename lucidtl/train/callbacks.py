@@ -60,10 +60,12 @@ class IterationCheckpoint(keras.callbacks.Callback):
     """Save weights at the iterations in `save_at` (see schedule.parse_schedule; default the paper's
     0, 10, 20, 30, 60, 150, 1000, 3000). `iterations`: the run length, for every:N / log:K schedules.
     save_format: "weights" (.weights.h5, default) or "keras" (the whole model). Between save points a batch
-    costs one integer comparison. In a multi-worker run only the chief writes."""
+    costs one integer comparison. In a multi-worker run only the chief writes. report: called with one
+    line per checkpoint saved (e.g. print)."""
 
-    def __init__(self, directory, save_at=None, iterations=None, save_format="weights"):
+    def __init__(self, directory, save_at=None, iterations=None, save_format="weights", report=None):
         super().__init__()
+        self.report = report
         if save_format not in FORMATS:
             raise InvalidArgumentError(f"unknown save_format {save_format!r}; use weights or keras")
         self.directory = os.fspath(directory)
@@ -130,3 +132,5 @@ class IterationCheckpoint(keras.callbacks.Callback):
         with atomic_path(os.path.join(self.directory, MANIFEST)) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({"format": self.save_format, "checkpoints": records}, f, indent=1)
         self._records = records
+        if self.report is not None:
+            self.report(f"saved checkpoint {len(records)}: iteration {iteration} -> {path}")

@@ -186,7 +186,8 @@ def _build(settings, rec, data, weights):
     if settings["model"] == "inception_v1" and rec.input_scaling != "slim":
         kwargs["input_scaling"] = rec.input_scaling
     keras.utils.set_random_seed(settings["seed"])
-    backbone, info = build_model(settings["model"], weights=weights, include_top=False, **kwargs)
+    with cli.held_output():  # offline, the weights error is the only line
+        backbone, info = build_model(settings["model"], weights=weights, include_top=False, **kwargs)
     if rec.bn_momentum is not None:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -210,23 +211,44 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
           seed=0, augment=False, strategy="auto", save_format="weights", backup_every=None, backup_seconds=60,
           visualize=None, visualize_at=None, visualize_steps=64, visualize_size=96, tensorboard=True, progress=True,
           overwrite=False, download=True, skip_bad_images=False):
-    """Fine-tune `model` (ImageNet weights by default) on `dataset` with the recipe's top, loss and schedule.
+    """Fine-tune a model (ImageNet weights by default) on a dataset with the recipe's top, loss and schedule.
 
-    dataset: celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH. weights: imagenet | random | PATH.
-    recipe: paper | temporal | authors-code | authors-code-temporal (see lucidtl.train.recipes); top, epochs,
-      batch_size, iterations, image_size, learning_rate, optimizer (adam | rmsprop | sgd) override it.
-      iterations, when set, bounds the run instead of epochs. save_at: checkpoint iterations
-      (paper | 0,10,20 | every:N | log:K).
-    mixed_precision: False, True/"float16" (mixed_float16, loss scaling by Keras) or "bfloat16"; the
-      variables, checkpoints and the last layer stay float32.
-    out: the run folder (default runs/<dataset>-<recipe>); rerunning with the same settings resumes it.
-    strategy: auto | default | mirrored[:devices] | multiworker (TF_CONFIG).
-    backup_every / backup_seconds: how often the resume state is saved (iterations / seconds of training);
-      a killed run loses at most that much work and repeats it exactly.
-    visualize: channels ("layer:channel", comma separated) drawn into TensorBoard at `visualize_at`
-      iterations (default: the checkpoint iterations), `visualize_steps` steps at `visualize_size` px.
-    skip_bad_images: image folders only: leave out (and count, in run.json's skipped_images) files that
-      cannot be decoded; by default the first one is an error naming it, before anything is written.
+    Rerunning with the same settings and --out resumes the run; a killed run loses at most the last backup.
+
+    Args:
+        weights: imagenet | random | a weights file
+        recipe (paper|temporal|authors-code|authors-code-temporal): the paper's recipe (lucidtl.train.recipes)
+        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        top (paper|single): the head put on the backbone (default: the recipe's)
+        epochs (int >= 1): epochs to train (default: the recipe's)
+        batch_size (int >= 1): training batch (default: the recipe's)
+        iterations (int >= 1): optimiser updates; bounds the run instead of epochs (default: the recipe's)
+        save_at (any): checkpoint iterations: paper | 0,10,20 | every:N | log:K (default: the recipe's)
+        out (folder): the run folder (default runs/<dataset>-<recipe>)
+        image_size (int >= 1): side the images are resized to (default: the recipe's)
+        learning_rate (number > 0): the optimiser's learning rate (default: the recipe's)
+        optimizer (adam|rmsprop|sgd): the optimiser (default: the recipe's)
+        mixed_precision (any): False, True / float16 (mixed_float16) or bfloat16; weights stay float32
+        data_dir: where tensorflow_datasets keeps its data
+        manual_dir: where manually downloaded dataset files are (CelebA)
+        breeds (any): oxford_iiit_pet subset: paper31 or a comma list of breeds
+        validation_split (number in [0, 1]): share of a folder dataset held out for validation
+        seed (int >= 0): data order, augmentation and head initialisation seed
+        augment (bool): random flips and crops
+        strategy: auto | default | mirrored[:devices] | multiworker (TF_CONFIG)
+        save_format (weights|keras): checkpoints as .weights.h5 or whole .keras models
+        backup_every (int >= 1): save the resume state every N iterations (besides --backup-seconds)
+        backup_seconds (number >= 0): save the resume state every N seconds of training
+        visualize (layer channels): channels drawn into TensorBoard while training, e.g. Mixed_4c:3,Mixed_5b:0:4
+        visualize_at (any): iterations of those drawings (default: the checkpoint iterations)
+        visualize_steps (int >= 1): render steps of each drawing
+        visualize_size (int >= 16): side of each drawing in px
+        tensorboard (bool): write TensorBoard logs
+        progress (bool): show a progress bar
+        overwrite (bool): start the run anew in a folder that holds another run
+        download (bool): download the dataset when it is missing
+        skip_bad_images (bool): image folders only: leave out (and count, in run.json's skipped_images) files
+            that cannot be decoded; by default the first one is an error naming it, before anything is written
     """
     settings = _settings(dataset, model, weights, recipe, top, epochs, batch_size, iterations, save_at,
                          image_size, learning_rate, optimizer, mixed_precision, seed, augment, breeds,
@@ -269,6 +291,8 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     spe = min(spe, total)  # a run shorter than one pass (e.g. 3000 CelebA iterations) is one "epoch": a full bar
     passes[0] = math.ceil(total * settings["batch_size"] / data.train_size) + 1
     save_points = parse_schedule(settings["save_at"], total)
+    if chief:
+        _print_plan(settings, data, out, total, spe, save_points, old)
 
     # where the weights come from: the resume state, else (killed before its first save) the saved
     # iteration 0, else the requested pretrained weights
@@ -295,13 +319,16 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         settings["skipped_images"] = list(data.skipped)
         print(f"skipped {len(data.skipped)} undecodable image(s): {', '.join(data.skipped[:3])}"
               f"{' ...' if len(data.skipped) > 3 else ''}")
+    if visualize:  # channels in range before the first write
+        _check_visualize(net, visualize)
     if chief:
         _claim_out(out, overwrite)
         write_settings(out, settings)
 
     history = {}
     if start < total:
-        callbacks = [IterationCheckpoint(out, save_points, total, save_format=save_format)]
+        callbacks = [IterationCheckpoint(out, save_points, total, save_format=save_format,
+                                         report=_line_printer(progress))]
         if visualize and chief:
             callbacks.append(FeatureVisualization(os.path.join(out, "logs", "features"), visualize,
                                                   at=visualize_at or save_points, iterations=total,
@@ -324,6 +351,41 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
             atomic.rmtree(os.path.dirname(state))
     return TrainResult(out=out, iterations=int(net.optimizer.iterations.numpy()) if start < total else total,
                        checkpoints=read_manifest(out), final=final, resumed_from=start, history=history)
+
+
+def _check_visualize(net, visualize):
+    from lucidtl.optvis import features
+    from lucidtl.train.live import parse_channels
+
+    for layer, channel in parse_channels(visualize):
+        count = features.channel_count(net, layer)  # unknown layer: the closest names
+        if not 0 <= channel < count:
+            raise InvalidArgumentError(f"--visualize channel {layer}:{channel} is out of range: {layer} has {count} "
+                                       f"channels (0..{count - 1})")
+
+
+def _line_printer(progress):
+    """print, on a line of its own when a progress bar may be on the current one."""
+    def report(line):
+        print(("\n" if progress else "") + line, flush=True)
+
+    return report
+
+
+def _print_plan(settings, data, out, total, spe, save_points, old):
+    """What the run will do, before it starts (read by a person deciding whether to wait for it)."""
+    sizes = f"{data.train_size} training" if data.train_size else "training"
+    if data.validation_size:
+        sizes += f" + {data.validation_size} validation"
+    print(f"train: {settings['dataset']}: {sizes} images of {settings['image_size']} px, {data.num_classes} "
+          f"{'attributes' if data.multi_label else 'classes'}")
+    print(f"train: recipe {settings['recipe']} (top {settings['top']}, batch {settings['batch_size']}, "
+          f"learning rate {settings['learning_rate']:g}): {total} iterations ({spe} a pass)")
+    points = ", ".join(str(p) for p in save_points if p <= total)
+    print(f"train: checkpoints at iterations {points} into {out}")
+    if old is not None:
+        done = [r["iteration"] for r in read_manifest(out)]
+        print(f"train: resuming; saved so far: {', '.join(map(str, done)) or 'none'}")
 
 
 def _fit(net, settings, data_at, strat, callbacks, start, total, spe, progress):

@@ -12,25 +12,19 @@ import numpy as np
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.selection import parse_layer_channels
 from lucidtl.optvis import features
 from lucidtl.optvis.render import render_channels
 from lucidtl.train.schedule import parse_schedule
 
 
 def parse_channels(spec):
-    """"Mixed_4c:3,Mixed_5b:0" or a list of such strings / (layer, channel) pairs -> [(layer, channel)]."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            layer, sep, ch = item.strip().rpartition(":")
-            if not sep or not layer or not ch.strip().isdigit():
-                raise InvalidArgumentError(f"cannot read channel {item!r}; write layer:channel, e.g. Mixed_4c:3")
-            item = (layer, int(ch))
-        out.append((str(item[0]), int(item[1])))
-    if not out:
-        raise InvalidArgumentError("no channels given; write layer:channel[,layer:channel...]")
-    return out
+    """Layer-qualified channels ("Mixed_4c:3,Mixed_5b:0:4", or (layer, channel) pairs) -> [(layer, channel)];
+    the one syntax of lucidtl.selection (`all` needs the layer's size: list the channels instead)."""
+    pairs = parse_layer_channels(spec)
+    if not pairs:
+        raise InvalidArgumentError(f"no channels in {spec!r}; write layer:channels, e.g. Mixed_4c:3 or Mixed_4c:0:4")
+    return pairs
 
 
 class FeatureVisualization(keras.callbacks.Callback):

@@ -1,9 +1,6 @@
 """SavedModel export: a classifier with its pre-processing, and a channel renderer that runs Lucid's whole
 render loop inside one TF graph. Both load with plain `tf.saved_model.load` (no lucidtl needed).
-
-    python -m lucidtl.export classifier --model inception_v1 --weights imagenet --out export/classifier
-    python -m lucidtl.export renderer --model inception_v1 --layer Mixed_4c --size 128 --out export/renderer
-"""
+The command line is lucidtl/export/__main__.py."""
 import contextlib
 import dataclasses
 import os
@@ -11,7 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from lucidtl import atomic, cli
+from lucidtl import atomic
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis.param import fft_decoder, to_valid_rgb
@@ -113,12 +110,18 @@ def _image_size(size, model):
 class Classifier(tf.Module):
     """`model` behind [0,1] (float) or 0..255 (uint8) images of any size; see export_classifier."""
 
-    def __init__(self, model, input_range=(0.0, 1.0), image_size=None):
+    def __init__(self, model, input_range=(0.0, 1.0), image_size=None, class_names=None):
         super().__init__(name="classifier")
         if len(model.outputs) != 1:
             raise InvalidArgumentError(f"model {model.name!r} has {len(model.outputs)} outputs; export a "
                                        "single-output model")
         self.model = model
+        self.final_activation = _final_activation(model)
+        if class_names is not None:
+            names = [str(n) for n in class_names]
+            if model.outputs[0].shape[-1] is not None and len(names) != model.outputs[0].shape[-1]:
+                raise InvalidArgumentError(f"{len(names)} class names for {model.outputs[0].shape[-1]} outputs")
+            self.class_names = tf.Variable(names, trainable=False, name="class_names")
         self.input_range = _range(input_range)
         self.image_size = _image_size(image_size, model)
         c = _image_channels(model)
@@ -134,23 +137,40 @@ class Classifier(tf.Module):
         lo, hi = self.input_range
         if (lo, hi) != (0.0, 1.0):
             x = x * (hi - lo) + lo
-        return {"outputs": tf.cast(self.model(x, training=False), tf.float32)}
+        outputs = tf.cast(self.model(x, training=False), tf.float32)
+        if self.final_activation in ("softmax", "sigmoid"):
+            probabilities = outputs
+        else:  # logits, e.g. InceptionV1's slim head (class 0: background)
+            probabilities = tf.nn.softmax(outputs, axis=-1)
+        return {"outputs": outputs, "probabilities": probabilities}
 
     def _uint8(self, images):
         return self._float(tf.cast(images, tf.float32) / 255.0)
 
 
-def export_classifier(model, path, input_range=(0.0, 1.0), image_size=None, overwrite=False):
+def _final_activation(model):
+    """"softmax" / "sigmoid" when the model's last layer ends in one, else "linear" (logits)."""
+    act = getattr(model.layers[-1], "activation", None)
+    name = getattr(act, "__name__", str(act or "linear"))
+    return name if name in ("softmax", "sigmoid") else "linear"
+
+
+def export_classifier(model, path, input_range=(0.0, 1.0), image_size=None, overwrite=False, class_names=None):
     """Save a Keras classifier as a SavedModel with two signatures:
 
-    serving_default(images: float32 [N, H, W, C] in [0, 1]) -> {"outputs": float32 model output}
+    serving_default(images: float32 [N, H, W, C] in [0, 1]) -> {"outputs": float32 model output,
+                                                              "probabilities": float32}
     serving_uint8(images: uint8 [N, H, W, C] in 0..255)    -> the same, on images / 255
+
+    "probabilities" is the output itself when the model ends in softmax or sigmoid (a fine-tuned run's head),
+    else softmax of the output (logits). class_names, when given, are stored as the string variable
+    `class_names` of the loaded object (one per output).
 
     Images of any size are resized (bilinear, tf.image.resize) to `image_size` (int or (H, W); default: the
     model's fixed input size, or no resize), mapped linearly from [0,1] onto `input_range` (what the model
     expects, e.g. (0, 255) for keras.applications.ResNet50) and run with training=False. The folder is
     written beside `path` and renamed onto it; a non-empty `path` is refused unless overwrite=True."""
-    module = Classifier(model, input_range, image_size)
+    module = Classifier(model, input_range, image_size, class_names)
     return _save(module, path, {"serving_default": module.classify, "serving_uint8": module.classify_uint8},
                  overwrite)
 
@@ -262,56 +282,3 @@ def export_renderer(model, layer, path, size=128, input_range=(0.0, 1.0), transf
     module = ChannelRenderer(model, layer, size, input_range, transforms, sd, learning_rate, decorrelate,
                              relu_gradient_override)
     return _save(module, path, {"serving_default": module.render, "render": module.render}, overwrite)
-
-
-# ---- command line ------------------------------------------------------------------------------------
-
-def _need_out(out):
-    if out is None or str(out) == "":
-        raise InvalidArgumentError("no output folder; pass --out DIR")
-    return str(out)
-
-
-def _report(result):
-    print(f"wrote SavedModel to {result.path}")
-    for name, text in result.signatures.items():
-        print(f"  {name}{text}")
-
-
-def classifier(model="inception_v1", weights=None, out=None, image_size=None, include_top=True,
-               overwrite=False):
-    """Export a classifier SavedModel (signatures serving_default: float32 [0,1] images, serving_uint8:
-    uint8 images; both resized to --image-size, default the model's input size, 224 for inception_v1)."""
-    from lucidtl.render import load_model
-
-    out = _need_out(out)
-    net, info = load_model(model, weights, include_top=bool(include_top))
-    if image_size is None and Renderer._fixed_input_size(net) is None:
-        if any(layer.name == SLIM_HEAD for layer in net.layers):
-            image_size = 224
-    return export_classifier(net, out, info.input_range, image_size, overwrite)
-
-
-def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out=None, transforms="standard",
-             sd=0.01, learning_rate=0.05, decorrelate=True, relu_gradient_override=True, overwrite=False):
-    """Export a channel renderer SavedModel: render(channel, steps, seed) -> image, image_uint8, objective."""
-    from lucidtl import render as render_cli
-
-    out = _need_out(out)
-    size = cli.integer("size", size, minimum=render_cli.MIN_SIZE)
-    cli.choice("transforms", transforms, render_cli.TRANSFORMS)
-    net, info = render_cli.load_model(model, weights)
-    layer = str(layer)
-    features.endpoint(net, layer)
-    render_cli._check_size(net, layer, size, transforms, info.input_range)
-    return export_renderer(net, layer, out, size, info.input_range, transforms, sd, learning_rate, decorrelate,
-                           relu_gradient_override, overwrite)
-
-
-def main(argv=None):
-    cli.run({"classifier": cli.printing(classifier, _report), "renderer": cli.printing(renderer, _report)},
-            default="renderer", argv=argv)
-
-
-if __name__ == "__main__":
-    main()

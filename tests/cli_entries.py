@@ -1,0 +1,34 @@
+"""The seven `python -m lucidtl.X` entry points and their sub-commands, found without importing TensorFlow."""
+import importlib
+
+from lucidtl import cli
+
+MODULES = ("render", "train", "figures", "atlas", "analyze", "stylegan", "export", "study")
+
+
+def entry(module):
+    """(main, {sub-command: command}) of `python -m lucidtl.<module>`, read from the commands main registers."""
+    import importlib
+
+    name = {"train": "lucidtl.train.__main__", "atlas": "lucidtl.atlas.__main__",
+            "export": "lucidtl.export.__main__", "study": "lucidtl.study.__main__"}.get(module, f"lucidtl.{module}")
+    mod = importlib.import_module(name)
+    seen = {}
+
+    def capture(commands, default, argv=None, prog=None, aliases=None):
+        seen.update(commands)
+
+    real = cli.run
+    cli.run = capture
+    try:
+        mod.main([])
+    finally:
+        cli.run = real
+    return mod.main, seen
+
+
+def all_commands():
+    for module in MODULES:
+        main, commands = entry(module)
+        for sub, command in commands.items():
+            yield module, main, commands, sub, command
