@@ -1,5 +1,5 @@
 """IterationCheckpoint's cost between save points: fit throughput with and without the callback (and with
-every callback `lucidtl.train` adds: IterationCheckpoint, StopAtIteration, CSVLogger, ResumeState).
+every callback `lucidtl.train` adds: IterationCheckpoint, StopAtIteration, HistoryCSV, ResumeState).
 
     python tools/bench_callback.py [--size 96] [--batch 8] [--batches 40] [--repeats 3]
 
@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from lucidtl.models import inception_v1  # noqa: E402
 from lucidtl.train import IterationCheckpoint  # noqa: E402
-from lucidtl.train.fit import ResumeState, StopAtIteration  # noqa: E402
+from lucidtl.train.fit import HistoryCSV, ResumeState, StopAtIteration  # noqa: E402
 
 
 class _NoEpochEndSave(ResumeState):
@@ -54,7 +54,7 @@ def main():
                 later = start + 10 * args.batches
                 cbs = {"without": [], "with": [IterationCheckpoint(folder, save_at=[later])],
                        "train": [IterationCheckpoint(folder, save_at=[later]), StopAtIteration(later),
-                                 keras.callbacks.CSVLogger(os.path.join(folder, "history.csv"), append=True),
+                                 HistoryCSV(os.path.join(folder, "history.csv")),
                                  _NoEpochEndSave(os.path.join(folder, "state.weights.h5"), None, 60)]}[kind]
                 t0 = time.perf_counter()
                 model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, callbacks=cbs, shuffle=False)
