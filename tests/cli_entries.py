@@ -1,4 +1,4 @@
-"""The seven `python -m lucidtl.X` entry points and their sub-commands, found without importing TensorFlow."""
+"""The eight `python -m lucidtl.X` entry points and their sub-commands, found without importing TensorFlow."""
 import importlib
 
 from lucidtl import cli
@@ -8,8 +8,6 @@ MODULES = ("render", "train", "figures", "atlas", "analyze", "stylegan", "export
 
 def entry(module):
     """(main, {sub-command: command}) of `python -m lucidtl.<module>`, read from the commands main registers."""
-    import importlib
-
     name = {"train": "lucidtl.train.__main__", "atlas": "lucidtl.atlas.__main__",
             "export": "lucidtl.export.__main__", "study": "lucidtl.study.__main__"}.get(module, f"lucidtl.{module}")
     mod = importlib.import_module(name)

@@ -245,6 +245,22 @@ def make_run(folder, model, scales=(0.0, 0.05, 0.4), iterations=(0, 10, 30), see
     return folder
 
 
+def make_head_run(folder, tiny=None, **run_kwargs):
+    """A run folder as lucidtl.train writes it: run.json (the tiny CNN's backbone, saved beside the folder as
+    backbone.keras, + a 3-class single-dense head) and weights-only checkpoints of backbone + head (make_run)."""
+    from lucidtl.models import save_model
+    from lucidtl.train.heads import add_head
+
+    tiny = tiny or build_tiny_cnn()
+    backbone = keras.Model(tiny.input, tiny.get_layer("fused").output, name="backbone")
+    arch = folder.parent / "backbone.keras"
+    save_model(backbone, str(arch))
+    run = make_run(folder, add_head(backbone, 3, top="single"), **run_kwargs)
+    (run / "run.json").write_text(json.dumps({"model": str(arch), "model_kwargs": {}, "num_classes": 3,
+                                              "top": "single", "multi_label": False, "input_range": [0.0, 1.0]}))
+    return run
+
+
 def test_compare_checkpoints_over_a_run_folder(tmp_path):
     run = make_run(tmp_path / "run", build_tiny_cnn())
     images = np.random.default_rng(2).uniform(size=(8, 10, 10, 3)).astype(np.float32)

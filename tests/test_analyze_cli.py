@@ -10,7 +10,7 @@ from lucidtl import analyze
 from lucidtl.analysis import tables
 from lucidtl.imageio import save_png
 from lucidtl.models import save_model
-from test_analysis import grating, make_run
+from test_analysis import grating, make_head_run, make_run
 
 
 @pytest.fixture(scope="module")
@@ -152,17 +152,7 @@ def test_keras_format_run_needs_no_model(tmp_path, capsys):
 
 
 def test_run_json_supplies_the_architecture(tmp_path):
-    import keras
-
-    from lucidtl.train.heads import add_head
-
-    tiny = build_tiny_cnn()
-    backbone = keras.Model(tiny.input, tiny.get_layer("fused").output, name="backbone")
-    save_model(backbone, str(tmp_path / "backbone.keras"))
-    run = make_run(tmp_path / "run", add_head(backbone, 3, top="single"), iterations=(0, 10, 30))
-    (run / "run.json").write_text(json.dumps({"model": str(tmp_path / "backbone.keras"), "model_kwargs": {},
-                                              "num_classes": 3, "top": "single", "multi_label": False,
-                                              "input_range": [0.0, 1.0]}))
+    run = make_head_run(tmp_path / "run", iterations=(0, 10, 30))
     np.save(tmp_path / "x.npy", np.random.default_rng(1).uniform(size=(4, 10, 10, 3)).astype(np.float32))
     analyze.main(["similarity", "--run", str(run), "--layers", "mixed", "--dataset", str(tmp_path / "x.npy"),
                   "--out", str(tmp_path / "o")])

@@ -209,13 +209,10 @@ CASES = [
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Good and bad input files, created once."""
-    import keras
-
     from lucidtl.analysis import tables
     from lucidtl.imageio import save_png
-    from lucidtl.models import save_model, save_weights
-    from lucidtl.train.heads import add_head
-    from test_analysis import make_run
+    from lucidtl.models import save_model
+    from test_analysis import make_head_run
 
     root = tmp_path_factory.mktemp("inputs")
     tiny = build_tiny_cnn()
@@ -230,12 +227,7 @@ def inputs(tmp_path_factory):
                         "metrics": {}, "wall_time": 0.0})
     (krun / "checkpoints.json").write_text(json.dumps({"format": "keras", "checkpoints": records}))
     # ... and one as lucidtl.train writes it: run.json + weights-only checkpoints of backbone + head
-    backbone = keras.Model(tiny.input, tiny.get_layer("fused").output, name="backbone")
-    save_model(backbone, str(root / "backbone.keras"))
-    hrun = make_run(root / "hrun", add_head(backbone, 3, top="single"))
-    (hrun / "run.json").write_text(json.dumps({"model": str(root / "backbone.keras"), "model_kwargs": {},
-                                               "num_classes": 3, "top": "single", "multi_label": False,
-                                               "input_range": [0.0, 1.0]}))
+    hrun = make_head_run(root / "hrun", tiny)
     (root / "empty").mkdir()
     for c in ("a", "b"):
         for i in range(2):

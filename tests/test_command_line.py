@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from cli_entries import MODULES, all_commands, entry
-from conftest import build_tiny_cnn
 from lucidtl import cli, selection
 from lucidtl.errors import ChannelRangeError, InvalidArgumentError
 
@@ -399,21 +398,10 @@ def test_cheap_readme_lines_run_for_real(tmp_path, capsys, monkeypatch):
 def head_run(tmp_path_factory):
     """A run folder as lucidtl.train writes it: run.json (backbone + a 3-class head) and weights-only
     checkpoints at iterations 0, 10 and 30."""
-    import keras
-
-    from lucidtl.models import save_model
-    from lucidtl.train.heads import add_head
-    from test_analysis import make_run
+    from test_analysis import make_head_run
 
     root = tmp_path_factory.mktemp("headrun")
-    tiny = build_tiny_cnn()
-    backbone = keras.Model(tiny.input, tiny.get_layer("fused").output, name="backbone")
-    save_model(backbone, str(root / "backbone.keras"))
-    run = make_run(root / "run", add_head(backbone, 3, top="single"), scales=(0.0, 0.3, 0.6))
-    (run / "run.json").write_text(json.dumps({"model": str(root / "backbone.keras"), "model_kwargs": {},
-                                              "num_classes": 3, "top": "single", "multi_label": False,
-                                              "input_range": [0.0, 1.0]}))
-    return run
+    return make_head_run(root / "run", scales=(0.0, 0.3, 0.6))
 
 
 def test_render_one_checkpoint_of_a_run(head_run, tmp_path, capsys):
