@@ -46,15 +46,11 @@ def activation_vectors(images, model, layer, input_range=(0.0, 1.0), batch_size=
     from lucidtl.analysis.streaming import batches, scale_input
     from lucidtl.optvis import features
 
-    import tensorflow as tf
-
     fmodel = features.feature_model(model, [layer])
-    hw = tuple(model.inputs[0].shape[1:3])
     out = []
     for x, _, _ in batches(np.asarray(images, np.float32), batch_size):
         x = scale_input(x, input_range)
-        if None not in hw and tuple(x.shape[1:3]) != hw:  # a fixed input size sees the images resized
-            x = tf.image.resize(x, hw)
+        x = features.fit_input(model, x)  # a fixed input size sees the images resized
         a = fmodel(x, training=False)
         a = np.asarray(a[0] if isinstance(a, (list, tuple)) else a, np.float64)
         out.append(a.mean(axis=tuple(range(1, a.ndim - 1))) if a.ndim > 2 else a)

@@ -19,7 +19,6 @@ WINDOWS = ("hann", "none")
 WEIGHTINGS = ("mean", "sum")
 NAME = re.compile(r"^(?P<layer>.+)_(?P<channel>\d{4,})_(?P<threshold>\d+)\.png$")  # render CLI's names
 ITERATION = re.compile(r"iter_(\d+)")
-ATLAS_FILE = "atlas.json"  # lucidtl.atlas.job.SETTINGS_FILE
 
 
 def _hann(n):
@@ -95,7 +94,9 @@ def find_images(folder):
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise InvalidArgumentError(f"image folder {folder} does not exist; pass a folder of rendered PNGs")
-    if os.path.isfile(os.path.join(folder, ATLAS_FILE)):
+    from lucidtl.atlas.job import SETTINGS_FILE
+
+    if os.path.isfile(os.path.join(folder, SETTINGS_FILE)):
         return _atlas_images(folder)
     rows = []
     for root, _, files in sorted(os.walk(folder)):
@@ -106,7 +107,7 @@ def find_images(folder):
                 if row["channel"] is None:
                     raise InvalidArgumentError(
                         f"cannot tell the layer and channel of {path}: --images takes an atlas folder (with "
-                        f"{ATLAS_FILE}) or a folder of the render command's <layer>_<channel>_<step>.png files")
+                        f"{SETTINGS_FILE}) or a folder of the render command's <layer>_<channel>_<step>.png files")
                 rows.append(row)
     if not rows:
         raise InvalidArgumentError(f"no PNG files in {folder}; pass the folder the render tools wrote")
@@ -114,18 +115,12 @@ def find_images(folder):
 
 
 def _atlas_images(folder):
-    from lucidtl.atlas.job import read_manifest
+    from lucidtl.atlas.job import rendered_records
 
     rows = []
-    for r in read_manifest(folder):  # a one-line error for a corrupt line
-        path = os.path.join(folder, r["png"])
-        if not os.path.isfile(path):
-            raise InvalidArgumentError(f"atlas {folder} lists {r['png']} but the file is missing; run "
-                                       "python -m lucidtl.atlas render again to redo it")
-        rows.append({"path": path, "run": r["run"] or r["checkpoint"], "iteration": r["iteration"],
+    for r in rendered_records(folder, need_files=True):  # one-line errors: a corrupt line, no renders, a lost PNG
+        rows.append({"path": os.path.join(folder, r["png"]), "run": r["run"] or r["checkpoint"], "iteration": r["iteration"],
                      "layer": r["layer"], "channel": r["channel"], "threshold": r["settings"]["steps"]})
-    if not rows:
-        raise InvalidArgumentError(f"atlas {folder} has no rendered images yet; run python -m lucidtl.atlas render")
     rows.sort(key=lambda r: (r["run"], -1 if r["iteration"] is None else r["iteration"], r["layer"], r["channel"]))
     return rows
 

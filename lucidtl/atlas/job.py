@@ -57,6 +57,18 @@ def read_manifest(atlas):
     return list(records.values())
 
 
+def rendered_records(atlas, need_files=False):
+    """read_manifest, refusing an atlas with no renders yet; need_files: every listed PNG must exist."""
+    records = read_manifest(atlas)
+    if not records:
+        raise InvalidArgumentError(f"atlas {atlas} has no rendered images yet; run python -m lucidtl.atlas render")
+    for r in records if need_files else ():
+        if not os.path.isfile(os.path.join(atlas, r["png"])):
+            raise InvalidArgumentError(f"atlas {atlas} lists {r['png']} but the file is missing; run "
+                                       "python -m lucidtl.atlas render again to redo it")
+    return records
+
+
 def read_settings(atlas):
     path = os.path.join(os.fspath(atlas), SETTINGS_FILE)
     if not os.path.isfile(path):
@@ -144,9 +156,7 @@ class _Models:
             self.features[layer] = features.feature_model(self.net, [layer])
         lo, hi = self.input_range
         x = tf.constant(lo + (hi - lo) * images, tf.float32)
-        hw = tuple(self.net.inputs[0].shape[1:3])
-        if None not in hw and tuple(x.shape[1:3]) != hw:  # a fixed input size sees the image resized, as in
-            x = tf.image.resize(x, hw)  # the render (optvis.render.Renderer)
+        x = features.fit_input(self.net, x)  # a fixed input size sees the image resized, as in the render
         acts = np.asarray(self.features[layer](x, training=False))
         return [float(acts[i, ..., c].mean()) for i, c in enumerate(channels)]
 

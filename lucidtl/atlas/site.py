@@ -9,20 +9,18 @@ thumbnails; arrow keys move channel (left/right) and layer (up/down), [ and ] th
 import json
 import os
 
-from lucidtl.atlas.job import read_manifest, read_settings
+from lucidtl.atlas.job import read_settings, rendered_records
 from lucidtl import atomic
-from lucidtl.errors import InvalidArgumentError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ASSETS = ("index.html", "app.js", "style.css")
 
 
-def site_data(atlas, root):
+def site_data(atlas, root, records=None, settings=None):
     """What app.js reads: checkpoints (plan order), runs, layers, and per (checkpoint, layer) the channels
-    present with their objective values. PNG of (c, l, ch) = root/<label>/<layer>/<ch:04d>.png."""
-    records = read_manifest(atlas)
-    if not records:
-        raise InvalidArgumentError(f"atlas {atlas} has no rendered images yet; run python -m lucidtl.atlas render")
+    present with their objective values. PNG of (c, l, ch) = root/<label>/<layer>/<ch:04d>.png.
+    records, settings: the atlas's, when the caller has read them already."""
+    records = rendered_records(atlas) if records is None else records
     checkpoints, index, layers, images = [], {}, [], {}
     for r in sorted(records, key=lambda r: (r["run"] or "~", r["iteration"] or 0, r["checkpoint"])):
         if r["checkpoint"] not in index:
@@ -37,7 +35,7 @@ def site_data(atlas, root):
     runs = {}
     for i, c in enumerate(checkpoints):
         runs.setdefault(c["run"], []).append(i)
-    return {"root": root, "settings": read_settings(atlas), "checkpoints": checkpoints, "runs": runs,
+    return {"root": root, "settings": read_settings(atlas) if settings is None else settings, "checkpoints": checkpoints, "runs": runs,
             "layers": layers, "images": images}
 
 
@@ -53,20 +51,13 @@ def site(atlas="atlas", out="site", copy=False):
     The manifest is read and checked before anything is written.
     """
     atlas, out = os.fspath(atlas), os.fspath(out)
-    read_settings(atlas)  # a one-line error when it is not an atlas
+    settings = read_settings(atlas)  # a one-line error when it is not an atlas
     root = "img" if copy else os.path.relpath(os.path.abspath(atlas), os.path.abspath(out)).replace(os.sep, "/")
-    data = site_data(atlas, root)  # errors (no renders, a corrupt manifest) before the first write
-    if copy:
-        for r in read_manifest(atlas):
-            src = os.path.join(atlas, r["png"])
-            if not os.path.isfile(src):
-                raise InvalidArgumentError(f"atlas {atlas} lists {r['png']} but the file is missing; run "
-                                           "python -m lucidtl.atlas render again to redo it")
+    records = rendered_records(atlas, need_files=copy)  # errors (no renders, a corrupt manifest, a missing
+    data = site_data(atlas, root, records, settings)    # PNG to copy) before the first write
     atomic.makedirs(out)
-    for folder in {os.path.dirname(os.path.join(out, n)) for n in ("data.js",) + ASSETS}:
-        atomic.clear_stale(folder)
+    atomic.clear_stale(out)  # data.js and the assets sit directly in out
     if copy:
-        records = read_manifest(atlas)
         for folder in sorted({os.path.dirname(os.path.join(out, root, r["png"])) for r in records}):
             if os.path.isdir(folder):
                 atomic.clear_stale(folder)

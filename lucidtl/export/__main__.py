@@ -35,12 +35,12 @@ def classifier(model="inception_v1", weights=None, out=None, image_size=None, in
         overwrite (bool): replace a non-empty --out
     """
     from lucidtl.export.savedmodel import SLIM_HEAD, export_classifier
-    from lucidtl.optvis.render import Renderer
+    from lucidtl.optvis.features import fixed_input_size
     from lucidtl.render import load_model
 
     out = _need_out(out)
     net, info = load_model(model, weights, include_top=bool(include_top), run=run, checkpoint=checkpoint)
-    if image_size is None and Renderer._fixed_input_size(net) is None:
+    if image_size is None and fixed_input_size(net) is None:
         if any(layer.name == SLIM_HEAD for layer in net.layers):
             image_size = 224
     names = None

@@ -12,7 +12,7 @@ from lucidtl import atomic
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis.param import fft_decoder, to_valid_rgb
-from lucidtl.optvis.render import Renderer, objective_value, resolve_transforms
+from lucidtl.optvis.render import objective_value, resolve_transforms
 
 SEED_SALT = 0x5EED  # Renderer's transform seeds: stateless_fold_in([seed, SEED_SALT], step)
 SLIM_HEAD = "AvgPool_0a_7x7"  # inception_v1's slim pooling: needs 224 px inputs
@@ -99,7 +99,7 @@ def _image_channels(model):
 
 def _image_size(size, model):
     if size is None:
-        return Renderer._fixed_input_size(model)
+        return features.fixed_input_size(model)
     pair = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
                                  for v in pair):
@@ -212,7 +212,7 @@ class ChannelRenderer(tf.Module):
         self.sd, self.learning_rate = float(sd), float(learning_rate)
         self.decorrelate, self.relu_gradient_override = bool(decorrelate), bool(relu_gradient_override)
         self._transform = resolve_transforms(transforms)
-        self._fixed_size = Renderer._fixed_input_size(model)
+        self._fixed_size = features.fixed_input_size(model)
         self._spectrum_shape, self._decode = fft_decoder([1, self.size, self.size, _image_channels(model)])
         self.render = tf.function(self._render, autograph=False, input_signature=[
             tf.TensorSpec([], tf.int32, name="channel"), tf.TensorSpec([], tf.int32, name="steps"),

@@ -161,6 +161,18 @@ def catalogue(model):
     return entries
 
 
+def fixed_input_size(model):
+    """(H, W) of a model that takes images of one size only, else None."""
+    hw = tuple(model.inputs[0].shape[1:3])
+    return hw if len(hw) == 2 and None not in hw else None
+
+
+def fit_input(model, x):
+    """x resized (bilinear) to the model's fixed input size when it has one and x differs; else x."""
+    hw = fixed_input_size(model)
+    return tf.image.resize(x, hw) if hw is not None and tuple(x.shape[1:3]) != hw else x
+
+
 def channel_count(model, name):
     shape = endpoint(model, name).shape
     if len(shape) < 2 or shape[-1] is None:

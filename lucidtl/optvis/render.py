@@ -139,7 +139,7 @@ class Renderer:
             layer = self.layers[0]
             self._features = (features.partial_feature_model(model, layer, self.objective.channels[layer])
                               or self._features)
-        self._size = self._fixed_input_size(model) if self.layers else None
+        self._size = features.fixed_input_size(model) if self.layers else None
         self._check_channels(model)
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
         self._step = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
@@ -148,11 +148,6 @@ class Renderer:
         self._warmup_fn = tf.function(lambda: self._update(redirect=True))
         self._plain_fn = tf.function(lambda: self._update(redirect=False))
         self._value_fn = tf.function(self._value)
-
-    @staticmethod
-    def _fixed_input_size(model):
-        hw = tuple(model.inputs[0].shape[1:3])
-        return hw if len(hw) == 2 and None not in hw else None
 
     def _check_channels(self, model):
         image_channels = self.param().shape[-1]
