@@ -291,13 +291,13 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     spe = min(spe, total)  # a run shorter than one pass (e.g. 3000 CelebA iterations) is one "epoch": a full bar
     passes[0] = math.ceil(total * settings["batch_size"] / data.train_size) + 1
     save_points = parse_schedule(settings["save_at"], total)
+    saved = read_manifest(out) if old is not None else []
     if chief:
-        _print_plan(settings, data, out, total, spe, save_points, old)
+        _print_plan(settings, data, out, total, spe, save_points, old, saved)
 
     # where the weights come from: the resume state, else (killed before its first save) the saved
     # iteration 0, else the requested pretrained weights
     state = os.path.join(out, STATE)
-    saved = read_manifest(out) if old is not None else []
     restart = None if old is None else state if os.path.isfile(state) else (  # old None: a fresh run (or
         os.path.join(out, saved[0]["path"]) if saved and saved[0]["iteration"] == 0 else None)  # --overwrite)
     before = keras.mixed_precision.dtype_policy()
@@ -372,8 +372,9 @@ def _line_printer(progress):
     return report
 
 
-def _print_plan(settings, data, out, total, spe, save_points, old):
-    """What the run will do, before it starts (read by a person deciding whether to wait for it)."""
+def _print_plan(settings, data, out, total, spe, save_points, old, saved):
+    """What the run will do, before it starts (read by a person deciding whether to wait for it); saved: the
+    manifest's records of a resumed run."""
     sizes = f"{data.train_size} training" if data.train_size else "training"
     if data.validation_size:
         sizes += f" + {data.validation_size} validation"
@@ -384,7 +385,7 @@ def _print_plan(settings, data, out, total, spe, save_points, old):
     points = ", ".join(str(p) for p in save_points if p <= total)
     print(f"train: checkpoints at iterations {points} into {out}")
     if old is not None:
-        done = [r["iteration"] for r in read_manifest(out)]
+        done = [r["iteration"] for r in saved]
         print(f"train: resuming; saved so far: {', '.join(map(str, done)) or 'none'}")
 
 
