@@ -13,7 +13,7 @@ import os
 
 from lucidtl import cli, imageio
 from lucidtl.errors import ChannelRangeError, InvalidArgumentError
-from lucidtl.selection import parse_channels, parse_layer_channels
+from lucidtl.selection import needs_sizes, parse_channels, parse_layer_channels
 
 
 def _runs():
@@ -133,13 +133,12 @@ def _check_channels(model, chans):
 def _layer_channels(run, channels, iteration):
     """--channels (layer-qualified) as [(layer, channel)]; `all` and open ranges read the layer's size from
     the run's model."""
-    chans = parse_layer_channels(channels)
-    if any(":" in p and (p.strip().endswith(":") or p.strip().endswith("all")) for p in str(channels).split(",")):
-        from lucidtl.optvis import features
+    if not needs_sizes(channels):
+        return parse_layer_channels(channels)
+    from lucidtl.optvis import features
 
-        model = _runs().load_checkpoint(run, iteration)
-        chans = parse_layer_channels(channels, lambda layer: features.channel_count(model, layer))
-    return chans
+    model = _runs().load_checkpoint(run, iteration)
+    return parse_layer_channels(channels, lambda layer: features.channel_count(model, layer))
 
 
 def temporal(run, channels, checkpoints=None, size=None, steps=None, seed=0, out=None, progress=True,

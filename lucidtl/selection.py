@@ -66,17 +66,14 @@ def parse_channels(channels, count):
     return out
 
 
-def parse_layer_channels(spec, count_of=None):
-    """"Mixed_4c:0:8,Mixed_5b:3" (or [(layer, channel)] pairs) -> [(layer, channel)], in order, no repeats.
+def _is_open(sel):
+    """Whether a selection needs the layer's size: `all`, or a range without an end (504:, 4::2)."""
+    sel = sel.strip()
+    return sel == "all" or sel.split(":")[1:2] == [""]
 
-    count_of(layer) -> the layer's channel count; without it only the syntax is checked and "all" or an
-    open range (Mixed_4c:504:) is an error."""
-    if not isinstance(spec, str):
-        items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
-        if items and all(isinstance(i, (list, tuple)) and len(i) == 2 for i in items):
-            pairs = [(str(layer), int(c)) for layer, c in items]
-            return _checked(pairs, count_of)
-        spec = ",".join(str(i) for i in items)
+
+def _groups(spec):
+    """"Mixed_4c:0:8,Mixed_5b:3" -> [(layer, selection text)], the syntax checked."""
     groups, layer = [], None
     for item in [p.strip() for p in spec.split(",")]:
         if not item:
@@ -94,13 +91,30 @@ def parse_layer_channels(spec, count_of=None):
         groups.append((layer, sel))
     if not groups:
         raise InvalidArgumentError(f"no channels given; {QUALIFIED_HINT}")
+    return groups
+
+
+def needs_sizes(spec):
+    """Whether a layer-qualified spec holds `all` or an open range, so that parsing it needs count_of."""
+    return isinstance(spec, str) and any(_is_open(sel) for _, sel in _groups(spec))
+
+
+def parse_layer_channels(spec, count_of=None):
+    """"Mixed_4c:0:8,Mixed_5b:3" (or [(layer, channel)] pairs) -> [(layer, channel)], in order, no repeats.
+
+    count_of(layer) -> the layer's channel count; without it only the syntax is checked and "all" or an
+    open range (Mixed_4c:504:) is an error."""
+    if not isinstance(spec, str):
+        items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+        if items and all(isinstance(i, (list, tuple)) and len(i) == 2 for i in items):
+            pairs = [(str(layer), int(c)) for layer, c in items]
+            return _checked(pairs, count_of)
+        spec = ",".join(str(i) for i in items)
     pairs = []
-    for layer, sel in groups:
-        count = count_of(layer) if count_of is not None else None
-        if count is None and (sel.strip() == "all" or sel.strip().split(":")[1:2] == [""]):
-            if count_of is None:
-                continue  # syntax only: the size comes with the model
-        pairs += [(layer, c) for c in parse_channels(sel, count)]
+    for layer, sel in _groups(spec):
+        if count_of is None and _is_open(sel):
+            continue  # syntax only: the size comes with the model (see needs_sizes)
+        pairs += [(layer, c) for c in parse_channels(sel, None if count_of is None else count_of(layer))]
     return list(dict.fromkeys(pairs))
 
 

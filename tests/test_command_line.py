@@ -46,6 +46,11 @@ def test_channel_syntax_is_one_grammar():
             selection.parse_layer_channels(bad)
     with pytest.raises(ChannelRangeError):
         selection.parse_layer_channels("a:0:9", {"a": 4}.get)
+    # a selection needs the layer's size exactly when it is `all` or an open range, whatever its step
+    for spec, needs in (("a:4::2", True), ("a:0:4,all", True), ("a:8:", True), ("a:0:4,7", False),
+                        ("a:1,5:9:2", False)):
+        assert selection.needs_sizes(spec) is needs, spec
+    assert selection.parse_layer_channels("a:4::2", {"a": 9}.get) == [("a", 4), ("a", 6), ("a", 8)]
 
 
 def test_parse_channels_has_one_home():
