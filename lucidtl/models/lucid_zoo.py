@@ -177,15 +177,12 @@ class LucidGraph:
             out.append(f"{op}:{k}")
         return out
 
-    def resolve(self, name):
-        """('tensor', 'op:k') or ('concat', ['op:k', ...]) for a Lucid tensor name."""
+    def _lookup(self, name):
+        """resolve's answer, or None where resolve would raise (no message built: listed() probes many names)."""
         name = str(name)
         op, k = _split(name)
         if op in self.nodes and k is not None and op != METADATA_NODE:
-            outs = self.shapes.get(op, [])
-            if k >= len(outs):
-                raise UnknownLayerError(f"op {op!r} of {self.label} has {len(outs)} output(s); {name!r} is not one")
-            return "tensor", f"{op}:{k}"
+            return ("tensor", f"{op}:{k}") if k < len(self.shapes.get(op, [])) else None
         if name.endswith(PRE_RELU):
             base = name[: -len(PRE_RELU)]
             node = self.nodes.get(base)
@@ -193,6 +190,18 @@ class LucidGraph:
                 return "concat", self._towers(base)
             if node is not None and node.op in ("Relu", "Relu6"):
                 return "tensor", "%s:%d" % _split(node.input[0])
+        return None
+
+    def resolve(self, name):
+        """('tensor', 'op:k') or ('concat', ['op:k', ...]) for a Lucid tensor name."""
+        found = self._lookup(name)
+        if found is not None:
+            return found
+        name = str(name)
+        op, k = _split(name)
+        if op in self.nodes and k is not None and op != METADATA_NODE:
+            outs = self.shapes.get(op, [])
+            raise UnknownLayerError(f"op {op!r} of {self.label} has {len(outs)} output(s); {name!r} is not one")
         raise UnknownLayerError(
             f"unknown tensor {name!r} in {self.label}{did_you_mean(name, self.names())} "
             "(list them with: python -m lucidtl.render layers --model ...)"
@@ -232,12 +241,7 @@ class LucidGraph:
             users = self.consumers.get(node.name, [])
             if users and all(self.nodes[u].op in ("Relu", "Relu6") for u in users):
                 continue
-            try:
-                self.resolve(node.name + PRE_RELU)
-                pre = True
-            except UnknownLayerError:
-                pre = False
-            rows.append((node.name, node.op, shape, pre))
+            rows.append((node.name, node.op, shape, self._lookup(node.name + PRE_RELU) is not None))
         return rows
 
     def receptive_field(self, name):
@@ -373,7 +377,7 @@ class LucidGraphModel(keras.Model):
         return GraphTensors(self.lucid_graph, names)(self.inputs[0])
 
     def named_catalogue(self):
-        return [(name, kind, shape, pre) for name, kind, shape, pre in self.lucid_graph.listed()]
+        return self.lucid_graph.listed()
 
     def named_layers(self):
         return self.lucid_graph.names()
