@@ -24,7 +24,7 @@ from lucidtl.models import build_model, load_weights, save_model, save_weights
 from lucidtl.train import distribute
 from lucidtl.train.callbacks import IterationCheckpoint, _plain, read_manifest
 from lucidtl.train.heads import OPTIMIZERS, TOPS, add_head, compile_for
-from lucidtl.train.live import FeatureVisualization
+from lucidtl.train.live import FeatureVisualization, out_of_range, parse_channels
 from lucidtl.train.recipes import recipe as get_recipe
 from lucidtl.train.run import FINAL, read_settings, write_settings
 from lucidtl.train.schedule import parse_schedule
@@ -354,14 +354,11 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
 
 
 def _check_visualize(net, visualize):
-    from lucidtl.optvis import features
-    from lucidtl.train.live import parse_channels
-
-    for layer, channel in parse_channels(visualize):
-        count = features.channel_count(net, layer)  # unknown layer: the closest names
-        if not 0 <= channel < count:
-            raise InvalidArgumentError(f"--visualize channel {layer}:{channel} is out of range: {layer} has {count} "
-                                       f"channels (0..{count - 1})")
+    bad = out_of_range(net, parse_channels(visualize))  # unknown layer: the closest names
+    if bad:
+        layer, channel, count = bad
+        raise InvalidArgumentError(f"--visualize channel {layer}:{channel} is out of range: {layer} has {count} "
+                                   f"channels (0..{count - 1})")
 
 
 def _line_printer(progress):

@@ -27,6 +27,16 @@ def parse_channels(spec):
     return pairs
 
 
+def out_of_range(model, channels):
+    """The first (layer, channel, count) of `channels` ((layer, channel) pairs) whose channel is outside
+    0..count-1 (count: its layer's channels), or None; an unknown layer: an error naming the closest."""
+    for layer, ch in channels:
+        count = features.channel_count(model, layer)
+        if not 0 <= ch < count:
+            return layer, ch, count
+    return None
+
+
 class FeatureVisualization(keras.callbacks.Callback):
     """Render `channels` at the iterations `at` (a schedule; default the paper's) into TensorBoard.
 
@@ -47,10 +57,10 @@ class FeatureVisualization(keras.callbacks.Callback):
         self.rendered = {}  # iteration -> [B, H, W, 3] images, the last one rendered (for inspection)
 
     def on_train_begin(self, logs=None):
-        for layer, ch in self.channels:
-            count = features.channel_count(self.model, layer)  # unknown layers: an error naming the closest
-            if not 0 <= ch < count:
-                raise InvalidArgumentError(f"channel {ch} of {layer} is out of range (0..{count - 1})")
+        bad = out_of_range(self.model, self.channels)
+        if bad:
+            layer, ch, count = bad
+            raise InvalidArgumentError(f"channel {ch} of {layer} is out of range (0..{count - 1})")
         self._writer = tf.summary.create_file_writer(self.log_dir)
         now = int(self.model.optimizer.iterations.numpy())
         self._pending = [i for i in self.at if i >= now]
