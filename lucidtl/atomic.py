@@ -208,8 +208,7 @@ def stale(folder, name="*"):
 def clear_stale(folder, name="*"):
     """Remove the temporary files that writes of `name` (default: any file) in `folder` left when a kill cut
     them short; the target names were never touched."""
-    for tmp in stale(folder, name if name == "*" else glob.escape(name)):
-        remove(tmp)
+    clear_stale_pattern(folder, name if name == "*" else glob.escape(name))
 
 
 def clear_stale_pattern(folder, pattern):
