@@ -73,9 +73,9 @@ def checkpoints(runs=(), weights=()):
     for path in weights:
         if not os.path.isfile(path):
             raise InvalidArgumentError(f"weights file {path} does not exist")
-        if path.endswith((".weights.h5", ".keras")):
-            from lucidtl.models.weights import _array_shapes
+        from lucidtl.models.weights import KERAS_SUFFIXES, _array_shapes  # keras: not at import time
 
+        if path.endswith(KERAS_SUFFIXES):
             _array_shapes(path)  # a one-line error naming it when it is not readable, before any rendering
         stem = os.path.basename(path).split(".")[0]
         out.append(Checkpoint(f"weights/{stem}", weights=os.path.abspath(path)))
