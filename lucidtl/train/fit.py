@@ -176,9 +176,16 @@ def _claim_out(out, overwrite):
     temporary files of writes a kill cut short."""
     if overwrite and read_settings(out) is not None:
         atomic.rmtree(out)
-    for folder in (out, os.path.join(out, "state")):
+    for folder in (out, os.path.join(out, os.path.dirname(STATE))):
         if os.path.isdir(folder):
             atomic.clear_stale(folder)
+
+
+def _remove_state(out):
+    """Remove the resume state's folder, once run.json says the run is complete."""
+    folder = os.path.join(out, os.path.dirname(STATE))
+    if os.path.isdir(folder):
+        atomic.rmtree(folder)
 
 
 def _build(settings, rec, data, weights):
@@ -266,8 +273,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
         total = old["total_iterations"]
         if chief:  # a kill after run.json said complete and before the state was removed
             _claim_out(out, False)
-            if os.path.isdir(os.path.join(out, os.path.dirname(STATE))):
-                atomic.rmtree(os.path.join(out, os.path.dirname(STATE)))
+            _remove_state(out)
         print(f"{out}: complete ({total} iterations); nothing to do (--overwrite starts it again)")
         return TrainResult(out=out, iterations=total, checkpoints=read_manifest(out), final=os.path.join(out, FINAL),
                            resumed_from=total, history={})
@@ -347,8 +353,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
             save_model(net, final)
         settings["complete"] = True
         write_settings(out, settings)
-        if os.path.isdir(os.path.dirname(state)):
-            atomic.rmtree(os.path.dirname(state))
+        _remove_state(out)
     return TrainResult(out=out, iterations=int(net.optimizer.iterations.numpy()) if start < total else total,
                        checkpoints=read_manifest(out), final=final, resumed_from=start, history=history)
 
