@@ -9,10 +9,9 @@ the stages wrote them (OUT/atlas/, OUT/examples/) and load lazily.
 import json
 import math
 import os
-import shutil
 
+from lucidtl import atomic
 from lucidtl.atlas import job
-from lucidtl.atomic import atomic_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ASSETS = ("style.css", "app.js", "index.html")  # the page last: it needs the rest
@@ -28,11 +27,6 @@ def _read(path):
 
 def _clean(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def _write_js(path, text):
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def _dump(obj):
@@ -114,10 +108,9 @@ def build(out, progress=False):
     out = os.fspath(out)
     index, layers = site_data(out)
     for entry in index["layers"]:
-        _write_js(os.path.join(out, entry["file"]), "window.STUDY_LAYERS = window.STUDY_LAYERS || {};\n"
-                  f"window.STUDY_LAYERS[{json.dumps(entry['name'])}] = {_dump(layers[entry['name']])};\n")
-    _write_js(os.path.join(out, "data", "index.js"), f"window.STUDY = {_dump(index)};\n")
+        atomic.write_text(os.path.join(out, entry["file"]), "window.STUDY_LAYERS = window.STUDY_LAYERS || {};\n"
+                          f"window.STUDY_LAYERS[{json.dumps(entry['name'])}] = {_dump(layers[entry['name']])};\n")
+    atomic.write_text(os.path.join(out, "data", "index.js"), f"window.STUDY = {_dump(index)};\n")
     for name in ASSETS:
-        with atomic_path(os.path.join(out, name)) as tmp:
-            shutil.copyfile(os.path.join(HERE, "web", name), tmp)
+        atomic.copy_file(os.path.join(HERE, "web", name), os.path.join(out, name))
     return {"layers": len(layers), "units": sum(len(v["channels"]) for v in layers.values()) * len(index["runs"])}
