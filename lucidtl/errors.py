@@ -41,3 +41,10 @@ def closest(name, candidates, n=5):
 def did_you_mean(name, candidates, n=5):
     near = closest(name, candidates, n)
     return ("; closest: " + ", ".join(near)) if near else ""
+
+
+def one_line(error, limit):
+    """An error's message on one line (whitespace runs collapsed; its type's name if empty), cut to `limit`
+    characters with "..." (for quoting another library's error inside ours)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

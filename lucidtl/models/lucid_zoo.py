@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lucidtl.errors import UnknownLayerError, UnknownModelError, WeightsError, did_you_mean
+from lucidtl.errors import UnknownLayerError, UnknownModelError, WeightsError, did_you_mean, one_line
 
 PREFIX = "lucid:"
 METADATA_NODE = "lucid_metadata_json"
@@ -32,11 +32,6 @@ ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
                        "lucid")
 _CONCAT = ("Concat", "ConcatV2")
 _HIDDEN = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "Shape", "Identity")
-
-
-def _one_line(error, limit=200):
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_graph_source(name):
@@ -63,7 +58,7 @@ def _read_manifest(path):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read Lucid manifest {path}: {_one_line(e)}") from e
+        raise WeightsError(f"cannot read Lucid manifest {path}: {one_line(e, 200)}") from e
     missing = [k for k in ("model_path", "input_name", "image_value_range") if k not in data]
     if not isinstance(data, dict) or missing:
         raise WeightsError(f"Lucid manifest {path} lacks {', '.join(missing) or 'its fields'}; it needs model_path, "
@@ -85,7 +80,7 @@ def read_graph_def(path):
         with open(path, "rb") as f:
             graph_def.ParseFromString(f.read())
     except (DecodeError, OSError, ValueError, RuntimeError) as e:
-        raise WeightsError(f"cannot read {path} as a TensorFlow GraphDef ({_one_line(e, 100)}); is it a frozen "
+        raise WeightsError(f"cannot read {path} as a TensorFlow GraphDef ({one_line(e, 100)}); is it a frozen "
                            "graph .pb (a binary GraphDef), complete and not truncated?") from e
     if not graph_def.node or any(not n.op for n in graph_def.node):
         raise WeightsError(f"{path} is not a TensorFlow GraphDef (no graph nodes); pass a frozen graph .pb")
@@ -102,7 +97,7 @@ def extract_metadata(graph_def):
     try:
         return json.loads(nodes[0].attr["value"].tensor.string_val[0])
     except (IndexError, ValueError) as e:
-        raise WeightsError(f"the graph's {METADATA_NODE} node does not hold JSON: {_one_line(e)}") from e
+        raise WeightsError(f"the graph's {METADATA_NODE} node does not hold JSON: {one_line(e, 200)}") from e
 
 
 def _split(tensor_name):
@@ -154,7 +149,7 @@ class LucidGraph:
             try:
                 tf.graph_util.import_graph_def(self.graph_def, input_map={self.input_op + ":0": x}, name="g")
             except (ValueError, TypeError, tf.errors.OpError) as e:
-                raise WeightsError(f"cannot import {self.label} as a graph ({_one_line(e, 160)}); is the file "
+                raise WeightsError(f"cannot import {self.label} as a graph ({one_line(e, 160)}); is the file "
                                    "complete and its input_name right?") from e
         shapes = {}
         for op in graph.get_operations():
@@ -470,7 +465,7 @@ def _fetch(data, name):
         path = keras.utils.get_file(fname, origin=url, file_hash=data.get("sha256"), cache_subdir="lucidtl",
                                     cache_dir=cache)
     except Exception as e:
-        raise WeightsError(f"cannot download {url} ({_one_line(e, 100)}); download it and pass --weights FILE.pb, "
+        raise WeightsError(f"cannot download {url} ({one_line(e, 100)}); download it and pass --weights FILE.pb, "
                            f"or place it at {os.path.join(cache, 'lucidtl', fname)}") from e
     return path, url
 

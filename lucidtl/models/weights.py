@@ -22,7 +22,7 @@ import zipfile
 import keras
 
 from lucidtl.atomic import atomic_path
-from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean
+from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, one_line
 from lucidtl.models import lucid_zoo
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
@@ -54,11 +54,6 @@ class ModelInfo:
     note: str = ""
 
 
-def _one_line(error, limit=300):
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # ---- weight files -------------------------------------------------------------------------------------
 
 def _array_shapes(path):
@@ -84,7 +79,8 @@ def _array_shapes(path):
         with h5py.File(path, "r") as f:
             return collect(f)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as e:
-        raise WeightsError(f"cannot read weights file {path}: {_one_line(e)} (is it a Keras 3 weights file?)") from e
+        raise WeightsError(f"cannot read weights file {path}: {one_line(e, 300)} "
+                           "(is it a Keras 3 weights file?)") from e
 
 
 def _check_weights_path(path, suffixes=KERAS_SUFFIXES):
@@ -120,7 +116,7 @@ def load_weights(model, path):
     except Exception as e:
         for v, value in zip(model.weights, snapshot):
             v.assign(value)
-        raise WeightsError(f"cannot load weights file {path} into model {model.name!r}: {_one_line(e)}") from e
+        raise WeightsError(f"cannot load weights file {path} into model {model.name!r}: {one_line(e, 300)}") from e
     return model
 
 
@@ -134,7 +130,7 @@ def _atomic_save(save, path, suffix):
             warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
             save(tmp)
     except Exception as e:
-        raise WeightsError(f"cannot write {path}: {_one_line(e)}") from e
+        raise WeightsError(f"cannot write {path}: {one_line(e, 300)}") from e
     return path
 
 
@@ -159,7 +155,7 @@ def manifest(name):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read manifest {path}: {_one_line(e)}") from e
+        raise WeightsError(f"cannot read manifest {path}: {one_line(e, 300)}") from e
     missing = [k for k in MANIFEST_FIELDS if k not in data]
     if missing:
         raise WeightsError(f"manifest {path} lacks the field(s) {', '.join(missing)}")
@@ -190,14 +186,14 @@ def _imagenet(model, name):
                                     cache_subdir="lucidtl", cache_dir=cache)
     except ValueError as e:
         if "hash" not in str(e):
-            raise WeightsError(f"cannot download {fname}: {_one_line(e, 120)}") from e
+            raise WeightsError(f"cannot download {fname}: {one_line(e, 120)}") from e
         raise WeightsError(
             f"{fname} from {url} is corrupt or truncated: its sha256 is not the manifest's {info['sha256']}; "
             f"download it again (delete {target} if it is there)"
         ) from e
     except Exception as e:
         raise WeightsError(
-            f"cannot download {fname} ({_one_line(e, 120)}); download it from {url} and place it at {target}"
+            f"cannot download {fname} ({one_line(e, 120)}); download it from {url} and place it at {target}"
         ) from e
     converter(model, path)
     return f"imagenet ({url})"
@@ -218,11 +214,11 @@ def _import_builder(dotted):
             for attr in parts[i:]:
                 obj = getattr(obj, attr)
         except AttributeError as e:
-            raise UnknownModelError(f"cannot find model builder {dotted!r}: {_one_line(e)}") from e
+            raise UnknownModelError(f"cannot find model builder {dotted!r}: {one_line(e, 300)}") from e
         if not callable(obj):
             raise UnknownModelError(f"model builder {dotted!r} is not callable")
         return obj
-    raise UnknownModelError(f"cannot import model builder {dotted!r}: {_one_line(error)}")
+    raise UnknownModelError(f"cannot import model builder {dotted!r}: {one_line(error, 300)}")
 
 
 def _application_range(dotted):
@@ -253,19 +249,19 @@ def _call_builder(builder, dotted, include_top, weights, kw):
             raise
         except Exception as e:  # downloads fail with plain Exception in keras.utils.get_file
             if weights == "imagenet":
-                raise WeightsError(f"cannot get ImageNet weights for {dotted}: {_one_line(e)}") from e
+                raise WeightsError(f"cannot get ImageNet weights for {dotted}: {one_line(e, 300)}") from e
             raise
 
     try:
         net = call(args)
     except (ValueError, TypeError) as e:
         if "input_shape" not in args or "input_shape" in kw:
-            raise InvalidArgumentError(f"cannot build {dotted}: {_one_line(e)}") from e
+            raise InvalidArgumentError(f"cannot build {dotted}: {one_line(e, 300)}") from e
         args.pop("input_shape")  # e.g. a Flatten head needs the builder's default fixed size
         try:
             net = call(args)
         except (ValueError, TypeError) as e2:
-            raise InvalidArgumentError(f"cannot build {dotted}: {_one_line(e2)}") from e2
+            raise InvalidArgumentError(f"cannot build {dotted}: {one_line(e2, 300)}") from e2
     if not isinstance(net, keras.Model):
         raise InvalidArgumentError(f"{dotted} returned {type(net).__name__}, not a keras.Model")
     return net
@@ -300,7 +296,7 @@ def _from_keras_file(path, weights):
     try:
         net = keras.models.load_model(path, compile=False)
     except Exception as e:
-        raise WeightsError(f"cannot load model file {path}: {_one_line(e)}") from e
+        raise WeightsError(f"cannot load model file {path}: {one_line(e, 300)}") from e
     ours = "input_scaling" in [layer.name for layer in net.layers]
     note = "" if ours else "input range (0, 1) assumed for a .keras file"
     if weights is None:
@@ -328,7 +324,7 @@ def build_model(model="inception_v1", weights=None, include_top=False, **kw):
         try:
             net = MODELS[name](include_top=include_top, **kw)
         except TypeError as e:
-            raise InvalidArgumentError(f"cannot build {name}: {_one_line(e)}") from e
+            raise InvalidArgumentError(f"cannot build {name}: {one_line(e, 300)}") from e
         input_range, note = INPUT_RANGES[name], ""
         if weights is None or weights == "random":
             return net, ModelInfo(name, RANDOM_SOURCE, input_range, True, note)
