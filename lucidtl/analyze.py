@@ -287,7 +287,7 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
         if run is not None:
             from lucidtl.render import load_run
 
-            net, info = load_run(run, checkpoint, None if model == "inception_v1" else model, weights)
+            net, info = load_run(run, checkpoint, model, weights)
         else:
             net, info = build_model(model, weights=weights)
         features.endpoint(net, str(embed_layer))

@@ -29,8 +29,6 @@ import sys
 
 from lucidtl.errors import InvalidArgumentError, LucidtlError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 # ---- the vocabulary: one meaning and one type per flag name, in every command --------------------------
 
 VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per entry
@@ -268,7 +266,7 @@ def convert(param, text):
             return text if text in ("last", "final") else int(text)
         raise InvalidArgumentError(f"{f} must be a saved iteration (e.g. 10) or last, got {text!r}")
     if kind in ("list", "int list", "files"):
-        items = [p.strip() for p in text.split(",") if p.strip()]
+        items = split_list(text)
         if not items:
             raise InvalidArgumentError(f"{f} needs at least one value (a comma list), got {text!r}")
         if kind == "int list":
@@ -591,7 +589,6 @@ def quiet_tensorflow():
         return
     import tempfile
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         sys.stderr.flush()
         saved = os.dup(2)

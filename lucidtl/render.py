@@ -140,12 +140,8 @@ def load_run(run, checkpoint=None, model=None, weights=None):
     if model not in (None, "inception_v1") or weights is not None:
         raise InvalidArgumentError("--run rebuilds the run's own model: drop --model / --weights (or --run)")
     run = os.fspath(run)
-    saved = [r["iteration"] for r in runs.checkpoints(run)]
-    iteration = saved[-1] if checkpoint in (None, "last") else checkpoint
-    if iteration != "final" and iteration not in saved:
-        raise InvalidArgumentError(f"run {run} has no checkpoint at iteration {iteration}; saved: "
-                                   f"{', '.join(map(str, saved))}")
-    net = runs.load_checkpoint(run, iteration)
+    iteration = runs.checkpoints(run)[-1]["iteration"] if checkpoint in (None, "last") else checkpoint
+    net = runs.load_checkpoint(run, iteration)  # an iteration not saved: one line naming the saved ones
     settings = runs.read_settings(run) or {}
     return net, ModelInfo(name=net.name, weights_source=f"{run} iteration {iteration}",
                           input_range=tuple(settings.get("input_range", (0.0, 1.0))), random_weights=False)
@@ -300,7 +296,7 @@ def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa
     from lucidtl.optvis import features
 
     if run is not None:
-        net, _ = load_run(run, None, None if model == "inception_v1" else model)
+        net, _ = load_run(run, None, model)
     else:
         net, _ = models.build_model(model, weights=weights)
     rows = []

@@ -49,9 +49,7 @@ def parse_channels(channels, count):
             out = [int(p) for p in text.split(",")]
         else:
             raise InvalidArgumentError(f"cannot read channels {channels!r}; {HINT}")
-    elif isinstance(channels, int) and not isinstance(channels, bool):
-        out = [int(channels)]
-    elif hasattr(channels, "__index__") and not isinstance(channels, bool):  # numpy integers
+    elif hasattr(channels, "__index__") and not isinstance(channels, bool):  # int, numpy integers
         out = [int(channels)]
     elif isinstance(channels, (list, tuple)) and channels and all(
             hasattr(c, "__index__") and not isinstance(c, bool) for c in channels):
