@@ -134,11 +134,12 @@ class Renderer:
         self.input_range = tuple(float(v) for v in input_range)
         self.model = model
         self.layers = objective_layers(self.objective, model, int(self.param().shape[0]))
-        self._features = features.feature_model(model, self.layers) if self.layers else None
+        self._features = None
         if len(self.layers) == 1 and self.layers[0] in self.objective.channels:  # skip branches it never reads
             layer = self.layers[0]
-            self._features = (features.partial_feature_model(model, layer, self.objective.channels[layer])
-                              or self._features)
+            self._features = features.partial_feature_model(model, layer, self.objective.channels[layer])
+        if self.layers and self._features is None:
+            self._features = features.feature_model(model, self.layers)
         self._size = features.fixed_input_size(model) if self.layers else None
         self._check_channels(model)
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
