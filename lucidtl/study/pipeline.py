@@ -302,7 +302,7 @@ def _prepare_out(out, settings, overwrite):
         imageio.save_json(settings, path)
 
 
-def _selection(ckpts, work):
+def _selection(work):
     """[(layer, [channels])] (the same for every run), from the atlas's work list."""
     per = {}
     for w in work:
@@ -359,19 +359,20 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     examples = cli.integer("examples", examples)
     out = os.fspath(out)
     run_list = _runs(runs)
-    ckpts, work, _ = job.plan_work(runs=[r.path for r in run_list], layers=layers, channels=channels,
-                                   batch=batch_size, seed=seed)
-    selection = _selection(ckpts, work)
+    _, work, _ = job.plan_work(runs=[r.path for r in run_list], layers=layers, channels=channels,
+                               batch=batch_size, seed=seed)
+    selection = _selection(work)
     settings = {"runs": [r.path for r in run_list], "layers": [layer for layer, _ in selection],
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
                 "examples": examples}
     stages, n = {}, shard_t[1]
+    active = [s for s in SHARDED if s != "examples" or dataset]  # the sharded stages this study runs
     need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
-                                       for s in ("similarity", "examples") if s != "examples" or dataset)
+                                       for s in active if s != "atlas")
     images = labels = None
     if need_images:  # read before any work: a bad --dataset fails now
-        images, labels, specs = probe_images(dataset, run_list, max_images, batch_size)
+        images, labels, _ = probe_images(dataset, run_list, max_images, batch_size)
     _prepare_out(out, settings, overwrite)
 
     def run_stage(name, fn, sharded=True):
@@ -400,7 +401,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     if dataset:
         run_stage("examples", lambda: examples_stage(out, run_list, selection, images, labels, examples, shard_t,
                                                      batch_size, progress))
-    if not all(_stage_done(out, s, n) for s in SHARDED if s != "examples" or dataset):
+    if not all(_stage_done(out, s, n) for s in active):
         stages["site"] = "waiting"
         return StudyResult(out, stages, None)
     run_stage("scale", lambda: scale_stage(out, progress), sharded=False)
