@@ -52,10 +52,11 @@ def parse_shard(shard):
 
 def split_list(value, flag):
     """A comma-separated string, a list/tuple or None -> a list of non-empty strings."""
+    from lucidtl.cli import split_list as items_of
+
     if value is None:
         return []
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    items = [v.strip() for v in items if str(v).strip()]
+    items = items_of(value)
     if not items:
         raise InvalidArgumentError(f"--{flag} is empty")
     return items
