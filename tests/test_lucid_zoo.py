@@ -146,6 +146,22 @@ def test_redirected_relu_reaches_graph_relus(tmp_path, step, expected):
         assert (np.abs(delta) > 0.04).mean() > 0.9  # nearly every pixel variable moves (random kernel signs)
 
 
+# ../shared/spec/lucid.md, Lucid's InceptionV1: layers and channels, as the spec lists them
+SPEC_INCEPTION_V1_LAYERS = {
+    "conv2d0": 64, "conv2d1": 64, "conv2d2": 192, "mixed3a": 256, "mixed3b": 480, "mixed4a": 508, "mixed4b": 512,
+    "mixed4c": 512, "mixed4d": 528, "mixed4e": 832, "mixed5a": 832, "mixed5b": 1024, "head0_bottleneck": 128,
+    "nn0": 1024, "softmax0": 1008, "head1_bottleneck": 128, "nn1": 1024, "softmax1": 1008, "softmax2": 1008}
+
+
+def test_inception_v1_manifest_is_the_spec_table():
+    from lucidtl.models import lucid_zoo
+
+    m = lucid_zoo.zoo_manifest("InceptionV1")
+    assert {d["name"]: d["depth"] for d in m["layers"]} == SPEC_INCEPTION_V1_LAYERS
+    assert m["input_name"] == "input" and m["image_value_range"] == [-117, 255 - 117]
+    assert m["image_shape"] == [224, 224, 3] and m["url"].endswith("/InceptionV1.pb")
+
+
 def test_zoo_manifests():
     from lucidtl.models import lucid_zoo
 
