@@ -7,6 +7,11 @@ from PIL import Image, ImageDraw, ImageFont
 from lucidtl.atomic import atomic_path
 
 
+def as_saved(images):
+    """float32 images quantised as a PNG stores them (round(255 * x) / 255), every channel kept."""
+    return np.clip(np.rint(np.asarray(images, dtype=np.float32) * 255.0), 0, 255) / np.float32(255.0)
+
+
 def to_uint8(image):
     """[H,W,C] float in [0,1] -> uint8 by rounding (C = 1, 3 or 4 kept; other counts: first 3)."""
     arr = np.asarray(image, dtype=np.float32)

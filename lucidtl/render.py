@@ -148,21 +148,23 @@ def load_run(run, checkpoint=None, model=None, weights=None):
 
 
 def _resume_values(record_path, settings, overwrite):
-    """Objective values of an earlier run with the same settings; an error if the settings differ."""
+    """Objective values (the loop's, and float32 on the saved images) of an earlier run with the same settings;
+    an error if the settings differ."""
     if overwrite or not os.path.exists(record_path):
-        return {}
+        return {}, {}
     try:
         with open(record_path) as f:
             previous = json.load(f)
     except (OSError, ValueError):
         previous = {}
+    previous.setdefault("precision", "float32")  # records from before the setting existed
     if any(previous.get(k) != v for k, v in settings.items()):
         changed = [k for k, v in settings.items() if previous.get(k) != v]
         raise InvalidArgumentError(
             f"{os.path.dirname(record_path) or '.'} holds a render with other settings ({', '.join(changed[:3])}); "
             "use another --out, or --overwrite to replace it"
         )
-    return dict(previous.get("objective_values", {}))
+    return dict(previous.get("objective_values", {})), dict(previous.get("objective_values_float32", {}))
 
 
 @dataclasses.dataclass
@@ -176,7 +178,7 @@ class RenderResult:
 def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8", size=128, steps=512,
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
-           verbose=False, overwrite=False, run=None, checkpoint=None):
+           verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32"):
     """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
     Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
@@ -205,9 +207,10 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         progress (bool): show a progress bar
         verbose (bool): print the objective at every threshold
         overwrite (bool): render everything anew in a folder holding another render
+        precision (float32|bfloat16|float16): what the network computes in (float32: Lucid's numbers)
     """
     from lucidtl import imageio
-    from lucidtl.optvis import features
+    from lucidtl.optvis import features, precision as precision_lib
     from lucidtl.optvis.render import Renderer
 
     size = cli.integer("size", size, minimum=MIN_SIZE)
@@ -220,8 +223,10 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     if not isinstance(diversity, (int, float)) or diversity < 0:
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
     seed = cli.integer("seed", seed, minimum=0)
+    precision = precision_lib.require_fast(precision_lib.check(precision))
 
     net, info = load_model(model, weights, run=run, checkpoint=checkpoint)
+    precision_lib.lowered(net, precision)  # a model it cannot take: refused before the first write
     layer = str(layer)
     count = features.channel_count(net, layer)
     chans = parse_channels(channels, count)
@@ -238,9 +243,13 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         "transforms": transforms, "param": param, "decorrelate": bool(decorrelate), "negative": bool(negative),
         "diversity": diversity, "seed": seed, "batch_size": batch_size, "input_range": list(info.input_range),
         "relu_gradient_override": bool(relu_gradient_override), "png_encoding": "uint8 = round(255 * image)",
+        "precision": precision,
     }
     record_path = os.path.join(out, f"{tag}_render.json")
-    values = _resume_values(record_path, settings, overwrite)
+    values, values32 = _resume_values(record_path, settings, overwrite)
+    hint = precision_lib.hint(precision)
+    if hint and progress:
+        print(hint)
     clear_stale_pattern(out, f"{glob.escape(tag)}_*")  # temporary files of writes a kill cut short
     image_channels = net.inputs[0].shape[-1] or 3
     pngs, rows = [], {t: [] for t in thresholds}
@@ -259,7 +268,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
             net, channel_objective(target, chunk, negative=negative, diversity=diversity),
             param_f=make_param(param, size, len(chunk), decorrelate, image_channels),
             transforms=transforms, relu_gradient_override=relu_gradient_override,
-            seed=seed + k * batch_size, input_range=info.input_range)
+            seed=seed + k * batch_size, input_range=info.input_range, precision=precision)
 
         kept = {}
 
@@ -268,9 +277,12 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
             kept[i] = batch
 
         renderer.run(thresholds, verbose=verbose, progress=progress, callback=keep)
+        for t in thresholds:  # in float32 on the images as the PNGs hold them: comparable across precisions
+            values32[f"{t}:{chunk[0]}-{chunk[-1]}"] = renderer.evaluate(imageio.as_saved(kept[t]))
         # the record first, then the PNGs: a batch counts as done only when both are there, so a kill
         # anywhere in between re-renders it (same seed, same values and bytes) and loses nothing
-        imageio.save_json(dict(settings, status="running", objective_values=values), record_path)
+        imageio.save_json(dict(settings, status="running", objective_values=values,
+                               objective_values_float32=values32), record_path)
         for t in thresholds:
             for c, img in zip(chunk, kept[t]):
                 pngs.append(imageio.save_png(img, paths[c, t]))
@@ -279,7 +291,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans])
     record = imageio.save_json(dict(settings, status="complete", objective_values=values,
-                                    pngs=[os.path.basename(p) for p in pngs]), record_path)
+                                    objective_values_float32=values32, pngs=[os.path.basename(p) for p in pngs]), record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
 
 

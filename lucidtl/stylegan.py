@@ -106,19 +106,25 @@ def _check(lam, steps, noise, resize):
         classifier_size (int >= 1): side of the image the classifier sees (default: its fixed input size, else
             the generator's resolution)
         repeats (int >= 1): runs of the same channel, differing only in their noise
+        precision (float32|bfloat16|float16): what the classifier computes in (the generator stays float32)
     """)
 def ascent(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER, channel=0, lam=DEFAULT_LAMBDA,
            steps=DEFAULT_STEPS, learning_rate=DEFAULT_LR, w_plus=False, noise="resample", resize="bilinear",
-           classifier_size=None, seed=0, repeats=1, out="out", cache_dir=None, run=None, checkpoint=None):
+           classifier_size=None, seed=0, repeats=1, out="out", cache_dir=None, run=None, checkpoint=None,
+           precision="float32"):
     from lucidtl import imageio
     from lucidtl.stylegan2 import ascent as lib
 
+    from lucidtl.optvis import precision as precision_lib
+
     lr = learning_rate
     _check(lam, steps, noise, resize)
+    precision = precision_lib.require_fast(precision_lib.check(precision))
     gen, net, info = _setup(pickle, model, weights, layer, cache_dir, run, checkpoint, [channel])
+    precision_lib.lowered(net, precision)  # a classifier it cannot take: refused before the first write
     res = lib.ascent(gen, net, layer=str(layer), channel=int(channel), lam=lam, steps=steps, lr=lr,
                      w_plus=bool(w_plus), noise=noise, resize=resize, size=classifier_size, seed=seed, repeats=repeats,
-                     input_range=info.input_range)
+                     input_range=info.input_range, precision=precision)
     tag = f"{layer}_{int(channel):04d}_stylegan2"
     files = []
     for r, img in enumerate(res.images):
@@ -132,7 +138,7 @@ def ascent(pickle=None, model="inception_v1", weights=None, layer=DEFAULT_LAYER,
                          weights=info.weights_source, layer=str(layer), channel=int(channel), lam=lam, steps=steps,
                          lr=lr, w_plus=bool(w_plus), noise=noise, resize=resize, seed=seed, repeats=repeats,
                          w_avg=gen.w_avg_source, first_values=res.values[:, 0].tolist() if steps else [],
-                         final_values=res.final_values.tolist()))
+                         final_values=res.final_values.tolist(), precision=precision))
     return Written(files)
 
 

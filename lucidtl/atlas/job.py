@@ -95,6 +95,7 @@ def _check_settings(out, settings):
             if not os.path.isfile(path):
                 raise
     old = _read_json(path)
+    old.setdefault("precision", "float32")  # atlases from before the setting existed
     changed = [k for k in settings if old.get(k) != settings[k]]
     if changed:
         raise InvalidArgumentError(f"{out} holds an atlas with other settings ({', '.join(changed)}: "
@@ -188,7 +189,8 @@ def plan_work(runs=None, weights=None, model="inception_v1", layers="all", chann
 
 
 def render(runs=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
-           batch_size=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True):
+           batch_size=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True,
+           precision="float32"):
     """Render the atlas (or this process's shard of it): every channel of every checkpoint; resumable.
 
     Args:
@@ -205,8 +207,10 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
         shard (str): i/n: this process renders items k with k % n == i
         out (folder): the atlas folder
         progress (bool): show a progress bar
+        precision (float32|bfloat16|float16): what the network computes in; objectives are recorded in float32
     """
     batch = batch_size
+    from lucidtl.optvis import precision as precision_lib
     from lucidtl.optvis.render import progress_bar, render_channels
     from lucidtl.cli import integer
     from lucidtl.render import MIN_SIZE, TRANSFORMS
@@ -218,12 +222,18 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
     seed = integer("seed", seed, minimum=0)
     if transforms not in TRANSFORMS:
         raise InvalidArgumentError(f"unknown --transforms {transforms!r}; choose one of {', '.join(TRANSFORMS)}")
+    precision = precision_lib.require_fast(precision_lib.check(precision))
     out = os.fspath(out)
     _, work, models = plan_work(runs, weights, model, layers, channels, batch, seed)
+    for w in work[:1]:  # a model it cannot take: refused before the first write
+        precision_lib.lowered(models.load(w.checkpoint), precision)
     settings = {"size": size, "steps": steps, "updates": steps + 1, "batch": batch, "seed": seed,
                 "transforms": transforms, "param": "fft", "decorrelate": True, "objective": "channel",
-                "png_encoding": "uint8 = round(255 * image)"}
+                "png_encoding": "uint8 = round(255 * image)", "precision": precision}
     _check_settings(out, settings)
+    hint = precision_lib.hint(precision)
+    if hint and progress:
+        print(hint)
 
     mine = plan.shard_items(work, shard_t)
     done = {(r["checkpoint"], r["layer"], r["channel"]) for r in read_manifest(out)}
@@ -239,8 +249,9 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
             t0 = time.time()
             net = models.load(w.checkpoint)
             layer_chans = [(w.layer, c) for c in w.channels]
-            images = render_channels(net, layer_chans, size, steps, w.seed, models.input_range, transforms)
-            images = np.stack([imageio.to_uint8(im) for im in images]).astype(np.float32) / 255.0  # as saved
+            images = render_channels(net, layer_chans, size, steps, w.seed, models.input_range, transforms,
+                                     precision)
+            images = imageio.as_saved(images)
             values = models.channel_means(w.layer, images, w.channels)
             records = []
             for c, img, v in zip(w.channels, images, values):

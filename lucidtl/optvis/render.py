@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError, LucidtlError
-from lucidtl.optvis import features, objectives, redirected_relu
+from lucidtl.optvis import features, objectives, precision as precision_lib, redirected_relu
 from lucidtl.optvis import transform as transform_lib
 from lucidtl.optvis.param import image as param_image
 
@@ -114,10 +114,13 @@ class Renderer:
     seed: seeds the parameterisation's initial values (through keras.utils.set_random_seed) and the
     transforms' draws; the same seed gives the same picture. None draws a fresh one (see `.seed`).
     input_range: the value range the model expects; the [0,1] image is mapped linearly onto it.
+    precision: float32 (Lucid's numbers), bfloat16 or float16: what the network computes in (a rebuilt copy
+    with the same weights; see optvis.precision); the image, transforms, objective and Adam stay float32.
     """
 
     def __init__(self, model, objective, param_f=None, optimizer=None, transforms=None,
-                 relu_gradient_override=True, seed=None, input_range=(0.0, 1.0)):
+                 relu_gradient_override=True, seed=None, input_range=(0.0, 1.0), precision="float32"):
+        self.precision = precision_lib.require_fast(precision_lib.check(precision))
         self.objective = objectives.as_objective(objective)
         self.seed = _fresh_seed() if seed is None else int(seed)
         keras.utils.set_random_seed(self.seed)
@@ -134,12 +137,9 @@ class Renderer:
         self.input_range = tuple(float(v) for v in input_range)
         self.model = model
         self.layers = objective_layers(self.objective, model, int(self.param().shape[0]))
-        self._features = None
-        if len(self.layers) == 1 and self.layers[0] in self.objective.channels:  # skip branches it never reads
-            layer = self.layers[0]
-            self._features = features.partial_feature_model(model, layer, self.objective.channels[layer])
-        if self.layers and self._features is None:
-            self._features = features.feature_model(model, self.layers)
+        net = precision_lib.lowered(model, self.precision) if self.layers else model
+        self._features = self._features_of(net)
+        self._features32 = self._features if net is model else None  # float32 values, built when asked
         self._size = features.fixed_input_size(model) if self.layers else None
         self._check_channels(model)
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
@@ -149,6 +149,18 @@ class Renderer:
         self._warmup_fn = tf.function(lambda: self._update(redirect=True))
         self._plain_fn = tf.function(lambda: self._update(redirect=False))
         self._value_fn = tf.function(self._value)
+
+    def _features_of(self, net):
+        """The feature extractor of `net` for the objective's layers: only the branches of a concatenation it
+        reads, where that is all it reads."""
+        if not self.layers:
+            return None
+        if len(self.layers) == 1 and self.layers[0] in self.objective.channels:  # skip branches it never reads
+            layer = self.layers[0]
+            part = features.partial_feature_model(net, layer, self.objective.channels[layer])
+            if part is not None:
+                return part
+        return features.feature_model(net, self.layers)
 
     def _check_channels(self, model):
         image_channels = self.param().shape[-1]
@@ -221,6 +233,15 @@ class Renderer:
         """The objective on the current image, with the transforms of the next step."""
         return float(self._value_fn())
 
+    def evaluate(self, image=None):
+        """The objective computed in float32 on `image` (default: the current image), without transforms
+        (resized for a fixed-size model): comparable between renders of any precision."""
+        image = tf.convert_to_tensor(self.param() if image is None else image, tf.float32)
+        if self.layers and self._features32 is None:
+            self._features32 = self._features_of(self.model)
+        x = tf.image.resize(image, self._size) if self._size is not None else image
+        return float(objective_value(self.objective, self._features32, self.layers, image, x, self.input_range))
+
     def image(self):
         """The current untransformed image, float32 [B,H,W,C] in the parameterisation's range."""
         return np.asarray(self.param(), dtype=np.float32)
@@ -269,26 +290,29 @@ def progress_bar(total, enabled, unit="step", desc=None, leave=False):
 
 def render_vis(model, objective, param_f=None, optimizer=None, transforms=None, thresholds=DEFAULT_THRESHOLDS,
                verbose=True, relu_gradient_override=True, seed=None, use_fixed_seed=False, progress=False,
-               input_range=(0.0, 1.0)):
+               input_range=(0.0, 1.0), precision="float32"):
     """Lucid's render_vis: returns one float32 [B,H,W,C] image array per threshold (ascending).
 
     objective: an Objective or "layer:channel". model: a functional Keras model (any input size).
-    use_fixed_seed=True (Lucid's flag) means seed 0 when no seed is given."""
+    use_fixed_seed=True (Lucid's flag) means seed 0 when no seed is given. precision: what the network
+    computes in (float32, bfloat16, float16; see Renderer)."""
     if seed is None and use_fixed_seed:
         seed = 0
     thresholds = check_thresholds(thresholds)
     renderer = Renderer(model, objective, param_f=param_f, optimizer=optimizer, transforms=transforms,
-                        relu_gradient_override=relu_gradient_override, seed=seed, input_range=input_range)
+                        relu_gradient_override=relu_gradient_override, seed=seed, input_range=input_range,
+                        precision=precision)
     return renderer.run(thresholds, verbose=verbose, progress=progress)
 
 
-def render_channels(model, channels, size=128, steps=512, seed=0, input_range=(0.0, 1.0), transforms="standard"):
+def render_channels(model, channels, size=128, steps=512, seed=0, input_range=(0.0, 1.0), transforms="standard",
+                    precision="float32"):
     """Every (layer, channel) of `channels` drawn in one batched optimisation (image i maximises
     channel(layer_i, channel_i, batch=i); FFT + decorrelated image, Lucid's transforms, Adam 0.05);
     float32 [len(channels), size, size, 3] at threshold `steps`."""
     terms = [objectives.channel(layer, ch, batch=i) for i, (layer, ch) in enumerate(channels)]
     renderer = Renderer(model, sum(terms[1:], terms[0]), param_f=lambda: param_image(size, batch=len(channels)),
-                        transforms=transforms, seed=seed, input_range=input_range)
+                        transforms=transforms, seed=seed, input_range=input_range, precision=precision)
     return renderer.run(thresholds=(steps,), verbose=False)[-1]
 
 

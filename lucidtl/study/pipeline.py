@@ -290,6 +290,7 @@ def _prepare_out(out, settings, overwrite):
         shutil.rmtree(out)
     if os.path.isfile(path):
         old = read_json(path)
+        old.setdefault("precision", "float32")  # studies from before the setting existed
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise InvalidArgumentError(
@@ -326,7 +327,8 @@ def _stage_done(out, stage, n):
 
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
-          shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True):
+          shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True,
+          precision="float32"):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
     Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
@@ -349,6 +351,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         examples (int >= 1): dataset examples per channel and checkpoint (top-k).
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
+        precision (float32|bfloat16|float16): what the network computes in for the renders (float32: Lucid's)
     """
     shard_t = plan.parse_shard(shard)
     size = cli.integer("size", size, minimum=16)
@@ -357,6 +360,9 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     seed = cli.integer("seed", seed, minimum=0)
     max_images = cli.integer("max-images", max_images)
     examples = cli.integer("examples", examples)
+    from lucidtl.optvis import precision as precision_lib
+
+    precision = precision_lib.require_fast(precision_lib.check(precision))
     out = os.fspath(out)
     run_list = _runs(runs)
     _, work, _ = job.plan_work(runs=[r.path for r in run_list], layers=layers, channels=channels,
@@ -365,7 +371,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     settings = {"runs": [r.path for r in run_list], "layers": [layer for layer, _ in selection],
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
-                "examples": examples}
+                "examples": examples, "precision": precision}
     stages, n = {}, shard_t[1]
     active = [s for s in SHARDED if s != "examples" or dataset]  # the sharded stages this study runs
     need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
@@ -392,7 +398,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     def atlas():
         r = job.render(runs=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
                        batch_size=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
-                       progress=progress)
+                       progress=progress, precision=precision)
         return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
 
     run_stage("atlas", atlas)

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError
-from lucidtl.optvis import features, objectives
+from lucidtl.optvis import features, objectives, precision as precision_lib
 from lucidtl.optvis.render import objective_layers, objective_value
 from lucidtl.stylegan2.networks import to_classifier_image
 
@@ -83,19 +83,24 @@ class Ascent:
     noise: "resample" (fresh maps every step, seeded by (seed, repeat, step): the paper's recipe) or
       "fixed" (the generator's stored noise constants; runs are then deterministic and repeats identical).
     input_range: the classifier's input range; the [0,1] image is mapped linearly onto it.
+    precision: what the classifier computes in during the ascent (float32, bfloat16, float16; see
+      optvis.precision); the generator, w and Adam stay float32, and final_values are computed in float32.
     """
 
     def __init__(self, generator, model, objective=None, layer=DEFAULT_LAYER, channel=0, lam=DEFAULT_LAMBDA,
                  lr=DEFAULT_LR, w_plus=False, noise="resample", resize="bilinear", size=None, seed=0,
-                 input_range=(0.0, 1.0)):
+                 input_range=(0.0, 1.0), precision="float32"):
         _check(lam, 0, lr, noise, resize, 1)
+        self.precision = precision_lib.require_fast(precision_lib.check(precision))
         self.generator, self.model = generator, model
         self.objective = default_objective(layer, channel) if objective is None else objectives.as_objective(objective)
         self.lam, self.lr, self.w_plus, self.noise, self.resize = float(lam), float(lr), bool(w_plus), noise, resize
         self.seed = int(seed)
         self.input_range = tuple(float(v) for v in input_range)
         self.layers = objective_layers(self.objective, model)
-        self._features = features.feature_model(model, self.layers) if self.layers else None
+        net = precision_lib.lowered(model, self.precision) if self.layers else model
+        self._features = features.feature_model(net, self.layers) if self.layers else None
+        self._features32 = (features.feature_model(model, self.layers) if net is not model else self._features)
         fixed = tuple(model.inputs[0].shape[1:3])
         self.size = int(size or (fixed[0] if None not in fixed else generator.config.resolution))
         cfg = generator.config
@@ -124,9 +129,10 @@ class Ascent:
         noise = "const" if self.noise == "fixed" else self.generator.noise_maps(1, seed=self._noise_seed())
         return to_classifier_image(self.generator.synthesis(self.w, noise=noise))
 
-    def _value(self, image):
+    def _value(self, image, float32=False):
         x = resize_image(image, self.size, self.resize)
-        return objective_value(self.objective, self._features, self.layers, x, x, self.input_range)
+        feats = self._features32 if float32 else self._features
+        return objective_value(self.objective, feats, self.layers, x, x, self.input_range)
 
     def _update(self):
         self.traces += 1  # runs only while tracing
@@ -143,7 +149,7 @@ class Ascent:
 
     def _final(self):
         image = self._image()
-        return image, self._value(image)
+        return image, self._value(image, float32=True)
 
     # -- running --
     def reset(self, repeat=0):
@@ -181,10 +187,10 @@ class Ascent:
 
 def ascent(generator, model, objective=None, layer=DEFAULT_LAYER, channel=0, lam=DEFAULT_LAMBDA,
            steps=DEFAULT_STEPS, lr=DEFAULT_LR, w_plus=False, noise="resample", resize="bilinear", size=None,
-           seed=0, repeats=1, input_range=(0.0, 1.0), callback=None):
+           seed=0, repeats=1, input_range=(0.0, 1.0), callback=None, precision="float32"):
     """Maximise objective(model(resize(G(w)))) - lam ||w - w_avg||^2 from w_avg with Adam; see Ascent.
     Returns an AscentResult: G(w*) images [K,R,R,3] in [0,1], w* and the per-step values."""
     _check(lam, steps, lr, noise, resize, repeats)
     run = Ascent(generator, model, objective, layer, channel, lam, lr, w_plus, noise, resize, size, seed,
-                 input_range)
+                 input_range, precision)
     return run.run(steps, repeats, callback)
