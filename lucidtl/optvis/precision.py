@@ -99,7 +99,11 @@ def _rebuild(model, precision):
     if getattr(model, "named_endpoints", None):  # a frozen GraphDef: its ops are float32 constants
         raise InvalidArgumentError(f"precision {precision} is not available for Lucid zoo graphs (frozen float32 "
                                    "GraphDefs); render them with precision float32")
-    if not isinstance(model, keras.Model) or not model.inputs:
+    try:
+        functional = isinstance(model, keras.Model) and bool(model.inputs)
+    except (AttributeError, ValueError):  # subclassed: no symbolic inputs
+        functional = False
+    if not functional:
         raise InvalidArgumentError(f"precision {precision} needs a functional or Sequential Keras model (it is "
                                    "rebuilt from its config); render this one with precision float32")
     classes = {type(layer).__name__: type(layer) for layer in _all_layers(model)}  # custom layers included
