@@ -369,6 +369,7 @@ def test_cheap_readme_lines_run_for_real(tmp_path, capsys, monkeypatch):
     from lucidtl.analysis import tables
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LUCIDTL_ALLOW_SLOW_PRECISION", "1")  # the --precision bfloat16 line, on any CPU
     shrink = ["--size", "16", "--steps", "1", "--weights", "random", "--noprogress"]
     ran = 0
     for line in readme_commands():
