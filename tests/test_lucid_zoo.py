@@ -91,6 +91,16 @@ def test_render_cli_end_to_end(inception, tmp_path, capsys):
     assert record["weights"] == inception[0]
 
 
+def test_lower_precision_refused_for_graphs_in_one_line(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LUCIDTL_ALLOW_SLOW_PRECISION", "1")  # past the hardware rule, to the model's
+    out = tmp_path / "never"
+    code, cap = cli_exit(render_cli.main, ["--model", tiny[0], "--layer", "mixed",
+                                           "--channels", "0", "--size", "16", "--steps", "1", "--precision",
+                                           "bfloat16", "--out", str(out)], capsys)
+    assert code == 2 and "not available for Lucid zoo graphs" in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_saved_graph_metadata_and_activations(tiny):
     path, gd = tiny
     net, info = build_model(path)
