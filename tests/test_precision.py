@@ -201,3 +201,49 @@ def test_atlas_cannot_mix_precisions(tmp_path, tiny_file, slow_ok):
     with pytest.raises(InvalidArgumentError, match="other settings \\(precision: 'bfloat16', not 'float32'\\)"):
         job.render(precision="float32", **kw)
     assert sorted(os.listdir(tmp_path / "atlas")) == before  # nothing written
+
+
+def _conv_bn_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((None, None, 3))
+    a = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, name="a_conv")(inp)
+    a = keras.layers.BatchNormalization(scale=False, name="a_pre_relu")(a)
+    a = keras.layers.ReLU(name="a")(a)
+    b = keras.layers.Conv2D(5, 1, name="b_conv")(a)  # with a bias, and read twice: not folded
+    c = keras.layers.BatchNormalization(name="c_bn")(b)
+    model = keras.Model(inp, keras.layers.Concatenate(name="mixed")([keras.layers.ReLU(name="c")(c), b]))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.3, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.3, 3.0, n).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.2, n).astype("float32"))
+    return model
+
+
+def test_batch_norms_folded_into_their_convs_in_the_lowered_copy():
+    """y = BN(conv(x)) = conv'(x) with kernel * s and bias beta - mean * s, s = gamma / sqrt(var + eps): the
+    folded layer keeps its name (its _pre_relu endpoint), a conv read twice keeps its batch norm."""
+    from lucidtl.optvis import features
+
+    model = _conv_bn_model()
+    low = precision.lowered(model, "bfloat16")
+    assert isinstance(low.get_layer("a_pre_relu"), keras.layers.Identity)
+    assert isinstance(low.get_layer("c_bn"), keras.layers.BatchNormalization)
+    assert low.get_layer("a_conv").use_bias and not model.get_layer("a_conv").use_bias
+    bn, conv = model.get_layer("a_pre_relu"), low.get_layer("a_conv")
+    s = 1.0 / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    np.testing.assert_allclose(conv.kernel.numpy(), model.get_layer("a_conv").kernel.numpy() * s, rtol=1e-6)
+    np.testing.assert_allclose(conv.bias.numpy(), bn.beta.numpy() - bn.moving_mean.numpy() * s, rtol=1e-5,
+                               atol=1e-7)
+    x = tf.random.stateless_uniform([2, 10, 10, 3], seed=[3, 4])
+    for name in ("a_pre_relu", "a", "mixed"):
+        want = features.feature_model(model, [name])(x)
+        got = tf.cast(features.feature_model(low, [name])(x), tf.float32)
+        np.testing.assert_allclose(got, want, rtol=0.03, atol=0.03)
+    bn.moving_mean.assign(bn.moving_mean + 1.0)  # the statistics change (a training step): folded again
+    low2 = precision.lowered(model, "bfloat16")
+    assert low2 is low
+    np.testing.assert_allclose(conv.bias.numpy(), bn.beta.numpy() - bn.moving_mean.numpy() * s, rtol=1e-5,
+                               atol=1e-7)

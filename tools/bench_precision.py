@@ -7,7 +7,9 @@ trained briefly on coloured-blob images (2 layers), each layer's channels are re
 maximises channel i, Lucid's FFT image, standard transforms, Adam 0.05) once in float32 and once in the lower
 precision. Each picture, as its PNG stores it, is then scored in float32 by its channel's objective (the mean
 of the channel). Prints per layer and overall the ratio lower / float32 (median, 10th percentile) and the
-fraction of channels within +-5 %; last line `objective_ratio_median <x>`. With --out, side-by-side grids (row
+fraction of channels within +-5 %; last line `objective_ratio_median <x>`. A channel that no picture of
+either precision makes fire (float32 objective below 1e-6 in both: a dead unit of a random network) has no
+ratio and is counted apart. With --out, side-by-side grids (row
 1 float32, row 2 the lower precision) are saved there for a human look. A quality benchmark, so the lower
 precision runs on any machine (LUCIDTL_ALLOW_SLOW_PRECISION=1), however slow it is there.
 """
@@ -22,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 INCEPTION_LAYERS = ("Mixed_3b", "Mixed_4b", "Mixed_4d", "Mixed_5b")
+DEAD = 1e-6
 
 
 def inception_with_bn_statistics(seed=0):
@@ -84,7 +87,8 @@ def compare(model, layer, channels, size, steps, precision, seed=0):
         out[p] = render_channels(model, pairs, size=size, steps=steps, seed=seed, precision=p)
         secs[p] = time.perf_counter() - t0
     s32, slow = (channel_scores(model, layer, out[p], channels) for p in ("float32", precision))
-    return slow / s32, out, secs
+    live = np.maximum(s32, slow) > DEAD
+    return slow[live] / np.maximum(s32[live], DEAD), int((~live).sum()), out, secs
 
 
 def main():
@@ -109,9 +113,9 @@ def main():
         for layer in layers:
             count = features.channel_count(model, layer)
             chans = [int(c) for c in np.linspace(0, count - 1, min(args.channels, count))]
-            r, images, secs = compare(model, layer, chans, args.size, args.steps, args.precision)
+            r, dead, images, secs = compare(model, layer, chans, args.size, args.steps, args.precision)
             ratios.append(r)
-            print(f"{model.name} {layer}: {len(chans)} channels, ratio median {np.median(r):.3f}, "
+            print(f"{model.name} {layer}: {len(chans)} channels ({dead} dead in both), ratio median {np.median(r):.3f}, "
                   f"p10 {np.percentile(r, 10):.3f}, within 5% {np.mean(np.abs(r - 1) <= 0.05):.2f}; "
                   f"float32 {secs['float32']:.0f} s, {args.precision} {secs[args.precision]:.0f} s", flush=True)
             if args.out:

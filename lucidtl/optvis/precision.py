@@ -3,14 +3,20 @@
 Lower precision is a setting of one render, never of the model or the library: the network is rebuilt from
 its config under Keras' `mixed_<precision>` policy (variables float32, computation in the lower type) and
 given the same weights; the parameterisation, transforms, objective, gradient at the image and Adam stay
-float32. One rule for hardware: a lower precision that this machine has no fast path for (bfloat16 needs a
+float32. In the rebuilt network a BatchNormalization that alone reads a linear Conv2D is folded into it
+(kernel * s, bias beta - mean * s, s = gamma / sqrt(var + eps)) and stands as an Identity of the same name, so
+`<conv>_pre_relu` endpoints keep their names: Keras computes a batch norm of bfloat16 / float16 inputs in
+float32, two casts of a whole activation tensor each way per conv, which the fold removes. One rule for hardware: a lower precision that this machine has no fast path for (bfloat16 needs a
 CPU with AMX-BF16 / AVX512-BF16 or a GPU of compute capability >= 8.0; float16 a GPU of capability >= 7.0)
 is refused, since it would render several times slower than float32; LUCIDTL_ALLOW_SLOW_PRECISION=1 runs it
 anyway (for checking pictures, as the tests do).
 """
+import collections
 import functools
 import os
 import weakref
+
+import numpy as np
 
 from lucidtl.errors import InvalidArgumentError
 
@@ -18,7 +24,7 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 ALLOW_SLOW = "LUCIDTL_ALLOW_SLOW_PRECISION"
 _GPU_CAPABILITY = {"bfloat16": (8, 0), "float16": (7, 0)}
 _CPU_FLAGS = {"bfloat16": ("amx_bf16", "avx512_bf16"), "float16": ()}  # oneDNN: no fast float16 conv on CPUs
-_lowered = weakref.WeakKeyDictionary()  # model -> {precision: the rebuilt model}
+_lowered = weakref.WeakKeyDictionary()  # model -> {precision: (the rebuilt model, its folds)}
 
 
 def check(precision):
@@ -82,9 +88,59 @@ def _relabel(config, policy):
         if config.get("class_name") == "DTypePolicy" and config.get("config", {}).get("name") == "float32":
             return policy
         return {k: _relabel(v, policy) for k, v in config.items()}
-    if isinstance(config, list):
-        return [_relabel(v, policy) for v in config]
+    if isinstance(config, (list, tuple)):
+        return type(config)(_relabel(v, policy) for v in config)
     return config
+
+
+def _histories(node):
+    """The keras_history triples (layer, node, tensor) an inbound node of a functional config reads."""
+    if isinstance(node, dict):
+        if "keras_history" in node:
+            yield node["keras_history"]
+        for v in node.values():
+            yield from _histories(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _histories(v)
+
+
+def foldable(config):
+    """{batch norm: conv} of a functional config: last-axis BatchNormalization layers whose one input is a
+    linear Conv2D read by nothing else."""
+    layers = config.get("layers") if isinstance(config, dict) else None
+    if not layers or "output_layers" not in config:
+        return {}
+    by_name = {layer["name"]: layer for layer in layers}
+    readers = collections.Counter(h[0] for layer in layers for h in _histories(layer.get("inbound_nodes", [])))
+    readers.update(h[0] for h in _histories(config["output_layers"]))
+    folds = {}
+    for layer in layers:
+        cfg = layer["config"]
+        if layer["class_name"] != "BatchNormalization" or cfg.get("axis") not in (-1, 3, [-1], [3]):
+            continue
+        nodes = layer.get("inbound_nodes", [])
+        sources = list(_histories(nodes))
+        conv = by_name.get(sources[0][0]) if len(nodes) == 1 and len(sources) == 1 else None
+        if (conv is not None and conv["class_name"] == "Conv2D" and conv["config"].get("activation") == "linear"
+                and readers[conv["name"]] == 1 and len(conv.get("inbound_nodes", [])) == 1):
+            folds[layer["name"]] = conv["name"]
+    return folds
+
+
+def _folded(config, folds, policy):
+    """The config with each folded conv given a bias and its batch norm replaced by an Identity."""
+    convs = set(folds.values())
+    layers = []
+    for layer in config["layers"]:
+        if layer["name"] in folds:
+            layer = {"module": "keras.layers", "class_name": "Identity", "registered_name": None,
+                     "name": layer["name"], "config": {"name": layer["name"], "trainable": True, "dtype": policy},
+                     "inbound_nodes": [{"args": layer["inbound_nodes"][0]["args"], "kwargs": {}}]}
+        elif layer["name"] in convs:
+            layer = dict(layer, config=dict(layer["config"], use_bias=True))
+        layers.append(layer)
+    return dict(config, layers=layers)
 
 
 def _all_layers(model):
@@ -108,18 +164,52 @@ def _rebuild(model, precision):
                                    "rebuilt from its config); render this one with precision float32")
     classes = {type(layer).__name__: type(layer) for layer in _all_layers(model)}  # custom layers included
     try:
-        config = model.get_config()
+        policy = _policy_config(precision)
+        config = _relabel(model.get_config(), policy)
+        folds = foldable(config)
         with keras.saving.custom_object_scope(classes):
-            rebuilt = model.__class__.from_config(_relabel(config, _policy_config(precision)))
+            rebuilt = model.__class__.from_config(_folded(config, folds, policy) if folds else config)
     except Exception as e:  # noqa: BLE001 - custom layers without get_config/from_config and the like
         from lucidtl.errors import one_line
 
         raise InvalidArgumentError(f"precision {precision}: model {model.name!r} cannot be rebuilt from its config "
                                    f"({one_line(e, 150)}); render it with precision float32") from None
-    if [w.shape for w in rebuilt.weights] != [w.shape for w in model.weights]:
+    try:
+        _copy_weights(model, rebuilt, folds)
+    except ValueError as e:
         raise InvalidArgumentError(f"precision {precision}: model {model.name!r} rebuilt from its config has "
-                                   f"other weights than the original; render it with precision float32")
-    return rebuilt
+                                   f"other weights than the original ({str(e)[:100]}); render it with precision "
+                                   "float32") from None
+    return rebuilt, folds
+
+
+def _fold(conv, bn):
+    """(kernel, bias) of conv followed by the inference-mode batch norm bn."""
+    scale = 1.0 / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    if bn.scale:
+        scale = scale * bn.gamma.numpy()
+    shift = -bn.moving_mean.numpy() * scale + (bn.beta.numpy() if bn.center else 0.0)
+    bias = conv.bias.numpy() * scale + shift if conv.use_bias else shift
+    return (conv.kernel.numpy() * scale).astype(np.float32), bias.astype(np.float32)
+
+
+def _copy_weights(model, low, folds):
+    """The weights of `model` into its rebuilt copy `low`, folding the batch norms `folds` names."""
+    if not folds:
+        if [w.shape for w in low.weights] != [w.shape for w in model.weights]:
+            raise ValueError("the weight shapes differ")
+        for target, source in zip(low.weights, model.weights):
+            target.assign(source)
+        return
+    convs = {conv: bn for bn, conv in folds.items()}
+    for layer in low.layers:
+        if layer.name in folds:
+            continue
+        source = model.get_layer(layer.name)
+        if layer.name in convs:
+            layer.set_weights(list(_fold(source, model.get_layer(convs[layer.name]))))
+        else:
+            layer.set_weights(source.get_weights())
 
 
 def lowered(model, precision):
@@ -132,10 +222,9 @@ def lowered(model, precision):
     per_model = _lowered.setdefault(model, {})
     if precision not in per_model:
         per_model[precision] = _rebuild(model, precision)
-    low = per_model[precision]
-    for target, source in zip(low.weights, model.weights):
-        target.assign(source)
-    return low
+    else:
+        _copy_weights(model, *per_model[precision])
+    return per_model[precision][0]
 
 
 # Measured speed-ups of bfloat16 over float32 renders (render image-steps/s, batch 8, 128 px, Mixed_4c), by
