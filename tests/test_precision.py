@@ -2,6 +2,7 @@
 in float32; float32 is today's loop unchanged; one rule for hardware without a fast path (refused)."""
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -14,6 +15,9 @@ from lucidtl.optvis import objectives, param, precision
 from lucidtl.optvis.render import Renderer, evaluate, render_channels
 
 from conftest import build_tiny_cnn, cli_exit
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from bench_precision import with_bn_statistics  # noqa: E402
 
 
 @pytest.fixture
@@ -212,14 +216,7 @@ def _conv_bn_model(seed=0):
     b = keras.layers.Conv2D(5, 1, name="b_conv")(a)  # with a bias, and read twice: not folded
     c = keras.layers.BatchNormalization(name="c_bn")(b)
     model = keras.Model(inp, keras.layers.Concatenate(name="mixed")([keras.layers.ReLU(name="c")(c), b]))
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.3, n).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.3, 3.0, n).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.2, n).astype("float32"))
-    return model
+    return with_bn_statistics(model, seed, mean_sd=0.3, variance=(0.3, 3.0))
 
 
 def test_batch_norms_folded_into_their_convs_in_the_lowered_copy():

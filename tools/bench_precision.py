@@ -32,14 +32,18 @@ def inception_with_bn_statistics(seed=0):
     from lucidtl.models.inception_v1 import inception_v1
 
     keras.utils.set_random_seed(seed)
-    model = inception_v1()
+    return with_bn_statistics(inception_v1(), seed)
+
+
+def with_bn_statistics(model, seed=0, mean_sd=0.2, variance=(0.5, 2.0)):
+    """`model` with every batch norm's beta and moving statistics drawn at random (not the identity)."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.moving_mean.shape[0]
             layer.beta.assign(rng.normal(0.0, 0.1, n).astype("float32"))
-            layer.moving_mean.assign(rng.normal(0.0, 0.2, n).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
+            layer.moving_mean.assign(rng.normal(0.0, mean_sd, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(*variance, n).astype("float32"))
     return model
 
 
