@@ -19,9 +19,9 @@ from lucidtl.recipes.activation_atlas.render import make_canvas
 from test_analysis import make_run
 
 pytest.importorskip("umap")
-UMAP = {"n_neighbors": 10}
+UMAP = {"n_neighbors": 10, "min_dist": 0.05}
 SMALL = dict(grid_size=3, icon_size=16, n_steps=3, icon_batch_size=4, positions_per_image=2, umap_options=UMAP,
-             number_activations=10**6)
+             number_activations=100000)
 
 
 def planted(n=40, size=16, seed=0):
@@ -246,3 +246,53 @@ def test_shards_together_equal_one_run(run, along, tmp_path):
     assert first is None  # shard 1's icons are missing
     CK.checkpoint_atlases(build_tiny_cnn, str(run), "mixed", planted(), folder, shard=(1, 2), **RUN)
     assert _files(folder) == _files(out)
+
+
+# ---- the command line ---------------------------------------------------------------------------------
+
+def _cli(root, run, *extra):
+    return ["activation-atlas", "--run", str(run), "--model", str(root / "tiny.keras"), "--layer", "mixed",
+            "--dataset", str(root / "planted.npz"), "--grid-size", "3", "--size", "16", "--steps", "2",
+            "--icon-batch-size", "4", "--positions-per-image", "2", "--n-neighbors", "10", "--noprogress", *extra]
+
+
+@pytest.fixture(scope="module")
+def cli_root(run):
+    from lucidtl.models import save_model
+
+    root = run.parent
+    save_model(build_tiny_cnn(), str(root / "tiny.keras"))
+    images, labels = planted()
+    np.savez(root / "planted.npz", images=images, labels=labels)
+    return root
+
+
+def test_command_line_end_to_end(run, along, cli_root, capsys):
+    from lucidtl import analyze
+
+    out = cli_root / "cli_out"
+    analyze.main(_cli(cli_root, run, "--out", str(out)))
+    printed = capsys.readouterr().out
+    assert f"wrote {out}/mixed/iter_000030/activation_atlas.png" in printed and "iteration 0:" in printed
+    assert _files(out) == _files(along[0])  # the library call's files, through the command line
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--grid-size", "10"), "80 images are fewer than the 10x10 = 100 cells"),
+    (("--layer", "logits"), "no spatial positions"),
+    (("--threshold", "200"), "160 points cannot fill a cell of more than 200"),
+    (("--grid-size", "2", "--threshold", "79", "--positions-per-image", "1"), "no cell of the 2x2 grid"),
+    (("--grid-size", "0"), "--grid-size must be an integer >= 1"),
+    (("--fit", "both"), "unknown --fit 'both'"),
+    ((), "needs umap-learn"),
+])
+def test_bad_inputs_one_line_exit_2_nothing_written(run, cli_root, capsys, tmp_path, monkeypatch, extra, message):
+    from conftest import cli_exit
+    from lucidtl import analyze
+
+    if message == "needs umap-learn":
+        monkeypatch.setitem(__import__("sys").modules, "umap", None)  # import umap raises ImportError
+    out = tmp_path / "bad"
+    code, captured = cli_exit(analyze.main, _cli(cli_root, run, "--out", str(out), *extra), capsys)
+    assert code == 2 and message in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert not out.exists()

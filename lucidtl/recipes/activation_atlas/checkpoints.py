@@ -61,7 +61,7 @@ def _read_json(path):
         return json.load(f)
 
 
-def _check_settings(folder, settings):
+def _check_settings(folder, settings, write=True):
     path = os.path.join(folder, "settings.json")
     if os.path.isfile(path):
         old = _read_json(path)
@@ -70,7 +70,7 @@ def _check_settings(folder, settings):
             raise InvalidArgumentError(f"{folder} holds an activation atlas with other settings ({changed[0]}: "
                                        f"{old.get(changed[0])!r}, not {settings[changed[0]]!r}); use another --out "
                                        "or --overwrite")
-    else:
+    elif write:
         imageio.save_json(settings, path)
 
 
@@ -149,7 +149,9 @@ def checkpoint_atlases(model_fn, checkpoints, layer, data, out, grid_size=10, ic
         return M.sample_activations(models.load(ck), layer, data, number_activations, positions_per_image,
                                     batch_size, seed, input_range, class_logit, progress=progress)
 
-    # the checks, before anything is written: a layer with positions, enough images and points
+    # the checks, before anything is written: same settings as before, a layer with positions, enough
+    # images and points, at least one cell at every checkpoint
+    _check_settings(folder, settings, write=False)
     M.spatial_shape(models.load(cps[0]), layer)
     first = sample(cps[0])
     keep = np.ones(len(first.image), bool)
@@ -159,24 +161,26 @@ def checkpoint_atlases(model_fn, checkpoints, layer, data, out, grid_size=10, ic
         keep = first.labels == int(class_filter)
     M.check_grid(len(np.unique(first.image[keep])), int(keep.sum()), grid_size, threshold)
     layout_lib.check_points(int(keep.sum()), umap_options)
-    _check_settings(folder, settings)
-    for root, _, _ in list(os.walk(folder)):  # temporary files of writes a kill cut short
-        atomic.clear_stale(root)
-
-    samples = []
-    for ck in cps:
-        s = first if ck is cps[0] else sample(ck)
-        if not os.path.isfile(acts_path(ck)):
-            _save_npz(acts_path(ck), **_sample_arrays(s))
-        samples.append(s.subset(keep))
-
+    full = [first] + [sample(ck) for ck in cps[1:]]
+    samples = [s.subset(keep) for s in full]
     layout_path = os.path.join(folder, "layout.npz")
+    laid = None
     if os.path.isfile(layout_path):
         layouts = list(_load_npz(layout_path)["layouts"])
     else:
         say(f"UMAP layout ({fit}) of {len(samples[0].image)} points x {len(cps)} checkpoints")
         laid = layout_lib.checkpoint_layout([s.activations for s in samples], fit, umap_options, seed, report=say)
         layouts = laid.layouts
+    cells = [M.bin_cells(lay, s.activations, grid_size, threshold) for lay, s in zip(layouts, samples)]
+
+    # every check passed: from here on, files (each skipped when a rerun finds it)
+    _check_settings(folder, settings)
+    for root, _, _ in list(os.walk(folder)):  # temporary files of writes a kill cut short
+        atomic.clear_stale(root)
+    for ck, s in zip(cps, full):
+        if not os.path.isfile(acts_path(ck)):
+            _save_npz(acts_path(ck), **_sample_arrays(s))
+    if laid is not None:
         _save_npz(layout_path, layouts=np.stack(layouts), raw=np.stack(laid.raw), lo=laid.bounds.lo,
                   hi=laid.bounds.hi, low=laid.bounds.low, high=laid.bounds.high,
                   iterations=np.asarray([c.iteration for c in cps]))
@@ -187,7 +191,6 @@ def checkpoint_atlases(model_fn, checkpoints, layer, data, out, grid_size=10, ic
         grid = np.zeros((grid_size, grid_size), np.int64)
         np.add.at(grid, (where[:, 0], where[:, 1]), 1)
         density.append(grid)
-    cells = [M.bin_cells(lay, s.activations, grid_size, threshold) for lay, s in zip(layouts, samples)]
 
     # per-cell tables, then the icons batch by batch (this shard's share)
     for k, (ck, c, s) in enumerate(zip(cps, cells, samples)):
