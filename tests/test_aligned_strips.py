@@ -85,3 +85,29 @@ def test_render_aligned_command_line(tiny_run, tmp_path, capsys):
         assert code == 2 and message in captured.err
     code, captured = cli_exit(main, argv[2:], capsys)
     assert code == 2 and "pass --run" in captured.err
+
+
+def test_atlas_and_study_aligned(tiny_run, tmp_path):
+    from lucidtl import imageio
+    from lucidtl.atlas import job
+    from lucidtl.study import study
+    from lucidtl.train import run as runs
+
+    out = str(tmp_path / "atlas")
+    args = dict(runs=tiny_run, layers="conv2_relu", channels="0:2", size=24, steps=4, batch_size=2, out=out,
+                progress=False, aligned=True)
+    result = job.render(**args)
+    assert result.rendered == 6 and result.total == 6
+    records = job.read_manifest(out)
+    assert sorted((r["iteration"], r["channel"]) for r in records) == [(i, c) for i in (0, 1, 2) for c in (0, 1)]
+    for r in records:  # the recorded objective: the channel's mean in its own checkpoint's model, on the PNG
+        net = runs.load_checkpoint(tiny_run, r["iteration"])
+        lo, hi = runs.read_settings(tiny_run)["input_range"]
+        img = lo + (hi - lo) * imageio.load_png(os.path.join(out, r["png"]))[None]
+        acts = np.asarray(features.feature_model(net, ["conv2_relu"])(img, training=False))
+        assert r["objective"] == pytest.approx(float(acts[0, ..., r["channel"]].mean()), rel=1e-5, abs=1e-7)
+    assert job.render(**args).rendered == 0  # resumed: nothing left to draw
+    assert job.read_settings(out)["aligned"] is True
+    s = study(runs=tiny_run, out=str(tmp_path / "study"), layers="conv2_relu", channels="0:2", size=16, steps=2,
+              batch_size=2, aligned=True, progress=False)
+    assert s.site and job.read_settings(str(tmp_path / "study" / "atlas"))["aligned"] is True

@@ -326,7 +326,7 @@ def _stage_done(out, stage, n):
 
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
-          shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True):
+          shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True, aligned=False):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
     Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
@@ -349,6 +349,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         examples (int >= 1): dataset examples per channel and checkpoint (top-k).
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
+        aligned (bool): draw the renders of each run as aligned strips (every checkpoint in one optimisation).
     """
     shard_t = plan.parse_shard(shard)
     size = cli.integer("size", size, minimum=16)
@@ -366,6 +367,8 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
                 "examples": examples}
+    if aligned:
+        settings["aligned"] = True  # (absent otherwise: studies made before the option resume unchanged)
     stages, n = {}, shard_t[1]
     active = [s for s in SHARDED if s != "examples" or dataset]  # the sharded stages this study runs
     need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
@@ -392,7 +395,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     def atlas():
         r = job.render(runs=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
                        batch_size=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
-                       progress=progress)
+                       progress=progress, aligned=bool(aligned))
         return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
 
     run_stage("atlas", atlas)
