@@ -20,7 +20,7 @@ from test_analysis import make_run
 
 pytest.importorskip("umap")
 UMAP = {"n_neighbors": 10, "min_dist": 0.05}
-SMALL = dict(grid_size=3, icon_size=16, n_steps=3, icon_batch_size=4, positions_per_image=2, umap_options=UMAP,
+SMALL = dict(grid_size=3, icon_size=16, n_steps=3, icon_batch_size=9, positions_per_image=2, umap_options=UMAP,
              number_activations=100000)
 
 
@@ -159,7 +159,7 @@ def test_bad_inputs(net):
 
 # ---- along a run --------------------------------------------------------------------------------------
 
-RUN = dict(SMALL, icon_batch_size=4)
+RUN = dict(SMALL, icon_batch_size=9, n_steps=2)  # one icon batch per checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def imageio_csv(path):
 
 def test_interrupted_run_resumes_to_the_same_files(run, along, tmp_path):
     out, _, writes = along
-    for k, fraction in enumerate((0.3, 0.85)):  # in the sampling / icons, and in the canvases / tables
+    for k, fraction in enumerate((0.6,)):  # among the icons (tests/test_kill_resume.py style: at one write)
         folder = str(tmp_path / f"r{k}")
         with pytest.raises(atomic.SimulatedKill), atomic.kill_at(max(1, int(fraction * writes))):
             CK.checkpoint_atlases(build_tiny_cnn, str(run), "mixed", planted(), folder, **RUN)
@@ -252,8 +252,8 @@ def test_shards_together_equal_one_run(run, along, tmp_path):
 
 def _cli(root, run, *extra):
     return ["activation-atlas", "--run", str(run), "--model", str(root / "tiny.keras"), "--layer", "mixed",
-            "--dataset", str(root / "planted.npz"), "--grid-size", "3", "--size", "16", "--steps", "2",
-            "--icon-batch-size", "4", "--positions-per-image", "2", "--n-neighbors", "10", "--noprogress", *extra]
+            "--dataset", str(root / "planted.npz"), "--grid-size", "3", "--size", "16", "--steps", "1",
+            "--icon-batch-size", "9", "--positions-per-image", "2", "--n-neighbors", "10", "--noprogress", *extra]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The study's activation atlas stage and pages: two tiny runs through `python -m lucidtl.study
---activation-atlas`, the files against the recipe's, and the page in headless Chromium (checkpoint slider,
+--aligned --activation-atlas`, the files against the recipe's, and the page in headless Chromium (checkpoint slider,
 permalinks, every image loads, no console errors)."""
 import json
 import os
@@ -29,7 +29,7 @@ def made(tmp_path_factory):
         runs.append(out)
     out = str(base / "S")
     study_main(["--runs", ",".join(runs), "--out", out, "--layers", "conv2_relu", "--channels", "0:2", "--size",
-                "16", "--steps", "2", "--batch-size", "9", "--activation-atlas", "--grid-size", "3", "--noprogress"])
+                "16", "--steps", "2", "--batch-size", "9", "--aligned", "--activation-atlas", "--grid-size", "3", "--noprogress"])
     return runs, out
 
 
@@ -57,6 +57,10 @@ def test_study_activation_atlas_stage(made):
             assert os.path.isfile(os.path.join(out, ck["atlas"]))
             for c in ck["cells"]:
                 assert os.path.isfile(os.path.join(out, c["icon"])) and os.path.isfile(os.path.join(out, c["patches"]))
+    from lucidtl.atlas import job
+
+    assert job.read_settings(os.path.join(out, "atlas"))["aligned"] is True  # the renders as aligned strips
+    assert len(job.read_manifest(os.path.join(out, "atlas"))) == 2 * 3 * 2
     assert json.loads(open(os.path.join(out, "data", "index.js")).read().split("=", 1)[1].strip().rstrip(";"))[
         "activation_atlas"] is True
 
