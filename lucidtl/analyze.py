@@ -9,6 +9,8 @@
         --weights imagenet --embed-layer Mixed_5c]
     python -m lucidtl.analyze examples --run runs/pets --layer Mixed_4c --channels 0:4 \
         --dataset folder:data/pets --out analysis/examples
+    python -m lucidtl.analyze activation-atlas --run runs/pets --layer Mixed_4c --dataset folder:data/pets \
+        --grid-size 20 --out analysis/activation_atlas
 """
 import dataclasses
 import os
@@ -355,10 +357,95 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
                    [f"{len(pngs)} PNGs in {out}/iter_*/"])
 
 
+def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=None, num_classes=None, top="paper",
+                     multi_label=False, grid_size=10, size=96, steps=127, icon_batch_size=32,
+                     number_activations=100000, positions_per_image=1, threshold=5, attempts=1, fit="first",
+                     seed=0, class_filter=None, class_logit=None, patches=4, n_neighbors=50, min_dist=0.05,
+                     split="train", image_size=None, batch_size=32, shard="0/1", out="analysis/activation_atlas",
+                     progress=True):
+    """Activation atlas of a layer at every checkpoint, in one layout (Lucid's activation_atlas recipe).
+
+    Samples the layer's activations at random positions of the dataset's images (the same images and
+    positions at every checkpoint), lays them out with UMAP (cosine, seeded) fitted on the first checkpoint
+    (--fit first) or on all at once (--fit joint), bins them on a --grid-size grid and draws each cell
+    holding more than --threshold points as its mean activation vector (a direction at the centre
+    position). Writes OUT/<layer>/iter_<i>/activation_atlas.png, cells.csv, cells.json, icons/, patches/
+    (each cell's nearest dataset patches), and OUT/<layer>/density.csv, summary.json. Resumable: a rerun
+    renders only the missing icons. Needs umap-learn (pip install 'lucidtl[activation-atlas]').
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        layer: the layer whose activations are laid out (it must have spatial positions)
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        grid_size (int >= 1): cells per side of the grid (Lucid: 10)
+        size (int >= 16): side of each cell's icon in px (Lucid: 96)
+        steps (int >= 0): optimisation steps of the icons (127: Lucid's 128 updates)
+        icon_batch_size (int >= 1): icons optimised together (Lucid: 32)
+        number_activations (int >= 1): activation vectors sampled at most (Lucid: 100000)
+        positions_per_image (int >= 1): random positions sampled per image (Lucid: 1)
+        threshold (int >= 0): a cell is drawn when it holds more points than this (Lucid: 5)
+        attempts (int >= 1): optimisations per icon, the best kept (Lucid's num_attempts; 1 in activation_atlas)
+        fit (first|joint): fit the layout on the first checkpoint and place the others, or on all at once
+        seed (int >= 0): seeds the positions, UMAP and the icons: the same seed gives the same atlas
+        class_filter (int >= 0): only the points of images of this class
+        class_logit (int >= 0): record each cell's attribution to this output unit (Lucid's class atlases)
+        patches (int >= 1): nearest dataset patches kept per cell
+        n_neighbors (int >= 2): UMAP's n_neighbors (Lucid: 50)
+        min_dist (number >= 0): UMAP's min_dist (Lucid: 0.05)
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch when sampling
+        shard (str): i/n: this process draws icon batches k with k % n == i (same --out for every shard)
+        out (folder): the output folder
+        progress (bool): show progress bars
+    """
+    from lucidtl.atlas.plan import parse_shard
+    from lucidtl.optvis import features
+    from lucidtl.recipes.activation_atlas import checkpoints as ck
+    from lucidtl.recipes.activation_atlas.layout import FITS, require_umap
+
+    shard_t = parse_shard(shard)
+    cli.choice("fit", fit, FITS)
+    size = cli.integer("size", size, minimum=16)
+    steps = cli.integer("steps", steps, minimum=0)
+    if layer is None:
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+    if dataset is None:
+        raise InvalidArgumentError("no images; pass --dataset folder:PATH, a dataset name or an .npy/.npz file")
+    require_umap()
+    cps = _checkpoints(run, weights)
+    model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
+    probe = model_fn()
+    from lucidtl.recipes.activation_atlas.main import spatial_shape
+
+    features.endpoint(probe, str(layer))
+    spatial_shape(probe, str(layer))
+    source, _ = load_data(dataset, image_size or _settings(run).get("image_size") or 224, split, batch_size)
+    summary = ck.checkpoint_atlases(
+        model_fn, cps, str(layer), source, out, grid_size=grid_size, icon_size=size, n_steps=steps + 1,
+        icon_batch_size=icon_batch_size, number_activations=number_activations,
+        positions_per_image=positions_per_image, threshold=threshold, num_attempts=attempts, fit=fit, seed=seed,
+        batch_size=batch_size, class_filter=class_filter, class_logit=class_logit, patches=patches,
+        umap_options={"n_neighbors": n_neighbors, "min_dist": float(min_dist)}, input_range=input_range,
+        shard=shard_t, progress=progress, report=print if progress else None)
+    folder = os.path.join(out, str(layer).replace("/", "_"))
+    if summary is None:
+        return Written([], [f"shard {shard} done; the other shards' icons are still missing: rerun any shard "
+                            "once they finish to make the canvases"])
+    lines = [f"iteration {c['iteration']}: {len(c['cells'])} cells drawn" for c in summary["checkpoints"]]
+    files = [os.path.join(folder, c["atlas"]) for c in summary["checkpoints"]]
+    return Written(files + [os.path.join(folder, "density.csv"), os.path.join(folder, "summary.json")], lines)
+
+
 def main(argv=None):
     cli.run({name: cli.printing(fn, _report) for name, fn in
              (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
-              ("examples", examples))}, default="similarity", argv=argv,
+              ("examples", examples), ("activation-atlas", activation_atlas))}, default="similarity", argv=argv,
             aliases={"checkpoints": "weights", "embed": "embed_layer"})
 
 

@@ -47,6 +47,8 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "size": ("int >= 1", "side of the rendered images in px"),
     "image_size": ("int >= 1", "side the dataset's images are resized to, in px"),
     "steps": ("int >= 0", "optimisation steps of a render"),
+    "grid_size": ("int >= 1", "cells per side of an activation atlas's grid"),
+    "aligned": ("bool", "render a channel at all checkpoints of a run in one optimisation (aligned strips)"),
     "seed": ("int >= 0", "random seed: the same seed gives the same images"),
     "learning_rate": ("number > 0", "the optimiser's learning rate"),
     "out": ("folder", "the output folder (created; a file there is an error)"),

@@ -178,7 +178,7 @@ class RenderResult:
 def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8", size=128, steps=512,
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
-           verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32"):
+           verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32", aligned=False):
     """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
     Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
@@ -208,6 +208,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         verbose (bool): print the objective at every threshold
         overwrite (bool): render everything anew in a folder holding another render
         precision (float32|bfloat16|float16): what the network computes in (float32: Lucid's numbers)
+        aligned (bool): with --run: every checkpoint of the run in one optimisation (aligned strips)
     """
     from lucidtl import imageio
     from lucidtl.optvis import features, precision as precision_lib
@@ -224,6 +225,11 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
     seed = cli.integer("seed", seed, minimum=0)
     precision = precision_lib.require_fast(precision_lib.check(precision))
+    if aligned:
+        if precision != "float32":
+            raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
+        return _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,
+                        transforms, seed, out, batch_size, relu_gradient_override, progress, overwrite)
 
     net, info = load_model(model, weights, run=run, checkpoint=checkpoint)
     precision_lib.lowered(net, precision)  # a model it cannot take: refused before the first write
@@ -293,6 +299,24 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     record = imageio.save_json(dict(settings, status="complete", objective_values=values,
                                     objective_values_float32=values32, pngs=[os.path.basename(p) for p in pngs]), record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
+
+
+def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,
+             transforms, seed, out, batch_size, relu_gradient_override, progress, overwrite):
+    """render --aligned: lucidtl.recipes.aligned_strips.aligned_render, after its own checks."""
+    from lucidtl.recipes.aligned_strips import aligned_render
+
+    if run is None:
+        raise InvalidArgumentError("--aligned renders every checkpoint of a run: pass --run RUN_FOLDER")
+    if checkpoint is not None or model not in (None, "inception_v1") or weights is not None:
+        raise InvalidArgumentError("--aligned renders every checkpoint of --run: drop --checkpoint / --model / "
+                                   "--weights")
+    if param != "fft" or negative or diversity:
+        raise InvalidArgumentError("--aligned draws positive channel images with its own FFT parameterisation: "
+                                   "drop --param / --negative / --diversity")
+    pngs, grid, record = aligned_render(run, str(layer), channels, size, thresholds[-1], thresholds, transforms,
+                                        seed, out, batch_size, relu_gradient_override, progress, overwrite)
+    return RenderResult(pngs, grid, record, False)
 
 
 def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa: A002 (CLI flag name)

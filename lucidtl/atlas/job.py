@@ -190,7 +190,7 @@ def plan_work(runs=None, weights=None, model="inception_v1", layers="all", chann
 
 def render(runs=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
            batch_size=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True,
-           precision="float32"):
+           precision="float32", aligned=False):
     """Render the atlas (or this process's shard of it): every channel of every checkpoint; resumable.
 
     Args:
@@ -208,6 +208,7 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
         out (folder): the atlas folder
         progress (bool): show a progress bar
         precision (float32|bfloat16|float16): what the network computes in; objectives are recorded in float32
+        aligned (bool): draw each channel batch at every checkpoint of its run in one optimisation (aligned strips)
     """
     batch = batch_size
     from lucidtl.optvis import precision as precision_lib
@@ -230,7 +231,15 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
     settings = {"size": size, "steps": steps, "updates": steps + 1, "batch": batch, "seed": seed,
                 "transforms": transforms, "param": "fft", "decorrelate": True, "objective": "channel",
                 "png_encoding": "uint8 = round(255 * image)", "precision": precision}
+    if aligned:
+        if any(not w.checkpoint.run_path for w in work):
+            raise InvalidArgumentError("--aligned draws every checkpoint of a run together: pass --runs, not --weights")
+        if precision != "float32":
+            raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
+        settings["aligned"] = True  # (absent otherwise: atlases made before the option resume unchanged)
     _check_settings(out, settings)
+    if aligned:
+        return _render_aligned(out, work, shard_t, settings, size, steps, transforms, progress)
     hint = precision_lib.hint(precision)
     if hint and progress:
         print(hint)
@@ -273,3 +282,63 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
     finally:
         bar.close()
     return AtlasResult(out, manifest.path, rendered, total - sum(len(w.channels) for w in pending), total)
+
+
+def _render_aligned(out, work, shard_t, settings, size, steps, transforms, progress):
+    """render(aligned=True): the items of one (run, layer, channel batch) at all the run's checkpoints form
+    one group, drawn as aligned strips (lucidtl.recipes.aligned_strips); groups are shared round-robin
+    between shards, and written as the other items are (PNGs, then their manifest lines)."""
+    import tensorflow as tf
+
+    from lucidtl.optvis import features
+    from lucidtl.optvis.render import progress_bar
+    from lucidtl.recipes.aligned_strips import render_strips
+    from lucidtl.train import run as run_folders
+
+    groups = {}
+    for w in work:
+        groups.setdefault((w.checkpoint.run_path, w.layer, w.channels), []).append(w)
+    groups = list(groups.values())
+    mine = [g for i, g in enumerate(groups) if i % shard_t[1] == shard_t[0]]
+    done = {(r["checkpoint"], r["layer"], r["channel"]) for r in read_manifest(out)}
+    pending = [g for g in mine if not all(k in done and os.path.exists(os.path.join(out, plan.png_path(*k)))
+                                          for w in g for k in w.keys)]
+    total = sum(len(w.channels) for g in mine for w in g)
+    manifest = _Manifest(os.path.join(out, manifest_name(shard_t)))
+    for folder in {os.path.dirname(os.path.join(out, plan.png_path(*k))) for g in pending for w in g for k in w.keys}:
+        for tmp in atomic.stale(folder):  # temporary files of writes a kill cut short (this shard's groups)
+            atomic.remove(tmp)
+    bar = progress_bar(sum(len(w.channels) for g in pending for w in g), progress, unit="img", desc="atlas aligned",
+                       leave=True)
+    nets, rendered = {}, 0
+    try:
+        for g in pending:
+            t0 = time.time()
+            run_path = g[0].checkpoint.run_path
+            if run_path not in nets:
+                rs = run_folders.read_settings(run_path) or {}
+                nets = {run_path: ([run_folders.load_checkpoint(run_path, w.checkpoint.iteration) for w in g],
+                                   tuple(rs.get("input_range", (0.0, 1.0))))}
+            models, input_range = nets[run_path]
+            strips = render_strips(models, g[0].layer, g[0].channels, size, steps, g[0].seed, True, transforms,
+                                   input_range=input_range)[steps]
+            records = []
+            for k, (w, net) in enumerate(zip(g, models)):
+                images = np.stack([imageio.to_uint8(im) for im in strips[:, k]]).astype(np.float32) / 255.0
+                lo, hi = input_range
+                x = features.fit_input(net, tf.constant(lo + (hi - lo) * images))
+                acts = np.asarray(features.feature_model(net, [w.layer])(x, training=False))
+                for i, (c, img) in enumerate(zip(w.channels, images)):
+                    rel = plan.png_path(w.checkpoint.label, w.layer, c)
+                    imageio.save_png(img, os.path.join(out, rel))
+                    records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c,
+                                        objective=float(acts[i, ..., c].mean()), seed=w.seed,
+                                        batch_channels=list(w.channels), settings=settings, png=rel))
+            wall = round(time.time() - t0, 3)
+            manifest.append([dict(r, wall_s=wall, shard=f"{shard_t[0]}/{shard_t[1]}", finished=time.time())
+                             for r in records])
+            rendered += len(records)
+            bar.update(len(records))
+    finally:
+        bar.close()
+    return AtlasResult(out, manifest.path, rendered, total - sum(len(w.channels) for g in pending for w in g), total)

@@ -282,6 +282,39 @@ def scale_stage(out, progress):
     return {"items": len(by_ckpt), "computed": len(pending)}
 
 
+def activation_atlas_path(out, run, layer):
+    """The summary.json of a run's activation atlas of a layer (lucidtl.recipes.activation_atlas.checkpoints)."""
+    return os.path.join(out, "activation_atlas", run, layer.replace("/", "_"), "summary.json")
+
+
+def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size, steps, batch_size, seed, progress):
+    """An activation atlas of every chosen layer at every checkpoint of each run, in one layout per run and
+    layer, on the study's images. A study has few images (--max-images), so it samples about 20 points per
+    cell (Lucid: one position per image of 100,000), and caps UMAP's n_neighbors (Lucid: 50) at a quarter of
+    the points."""
+    from lucidtl.recipes.activation_atlas.checkpoints import checkpoint_atlases
+    from lucidtl.train import run as run_folders
+
+    target = 20 * grid_size * grid_size
+    per_image = max(1, -(-target // len(images)))
+    points = per_image * len(images)
+    data = images if labels is None else (images, labels)
+    done = 0
+    for r in runs:
+        settings = _run_settings(r)
+        for layer, _ in selection:
+            if os.path.isfile(activation_atlas_path(out, r.name, layer)):
+                continue
+            checkpoint_atlases(lambda: run_folders.build_run_model(settings), r.path, layer, data,
+                               os.path.join(out, "activation_atlas", r.name), grid_size=grid_size, icon_size=size,
+                               n_steps=steps + 1, icon_batch_size=batch_size, number_activations=points,
+                               positions_per_image=per_image, seed=seed,
+                               umap_options={"n_neighbors": max(2, min(50, points // 4))}, batch_size=batch_size,
+                               input_range=r.input_range, progress=progress)
+            done += 1
+    return {"items": len(runs) * len(selection), "computed": done}
+
+
 # ---- the study ---------------------------------------------------------------------------------------
 
 def _prepare_out(out, settings, overwrite):
@@ -328,7 +361,7 @@ def _stage_done(out, stage, n):
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
           shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True,
-          precision="float32"):
+          precision="float32", aligned=False, activation_atlas=False, grid_size=10):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
     Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
@@ -352,6 +385,10 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
         precision (float32|bfloat16|float16): what the network computes in for the renders (float32: Lucid's)
+        aligned (bool): draw the renders of each run as aligned strips (every checkpoint in one optimisation).
+        activation_atlas (bool): also an activation atlas per run and layer (needs umap-learn), on the
+            similarity images, with --size/--steps for its icons; pages activation_atlas.html#/<run>/<layer>.
+        grid_size (int >= 1): cells per side of the activation atlases' grid.
     """
     shard_t = plan.parse_shard(shard)
     size = cli.integer("size", size, minimum=16)
@@ -372,10 +409,20 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
                 "examples": examples, "precision": precision}
+    if aligned:
+        if precision != "float32":
+            raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
+        settings["aligned"] = True  # (absent otherwise: studies made before the option resume unchanged)
+    if activation_atlas:
+        from lucidtl.recipes.activation_atlas.layout import require_umap
+
+        require_umap()
+        settings.update(activation_atlas=True, grid_size=cli.integer("grid-size", grid_size))
     stages, n = {}, shard_t[1]
     active = [s for s in SHARDED if s != "examples" or dataset]  # the sharded stages this study runs
     need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
-                                       for s in active if s != "atlas")
+                                       for s in active if s != "atlas") or (
+        activation_atlas and not os.path.isfile(_marker(out, "activation_atlas")))
     images = labels = None
     if need_images:  # read before any work: a bad --dataset fails now
         images, labels, _ = probe_images(dataset, run_list, max_images, batch_size)
@@ -398,7 +445,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     def atlas():
         r = job.render(runs=[x.path for x in run_list], layers=layers, channels=channels, size=size, steps=steps,
                        batch_size=batch_size, seed=seed, shard=shard, out=os.path.join(out, "atlas"),
-                       progress=progress, precision=precision)
+                       progress=progress, precision=precision, aligned=bool(aligned))
         return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
 
     run_stage("atlas", atlas)
@@ -411,6 +458,10 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         stages["site"] = "waiting"
         return StudyResult(out, stages, None)
     run_stage("scale", lambda: scale_stage(out, progress), sharded=False)
+    if activation_atlas:
+        run_stage("activation_atlas", lambda: activation_atlas_stage(
+            out, run_list, selection, images, labels, settings["grid_size"], size, steps, batch_size, seed,
+            progress), sharded=False)
     from lucidtl.study import site
 
     run_stage("site", lambda: site.build(out, progress=progress), sharded=False)

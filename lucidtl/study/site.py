@@ -16,6 +16,7 @@ from lucidtl.atlas import job
 HERE = os.path.dirname(os.path.abspath(__file__))
 ASSETS = ("style.css", "app.js", "index.html")  # the page last: it needs the rest
 LAYER_METRICS = ("pwsm_theta", "procrustes_norm", "cka")
+ACTIVATION_ATLAS_ASSETS = ("activation_atlas.js", "activation_atlas.html")
 
 
 def _read(path):
@@ -97,6 +98,7 @@ def site_data(out):
                                        **{k: [s["layers"][layer]["channels"].get(k) for _, s in found]
                                           for k in ("procrustes_norm", "cka")}}
     index = {"runs": runs, "examples": bool(settings.get("dataset")), "between": between,
+             "activation_atlas": bool(settings.get("activation_atlas")),
              "settings": {k: settings[k] for k in ("size", "steps", "seed", "dataset", "max_images", "examples")},
              "layers": [{"name": layer, "channels": len(chans[layer]), "file": f"data/layer-{i:03d}.js",
                          "curves": curves[layer]} for i, layer in enumerate(settings["layers"])]}
@@ -111,6 +113,38 @@ def build(out, progress=False):
         atomic.write_text(os.path.join(out, entry["file"]), "window.STUDY_LAYERS = window.STUDY_LAYERS || {};\n"
                           f"window.STUDY_LAYERS[{json.dumps(entry['name'])}] = {_dump(layers[entry['name']])};\n")
     atomic.write_text(os.path.join(out, "data", "index.js"), f"window.STUDY = {_dump(index)};\n")
+    if _activation_atlas_site(out):
+        for name in ACTIVATION_ATLAS_ASSETS:
+            atomic.copy_file(os.path.join(HERE, "web", name), os.path.join(out, name))
     for name in ASSETS:
         atomic.copy_file(os.path.join(HERE, "web", name), os.path.join(out, name))
     return {"layers": len(layers), "units": sum(len(v["channels"]) for v in layers.values()) * len(index["runs"])}
+
+
+def _activation_atlas_site(out):
+    """data/activation_atlas.js (every run's and layer's activation atlas summary, paths relative to the
+    study folder) when the study made activation atlases; False when it did not."""
+    from lucidtl.study import pipeline as P
+
+    settings = P.read_json(os.path.join(out, P.SETTINGS_FILE))
+    if not settings.get("activation_atlas"):
+        return False
+    data = {"runs": {}, "layers": settings["layers"], "grid_size": settings["grid_size"]}
+    for path in settings["runs"]:
+        run = os.path.basename(os.path.normpath(path))
+        names = (P.read_json(os.path.join(path, "run.json")) if os.path.isfile(os.path.join(path, "run.json"))
+                 else {}).get("class_names")
+        data["runs"][run] = {"class_names": names, "layers": {}}
+        for layer in settings["layers"]:
+            summary = _read(P.activation_atlas_path(out, run, layer))
+            if summary is None:
+                continue
+            base = os.path.relpath(os.path.dirname(P.activation_atlas_path(out, run, layer)), out).replace(os.sep, "/")
+            for ck in summary["checkpoints"]:
+                it = ck["atlas"].split("/")[0]
+                ck["atlas"] = f"{base}/{ck['atlas']}"
+                for cell in ck["cells"]:
+                    cell["icon"], cell["patches"] = f"{base}/{it}/{cell['icon']}", f"{base}/{it}/{cell['patches']}"
+            data["runs"][run]["layers"][layer] = summary
+    atomic.write_text(os.path.join(out, "data", "activation_atlas.js"), f"window.ACTIVATION_ATLAS = {_dump(data)};\n")
+    return True

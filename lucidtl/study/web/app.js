@@ -142,6 +142,9 @@
         .concat(cells));
     });
     view.appendChild(el("table", { class: "layers" }, [head].concat(rows)));
+    if (S.activation_atlas) view.appendChild(el("p", {}, [el("a", { id: "activation-atlas-link",
+      href: "activation_atlas.html#/", text: "activation atlases" }), el("span", { text: " (each layer's activation " +
+      "space, one layout along the run)" })]));
     drawn();
   }
 
