@@ -27,7 +27,8 @@ def resolve_classes(classes, count, class_names=None):
 
     A number is an index (checked against count); anything else a name looked up in class_names."""
     names = [str(n) for n in class_names] if class_names is not None else None
-    if classes is None or (isinstance(classes, str) and classes.strip() == "all"):
+    if classes is None or (isinstance(classes, str) and classes.strip() == "all") or (
+            isinstance(classes, (list, tuple)) and [str(c).strip() for c in classes] == ["all"]):
         return list(range(count))
     items = classes.split(",") if isinstance(classes, str) else list(classes) if isinstance(
         classes, (list, tuple)) else [classes]
@@ -183,6 +184,17 @@ class Attributor:
             g, _ = self._grad(b + alpha * (a - b), x, classes)
             total = g if total is None else total + g
         return np.asarray(a), np.asarray(total / steps * (a - b)[None])
+
+    def reduced(self, images, classes, method="linear", steps=64, baseline=None, chunk=8):
+        """(channel [K, B, C], spatial [K, B, H, W]) for many classes, `chunk` classes at a time (so a
+        [K, B, H, W, C] array is never held)."""
+        classes = list(classes)
+        channel, spatial = [], []
+        for i in range(0, len(classes), chunk):
+            attr = self(images, classes[i:i + chunk], method, steps, baseline)[1]
+            channel.append(attr.sum((2, 3)))
+            spatial.append(attr.sum(-1))
+        return np.concatenate(channel), np.concatenate(spatial)
 
     def logits(self, a, images):
         """The class scores [B, classes] with the layer's activations set to a (and the images as x)."""

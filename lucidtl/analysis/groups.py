@@ -65,11 +65,11 @@ def reconstruct(red, weights):
 
 def relative_error(red, rows):
     """(||X - reconstruct(transform(X))|| / ||X||, mean weight per group) with the reducer's factors held."""
-    rows = np.asarray(rows, np.float64)
+    rows = np.asarray(rows)
     w = red.transform(rows)
-    norm = np.linalg.norm(rows)
-    err = np.linalg.norm(rows - reconstruct(red, w)) / norm if norm > 0 else 0.0
-    return float(err), w.mean(0)
+    norm = np.linalg.norm(rows.astype(np.float64))
+    err = np.linalg.norm(rows.astype(np.float64) - reconstruct(red, w)) / norm if norm > 0 else 0.0
+    return float(err), w.astype(np.float64).mean(0)
 
 
 def cosine_matrix(a, b):
