@@ -148,3 +148,41 @@ def test_bad_input_is_one_line_exit_2_nothing_written(runs, capsys, argv, messag
     lines = captured.err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
     assert not os.path.exists(out)
+
+
+def _files(folder):
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(root, f), folder)] = fh.read()
+    return out
+
+
+@pytest.mark.parametrize("job", ["attribution", "groups"])
+def test_killed_at_every_write_resumes_to_the_same_files(runs, tmp_path, job):
+    """Killed before each file operation (lucidtl.atomic.kill_at), run again: the same files as an
+    uninterrupted run (tables, parts, PNGs), no temporary file left."""
+    from lucidtl import atomic
+
+    root, _, plain = runs
+    common = dict(run=str(plain), model=str(root / "tiny.keras"), checkpoints=[0, 30], dataset=str(root / "images.npz"),
+                  examples=(1,), progress=False, max_images=4)
+    if job == "attribution":
+        def make(out):
+            analyze.attribution(layers="mixed", classes="1,2", out=out, **common)
+    else:
+        def make(out):
+            analyze.groups(layers="mixed", groups=2, positions=4, size=8, steps=1, out=out, **common)
+    whole = str(tmp_path / "whole")
+    with atomic.recording() as log:
+        make(whole)
+    assert len(log) >= 10
+    for k in sorted(set(np.linspace(1, len(log), 6 if job == "attribution" else 4).astype(int))):  # spread over the job, to stay fast
+        out = str(tmp_path / f"k{k:02d}")
+        with atomic.kill_at(k), pytest.raises(atomic.SimulatedKill):
+            make(out)
+        make(out)
+        files = _files(out)
+        assert not [f for f in files if os.path.basename(f).startswith(".tmp-")], log[k - 1]
+        assert files == _files(whole), f"killed before {log[k - 1]}"

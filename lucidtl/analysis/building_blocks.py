@@ -15,6 +15,10 @@ import numpy as np
 from lucidtl.errors import InvalidArgumentError
 
 PARTS = "parts"
+COLUMNS = {"attribution": ["run", "iteration", "layer", "class", "class_name", "channel", "attribution",
+                           "attribution_class", "rank", "n_images"],
+           "groups": ["run", "iteration", "layer", "mode", "group", "weight", "cosine", "error", "n_rows"],
+           "caricature": ["run", "iteration", "layer", "image", "cosine", "steps", "cossim_pow"]}
 
 
 # ---- inputs ------------------------------------------------------------------------------------------
@@ -113,10 +117,15 @@ class Parts:
             return json.load(f)
 
     def start(self):
-        """Write the settings (once, before the first part)."""
+        """Before the first write: remove what a killed run left half-written, write the settings."""
         if not self._started:
+            from lucidtl import atomic
             from lucidtl.imageio import save_json
 
+            for root, _, files in os.walk(self.out):
+                for f in sorted(files):
+                    if f.startswith(".tmp-"):
+                        atomic.remove(os.path.join(root, f))
             save_json(self.settings, self.settings_path)
             self._started = True
 
@@ -243,7 +252,8 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
         rows += part
         bar.update(1)
     bar.close()
-    files = [tables.write_csv(rows, os.path.join(out, "attribution.csv"))]
+    parts.start()
+    files = [tables.write_csv(rows, os.path.join(out, "attribution.csv"), COLUMNS["attribution"])]
     top = {}
     for r in rows:
         if r["rank"] < 10:
@@ -365,7 +375,8 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
         comps.update(arrays)
         bar.update(1)
     bar.close()
-    files = [tables.write_csv(rows, os.path.join(out, "groups.csv"))]
+    parts.start()
+    files = [tables.write_csv(rows, os.path.join(out, "groups.csv"), COLUMNS["groups"])]
     path = os.path.join(out, "groups_components.npz")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **comps)
@@ -426,7 +437,8 @@ def caricatures_over_checkpoints(inp, examples=(0,), out="analysis/caricature", 
         rows += part
         bar.update(1)
     bar.close()
-    files = [tables.write_csv(rows, os.path.join(out, "caricature.csv"))]
+    parts.start()
+    files = [tables.write_csv(rows, os.path.join(out, "caricature.csv"), COLUMNS["caricature"])]
     for i, img in sorted(pictures.items()):
         for layer in inp.layers:
             name = f"caricature_{i:05d}_{_safe(layer)}.png"
