@@ -365,7 +365,6 @@ def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, m
                    batch_size, label):
     """Everything a building-blocks job reads, checked before any work (lucidtl.analysis.building_blocks)."""
     from lucidtl.analysis import building_blocks as bb
-    from lucidtl.optvis import features
 
     if run is None:
         raise InvalidArgumentError("no run; pass --run RUN_FOLDER (with checkpoints.json)")
@@ -374,15 +373,10 @@ def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, m
                                    "python -m lucidtl.render layers --run RUN)")
     cps = bb.select(_checkpoints(run, None), checkpoints)
     model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
-    net = model_fn()
-    layers = cli.split_list(layers)
-    for layer in layers:
-        features.endpoint(net, layer)  # unknown: the nearest names
     settings = _settings(run)
     source, class_names = load_data(dataset, image_size or settings.get("image_size") or 224, split, batch_size)
-    bb.first_images(source, batch_size)
-    return bb.Inputs(cps, model_fn, input_range, source, settings.get("class_names") or class_names, layers,
-                     _label(run, label), net)
+    return bb.inputs(cps, model_fn, input_range, source, settings.get("class_names") or class_names,
+                     cli.split_list(layers), _label(run, label), batch_size)
 
 
 def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="all", method="linear",

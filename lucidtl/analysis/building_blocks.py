@@ -35,6 +35,29 @@ class Inputs:
     model: object  # a built model (the first call of model_fn), the checkpoints are loaded into it
 
 
+def inputs(checkpoints, model_fn, input_range, source, class_names, layers, label, batch_size=16):
+    """Inputs, checked: the model builds, the layers exist, the dataset yields images."""
+    from lucidtl.optvis import features
+
+    net = model_fn()
+    for layer in layers:
+        features.endpoint(net, layer)  # unknown: the nearest names
+    first_images(source, batch_size)
+    return Inputs(list(checkpoints), model_fn, tuple(input_range), source, class_names, list(layers), label, net)
+
+
+def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None):
+    """Inputs of a training run folder (its run.json or .keras checkpoints give the model) over --dataset."""
+    from lucidtl import analyze
+
+    cps = select(analyze._checkpoints(run, None), checkpoints)
+    model_fn, input_range = analyze.architecture(None, None, "paper", False, cps, run)
+    settings = analyze._settings(run)
+    source, names = analyze.load_data(dataset, image_size or settings.get("image_size") or 224, "train", batch_size)
+    return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers,
+                  analyze._label(run, None), batch_size)
+
+
 def select(cps, iterations):
     """The checkpoints at `iterations` (None: all); an iteration not saved is a one-line error."""
     if iterations is None:
