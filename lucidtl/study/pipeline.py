@@ -417,7 +417,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     settings = {"runs": [r.path for r in run_list], "layers": [layer for layer, _ in selection],
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
-                "examples": examples, "blocks": blocks}
+                "examples": examples, "blocks": blocks if dataset else 0}  # blocks need a dataset
     stages, n = {}, shard_t[1]
     active = [s for s in SHARDED if s != "examples" or dataset]  # the sharded stages this study runs
     need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
