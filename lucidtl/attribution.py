@@ -80,6 +80,17 @@ def _logits_tensor(model, output=None):
     return out
 
 
+def _graph_logits(graph):
+    """A Lucid graph's score tensor: its output, read before a final Softmax."""
+    from lucidtl.models.lucid_zoo import _split
+
+    name = graph.default_output()
+    node = graph.nodes.get(_split(name)[0])
+    if node is not None and node.op == "Softmax":
+        return "%s:%d" % _split(node.input[0])
+    return name
+
+
 def _dense_logits_class():
     import keras
 
@@ -108,16 +119,26 @@ class Attributor:
     output: the score layer (default: the model's output, read before a final softmax / sigmoid)."""
 
     def __init__(self, model, layer, output=None, input_range=(0.0, 1.0)):
-        import keras
         import tensorflow as tf
 
         from lucidtl.optvis import features
 
-        if features._named(model):
-            raise InvalidArgumentError(f"attribution splits a Keras model at the layer; {model.name} is a frozen "
-                                       "graph: convert it to Keras (python -m lucidtl.render layers lists its "
-                                       "layers) or use InceptionV1 / a run checkpoint")
         self.layer = str(layer)
+        self.input_range = tuple(float(v) for v in input_range)
+        if hasattr(model, "lucid_graph"):
+            self._split_graph(model.lucid_graph, output)
+        elif features._named(model):
+            raise InvalidArgumentError(f"attribution cannot split {model.name} at a layer; use a Keras model or a "
+                                       "Lucid graph")
+        else:
+            self._split_keras(model, output)
+        self._grad = tf.function(self._gradients)
+
+    def _split_keras(self, model, output):
+        import keras
+
+        from lucidtl.optvis import features
+
         act = features.endpoint(model, self.layer)
         if len(act.shape) != 4:
             raise InvalidArgumentError(f"layer {self.layer!r} has output shape {tuple(act.shape)}; attribution "
@@ -127,23 +148,37 @@ class Attributor:
             raise InvalidArgumentError(f"the score output has shape {tuple(logits.shape)}; pass --output a layer "
                                        "of class scores [batch, classes]")
         x = model.inputs[0]
-        self.lower = keras.Model(x, act, name="attribution_lower")
+        lower = keras.Model(x, act, name="attribution_lower")
         try:
-            self.upper = keras.Model([act, x], logits, name="attribution_upper")
+            upper = keras.Model([act, x], logits, name="attribution_upper")
         except ValueError as e:
             raise InvalidArgumentError(f"cannot split the model at {self.layer!r} ({e}); pick a layer the "
                                        "output depends on") from e
-        self.num_classes = int(logits.shape[-1])
-        self.channels = int(act.shape[-1])
-        self.input_range = tuple(float(v) for v in input_range)
-        self._grad = tf.function(self._gradients)
+        self.lower = lambda x: lower(x, training=False)
+        self.upper = lambda a, x: upper([a, x], training=False)
+        self.num_classes, self.channels = int(logits.shape[-1]), int(act.shape[-1])
+
+    def _split_graph(self, graph, output):
+        """A Lucid frozen graph: the layer's tensor replaced by `a` when the graph is imported (its input_map)."""
+        import tensorflow as tf
+
+        out = str(output) if output is not None else _graph_logits(graph)
+        shape, scores = graph.shape(self.layer), graph.shape(out)
+        if len(shape) != 4 or len(scores) != 2:
+            raise InvalidArgumentError(f"attribution needs a spatial layer and class scores; {self.layer} has shape "
+                                       f"{tuple(shape)}, {out} {tuple(scores)}")
+        layer = self.layer
+        self.lower = tf.function(lambda x: graph.build(x, [layer])[0], reduce_retracing=True, autograph=False)
+        self.upper = tf.function(lambda a, x: graph.build(x, [out], given={layer: a})[0], reduce_retracing=True,
+                                 autograph=False)
+        self.num_classes, self.channels = int(scores[-1]), int(shape[-1])
 
     def _gradients(self, a, x, classes):
         import tensorflow as tf
 
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(a)
-            logits = tf.cast(self.upper([a, x], training=False), tf.float32)
+            logits = tf.cast(self.upper(a, x), tf.float32)
             picked = [tf.reduce_sum(logits[:, k]) for k in classes]
         grads = [tape.gradient(p, a) for p in picked]
         del tape
@@ -156,7 +191,7 @@ class Attributor:
         import tensorflow as tf
 
         x = tf.convert_to_tensor(_scaled(images, self.input_range), tf.float32)
-        return x, self.lower(x, training=False)
+        return x, self.lower(x)
 
     def activations(self, images):
         """The layer's activations [B, H, W, C] of images in [0, 1]."""
@@ -198,8 +233,10 @@ class Attributor:
 
     def logits(self, a, images):
         """The class scores [B, classes] with the layer's activations set to a (and the images as x)."""
+        import tensorflow as tf
+
         x = _scaled(images, self.input_range)
-        return np.asarray(self.upper([np.asarray(a, np.float32), np.asarray(x, np.float32)], training=False))
+        return np.asarray(self.upper(tf.constant(np.asarray(a, np.float32)), tf.constant(np.asarray(x, np.float32))))
 
 
 def _scaled(images, input_range):

@@ -139,3 +139,23 @@ def test_heatmap_colours():
     h = attribution.heatmap(img, spatial)
     assert h.shape == (8, 8, 3)
     assert h[0, 0, 0] > h[0, 0, 2] and h[7, 7, 2] > h[7, 7, 0]  # orange for, blue against
+
+
+def test_lucid_graph_attribution_is_activation_times_gradient(tmp_path):
+    """A Lucid frozen graph (images -> conv -> towers -> `mixed` -> mean -> logits -> probs): its tail is
+    linear, so d logit_k / d mixed[h, w, c] = fc_w[c, k] / (H W) exactly; the score is read before the Softmax."""
+    import lucid_graphs as lg
+    from lucidtl.models import build_model
+
+    gd = lg.tiny_saved_graph()
+    net, _ = build_model(lg.write_pb(gd, tmp_path / "tiny.pb"))
+    fc = next(tf.make_ndarray(n.attr["value"].tensor) for n in gd.node if n.name.startswith("fc_w"))
+    x = _images(2, size=32, seed=4)
+    attr = attribution.Attributor(net, "mixed")
+    assert (attr.num_classes, attr.channels) == (6, 9)
+    a, lin = attr(x, [1, 4])
+    for i, k in enumerate((1, 4)):
+        np.testing.assert_allclose(lin[i], a * fc[:, k] / (32 * 32), rtol=1e-4, atol=1e-8)
+    _, ig = attr(x, [1], method="integrated", steps=8)  # linear tail: integrated gradients = linear
+    np.testing.assert_allclose(ig[0], lin[0], rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(attr.logits(a, x), (a.mean((1, 2)) @ fc), rtol=1e-4, atol=1e-6)
