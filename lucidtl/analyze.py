@@ -376,7 +376,7 @@ def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, m
     settings = _settings(run)
     source, class_names = load_data(dataset, image_size or settings.get("image_size") or 224, split, batch_size)
     return bb.inputs(cps, model_fn, input_range, source, settings.get("class_names") or class_names,
-                     cli.split_list(layers), _label(run, label), batch_size)
+                     cli.split_list(layers), _label(run, label), batch_size, dataset)
 
 
 def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="all", method="linear",

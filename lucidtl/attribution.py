@@ -145,7 +145,7 @@ class Attributor:
                                        "needs a spatial [H, W, C] layer")
         logits = _logits_tensor(model, output)
         if len(logits.shape) != 2:
-            raise InvalidArgumentError(f"the score output has shape {tuple(logits.shape)}; pass --output a layer "
+            raise InvalidArgumentError(f"the score output has shape {tuple(logits.shape)}; pass output= a layer "
                                        "of class scores [batch, classes]")
         x = model.inputs[0]
         lower = keras.Model(x, act, name="attribution_lower")

@@ -33,9 +33,10 @@ class Inputs:
     layers: list
     label: str
     model: object  # a built model (the first call of model_fn), the checkpoints are loaded into it
+    dataset: str = ""  # what the images are (kept in the settings a resume must match)
 
 
-def inputs(checkpoints, model_fn, input_range, source, class_names, layers, label, batch_size=16):
+def inputs(checkpoints, model_fn, input_range, source, class_names, layers, label, batch_size=16, dataset=""):
     """Inputs, checked: the model builds, the layers exist, the dataset yields images."""
     from lucidtl.optvis import features
 
@@ -43,7 +44,8 @@ def inputs(checkpoints, model_fn, input_range, source, class_names, layers, labe
     for layer in layers:
         features.endpoint(net, layer)  # unknown: the nearest names
     first_images(source, batch_size)
-    return Inputs(list(checkpoints), model_fn, tuple(input_range), source, class_names, list(layers), label, net)
+    return Inputs(list(checkpoints), model_fn, tuple(input_range), source, class_names, list(layers), label, net,
+                  str(dataset))
 
 
 def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None):
@@ -55,7 +57,7 @@ def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints
     settings = analyze._settings(run)
     source, names = analyze.load_data(dataset, image_size or settings.get("image_size") or 224, "train", batch_size)
     return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers,
-                  analyze._label(run, None), batch_size)
+                  analyze._label(run, None), batch_size, dataset)
 
 
 def select(cps, iterations):
@@ -223,7 +225,7 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
         raise InvalidArgumentError(f"unknown --method {method!r}; choose one of {', '.join(A.METHODS)}")
     examples = check_examples(examples)
     pictures = pick_images(inp.source, examples, batch_size)
-    settings = {"run": inp.label, "layers": inp.layers, "classes": ks, "method": method,
+    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "classes": ks, "method": method,
                 "ig_steps": int(ig_steps) if method == "integrated" else None, "max_images": max_images,
                 "examples": examples}
     parts = Parts(out, "attribution", settings, overwrite)
@@ -339,7 +341,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
     G.reducer(n_groups, reduction_alg, seed)  # an unknown algorithm fails here, before any work
     examples = check_examples(examples)
     pictures = pick_images(inp.source, examples, batch_size)
-    settings = {"run": inp.label, "layers": inp.layers, "groups": n_groups, "reduction_alg": reduction_alg,
+    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "groups": n_groups, "reduction_alg": reduction_alg,
                 "positions": positions, "size": size, "steps": steps, "seed": seed, "max_images": max_images,
                 "examples": examples, "reference": inp.checkpoints[0].iteration}
     parts = Parts(out, "groups", settings, overwrite)
@@ -432,7 +434,7 @@ def caricatures_over_checkpoints(inp, examples=(0,), out="analysis/caricature", 
     if not examples:
         raise InvalidArgumentError("no images to invert; pass --examples 0[,3,...] (dataset image indices)")
     pictures = {i: car.prepare(img, model) for i, img in pick_images(inp.source, examples, batch_size).items()}
-    settings = {"run": inp.label, "layers": inp.layers, "examples": examples, "steps": steps,
+    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "examples": examples, "steps": steps,
                 "cossim_pow": cossim_pow, "seed": seed}
     parts = Parts(out, "caricature", settings, overwrite)
     rows = []
