@@ -178,7 +178,7 @@ def test_killed_at_every_write_resumes_to_the_same_files(runs, tmp_path, job):
     with atomic.recording() as log:
         make(whole)
     assert len(log) >= 10
-    for k in sorted(set(np.linspace(1, len(log), 6 if job == "attribution" else 4).astype(int))):  # spread over the job, to stay fast
+    for k in sorted(set(np.linspace(1, len(log), 6 if job == "attribution" else 3).astype(int))):  # spread over the job, to stay fast
         out = str(tmp_path / f"k{k:02d}")
         with atomic.kill_at(k), pytest.raises(atomic.SimulatedKill):
             make(out)
