@@ -54,7 +54,7 @@ def test_linear_attribution_is_activation_times_gradient(tiny):
 def test_a_branch_layer_keeps_the_other_branch_fixed(tiny):
     """branch_a_relu is not a cut of the graph: its attribution holds branch_b at its actual values."""
     x = _images(2, seed=1)
-    lower = keras.Model(tiny.inputs[0], [tiny.get_layer("branch_a_relu").output, tiny.get_layer("branch_b_relu").output])
+    lower = keras.Model(tiny.inputs[0], [tiny.get_layer(n).output for n in ("branch_a_relu", "branch_b_relu")])
     a, b = lower(x)
     with tf.GradientTape() as tape:
         tape.watch(a)

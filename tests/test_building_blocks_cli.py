@@ -131,7 +131,8 @@ def test_caricatures_over_checkpoints(runs, capsys):
     (["attribution", "--run", "HEAD", "--layers", "fused", "--dataset", "EMPTY"], "the dataset yielded no images"),
     (["attribution", "--run", "HEAD", "--layers", "fuse"], "unknown layer 'fuse'"),
     (["groups", "--run", "HEAD", "--layers", "mixed_pre_relu"], "read before its ReLU"),
-    (["groups", "--run", "HEAD", "--layers", "branch_b", "--groups", "2"], "`_pre_relu` endpoint (taken before its ReLU)"),
+    (["groups", "--run", "HEAD", "--layers", "branch_b", "--groups", "2"],
+     "`_pre_relu` endpoint (taken before its ReLU)"),
     (["groups", "--run", "HEAD", "--layers", "mixed", "--groups", "11"], "more groups than layer mixed's 10 channels"),
     (["groups", "--run", "HEAD", "--layers", "mixed", "--reduction-alg", "NFM"], "unknown reduction_alg 'NFM'"),
     (["caricature", "--run", "HEAD", "--layers", "mixed", "--dataset", "EMPTY"], "the dataset yielded no images"),
@@ -178,7 +179,8 @@ def test_killed_at_every_write_resumes_to_the_same_files(runs, tmp_path, job):
     with atomic.recording() as log:
         make(whole)
     assert len(log) >= 10
-    for k in sorted(set(np.linspace(1, len(log), 6 if job == "attribution" else 3).astype(int))):  # spread over the job, to stay fast
+    points = 6 if job == "attribution" else 3  # spread over the job, to stay fast
+    for k in sorted(set(np.linspace(1, len(log), points).astype(int))):
         out = str(tmp_path / f"k{k:02d}")
         with atomic.kill_at(k), pytest.raises(atomic.SimulatedKill):
             make(out)

@@ -414,7 +414,8 @@ def test_building_blocks_pages(pair, full, tmp_path):
     net = runs.load_checkpoint(a, 2)
     want = attribution.channel_attribution(net, images, "conv2_relu", list(range(len(names))),
                                            input_range=tuple(runs.read_settings(a)["input_range"])).mean(1)
-    got = {(r["class"], r["channel"]): r["attribution"] for r in rows if r["iteration"] == 2 and r["layer"] == "conv2_relu"}
+    got = {(r["class"], r["channel"]): r["attribution"] for r in rows
+           if r["iteration"] == 2 and r["layer"] == "conv2_relu"}
     np.testing.assert_allclose([got[k, c] for k in range(len(names)) for c in range(want.shape[1])], want.ravel(),
                                rtol=1e-4, atol=1e-7)
     data = _layer_data(out, "conv2_relu")["runs"]["ta"]
@@ -440,7 +441,8 @@ def test_building_blocks_pages(pair, full, tmp_path):
         page.goto(url + "#/layer/conv2_relu/ta")
         _at(page, "#/layer/conv2_relu/ta")
         assert page.eval_on_selector_all(".strip.groups img", "els => els.length") == 3
-        assert page.eval_on_selector_all("table.carriers tr[data-class]", "els => els.map(e => e.dataset.class)") == names
+        classes = page.eval_on_selector_all("table.carriers tr[data-class]", "els => els.map(e => e.dataset.class)")
+        assert classes == names
         assert all(w > 0 for _, w in _loaded(page))
         page.goto(url + "#/")
         _at(page, "#/")

@@ -128,8 +128,9 @@ class Parts:
                 previous = json.load(f)
             changed = [k for k in self.settings if previous.get(k) != self.settings[k]]
             if changed:
-                raise InvalidArgumentError(f"{self.out} holds a {job} job with other settings ({', '.join(changed[:3])}); "
-                                           "use another --out, or --overwrite to replace it")
+                raise InvalidArgumentError(f"{self.out} holds a {job} job with other settings "
+                                           f"({', '.join(changed[:3])}); use another --out, or --overwrite to "
+                                           "replace it")
 
     def path(self, key, ext):
         return os.path.join(self.out, PARTS, f"{self.job}_{key}.{ext}")
@@ -341,7 +342,8 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
     G.reducer(n_groups, reduction_alg, seed)  # an unknown algorithm fails here, before any work
     examples = check_examples(examples)
     pictures = pick_images(inp.source, examples, batch_size)
-    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "groups": n_groups, "reduction_alg": reduction_alg,
+    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "groups": n_groups,
+                "reduction_alg": reduction_alg,
                 "positions": positions, "size": size, "steps": steps, "seed": seed, "max_images": max_images,
                 "examples": examples, "reference": inp.checkpoints[0].iteration}
     parts = Parts(out, "groups", settings, overwrite)

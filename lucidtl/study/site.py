@@ -151,7 +151,8 @@ def _blocks(out, runs, layers, slot):
                 lay["runs"][name]["attribution"][j][k][slot[r["layer"]][r["channel"]]] = _clean(
                     round(r["attribution"], 6))
             if r["rank"] < 5:
-                lay["runs"][name]["carriers"][j][k].append([r["rank"], r["channel"], _clean(round(r["attribution"], 6))])
+                lay["runs"][name]["carriers"][j][k].append([r["rank"], r["channel"],
+                                                            _clean(round(r["attribution"], 6))])
         for lay in layers.values():
             for per in lay["runs"][name].get("carriers", []):
                 for c in per:
