@@ -12,7 +12,7 @@
     python -m lucidtl.analyze attribution --run runs/pets --layers Mixed_4c --classes all \
         --dataset folder:data/pets --out analysis/attribution
     python -m lucidtl.analyze groups --run runs/pets --layers Mixed_4c --groups 6 --dataset folder:data/pets
-    python -m lucidtl.analyze caricature --run runs/pets --layers Mixed_4c --examples 0,1 --dataset folder:data/pets
+    python -m lucidtl.analyze caricature --run runs/pets --layers Mixed_4c --indices 0,1 --dataset folder:data/pets
 """
 import dataclasses
 import os
@@ -380,14 +380,14 @@ def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, m
 
 
 def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="all", method="linear",
-                ig_steps=64, examples=(0, 1), model=None, num_classes=None, top="paper", multi_label=False,
+                ig_steps=64, indices=(0, 1), model=None, num_classes=None, top="paper", multi_label=False,
                 split="train", image_size=None, batch_size=16, max_images=256, label=None,
                 out="analysis/attribution", overwrite=False, progress=True):
     """Attribution of each layer's channels to the head's classes at every checkpoint, with heatmaps.
 
     Lucid's linear approximation (activation x gradient of the class logit) or integrated gradients along
     the layer's activations; per class a channel ranking (mean over the images, and over the images of
-    that class) and spatial heatmaps of the --examples images. Writes attribution.csv,
+    that class) and spatial heatmaps of the --indices images. Writes attribution.csv,
     attribution_summary.json, attribution_<layer>.png and iter_<i>/<layer>_attribution_<image>.png.
 
     Args:
@@ -398,7 +398,7 @@ def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="
         classes (list): the output's classes: all, indices (0,2) or names (tabby,pug), comma separated
         method (linear|integrated): activation x gradient, or integrated gradients from a zero baseline
         ig_steps (int >= 1): integration steps of --method integrated
-        examples (int list): dataset image indices that get heatmaps
+        indices (int list): the dataset images (their indices) that get heatmaps
         model: the architecture, where the run has no run.json (see similarity)
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
@@ -417,14 +417,14 @@ def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="
     cli.choice("method", method, ("linear", "integrated"))
     inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
                          batch_size, label)
-    files = bb.attribution_over_checkpoints(inp, classes, out, method=method, ig_steps=ig_steps, examples=examples,
+    files = bb.attribution_over_checkpoints(inp, classes, out, method=method, ig_steps=ig_steps, indices=indices,
                                             batch_size=batch_size, max_images=max_images, overwrite=overwrite,
                                             progress=progress, report=None if progress else print)
     return Written(files)
 
 
 def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, reduction_alg="NMF", positions=16,
-           size=80, steps=512, seed=0, examples=(0,), model=None, num_classes=None, top="paper", multi_label=False,
+           size=80, steps=512, seed=0, indices=(0,), model=None, num_classes=None, top="paper", multi_label=False,
            split="train", image_size=None, batch_size=16, max_images=256, label=None, out="analysis/groups",
            overwrite=False, progress=True):
     """Neuron groups (matrix factorisation of a layer's activations) at every checkpoint, rendered.
@@ -432,7 +432,7 @@ def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, redu
     Fit once on the first checkpoint and project the others onto its groups (reconstruction error: how far
     the layer leaves the pretrained basis), and refit at each checkpoint with the groups matched to the
     first's (Hungarian assignment on cosine similarity). Each group renders as a direction in channel space;
-    the --examples images get a semantic dictionary. Writes groups.csv, groups_components.npz,
+    the --indices images get a semantic dictionary. Writes groups.csv, groups_components.npz,
     groups_<layer>_error.png, iter_<i>/<layer>_groups.png and iter_<i>/<layer>_dictionary_<image>.png.
 
     Args:
@@ -446,7 +446,7 @@ def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, redu
         size (int >= 1): side of each group's render in px
         steps (int >= 0): optimisation steps of each group's render
         seed (int >= 0): random seed of the positions, the factorisation and the renders
-        examples (int list): dataset image indices that get a semantic dictionary
+        indices (int list): the dataset images (their indices) that get a semantic dictionary
         model: the architecture, where the run has no run.json (see similarity)
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
@@ -465,13 +465,13 @@ def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, redu
     inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
                          batch_size, label)
     files = bb.groups_over_checkpoints(inp, groups, out, reduction_alg=reduction_alg, positions=positions, size=size,
-                                       steps=steps, seed=seed, examples=examples, batch_size=batch_size,
+                                       steps=steps, seed=seed, indices=indices, batch_size=batch_size,
                                        max_images=max_images, overwrite=overwrite, progress=progress,
                                        report=None if progress else print)
     return Written(files)
 
 
-def caricature(run=None, checkpoints=None, dataset=None, layers=None, examples=(0,), steps=512, cossim_pow=0.0,
+def caricature(run=None, checkpoints=None, dataset=None, layers=None, indices=(0,), steps=512, cossim_pow=0.0,
                seed=0, model=None, num_classes=None, top="paper", multi_label=False, split="train", image_size=None,
                batch_size=16, label=None, out="analysis/caricature", overwrite=False, progress=True):
     """Caricatures (feature inversion) of the same dataset images at every checkpoint, one strip each.
@@ -485,7 +485,7 @@ def caricature(run=None, checkpoints=None, dataset=None, layers=None, examples=(
         checkpoints: saved iterations of --run, comma separated (default: all)
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
         layers (list): the layers inverted (one caricature each), comma separated
-        examples (int list): the dataset image indices inverted
+        indices (int list): the dataset images (their indices) inverted
         steps (int >= 1): optimisation steps of each caricature
         cossim_pow (number >= 0): the cosine term's power (0: Lucid's default, the dot product alone)
         seed (int >= 0): random seed of the renders
@@ -505,7 +505,7 @@ def caricature(run=None, checkpoints=None, dataset=None, layers=None, examples=(
 
     inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
                          batch_size, label)
-    files = bb.caricatures_over_checkpoints(inp, examples, out, steps=steps, cossim_pow=float(cossim_pow), seed=seed,
+    files = bb.caricatures_over_checkpoints(inp, indices, out, steps=steps, cossim_pow=float(cossim_pow), seed=seed,
                                             batch_size=batch_size, overwrite=overwrite, progress=progress,
                                             report=None if progress else print)
     return Written(files)

@@ -38,7 +38,7 @@ def test_attribution_over_checkpoints(runs, capsys):
     root, head, _ = runs
     out = root / "attr"
     argv = ["attribution", "--run", str(head), "--layers", "fused", "--dataset", str(root / "images.npz"),
-            "--examples", "0,4", "--noprogress", "--out", str(out)]
+            "--indices", "0,4", "--noprogress", "--out", str(out)]
     analyze.main(argv)
     printed = capsys.readouterr().out
     assert "iteration 30" in printed and f"wrote {out}/attribution.csv" in printed
@@ -79,7 +79,7 @@ def test_integrated_attribution_of_a_plain_run(runs, capsys):
     out = root / "ig"
     analyze.main(["attribution", "--run", str(plain), "--model", str(root / "tiny.keras"), "--layers", "mixed",
                   "--classes", "0,3", "--method", "integrated", "--ig-steps", "4", "--checkpoints", "0,30",
-                  "--dataset", str(root / "images.npz"), "--examples", "1", "--noprogress", "--out", str(out)])
+                  "--dataset", str(root / "images.npz"), "--indices", "1", "--noprogress", "--out", str(out)])
     rows = tables.read_csv(str(out / "attribution.csv"))
     assert {(r["iteration"], r["class"]) for r in rows} == {(0, 0), (0, 3), (30, 0), (30, 3)} and len(rows) == 40
     assert {r["class_name"] for r in rows} == {0, 3}  # no class names: the index
@@ -90,7 +90,7 @@ def test_groups_over_checkpoints(runs, capsys):
     root, _, plain = runs
     out = root / "groups"
     analyze.main(["groups", "--run", str(plain), "--model", str(root / "tiny.keras"), "--layers", "mixed",
-                  "--groups", "3", "--positions", "8", "--size", "16", "--steps", "2", "--examples", "2",
+                  "--groups", "3", "--positions", "8", "--size", "16", "--steps", "2", "--indices", "2",
                   "--dataset", str(root / "images.npz"), "--noprogress", "--out", str(out)])
     rows = tables.read_csv(str(out / "groups.csv"))
     assert len(rows) == 3 * 2 * 3 and {r["n_rows"] for r in rows} == {6 * 8}
@@ -111,7 +111,7 @@ def test_groups_over_checkpoints(runs, capsys):
 def test_caricatures_over_checkpoints(runs, capsys):
     root, head, _ = runs
     out = root / "car"
-    analyze.main(["caricature", "--run", str(head), "--layers", "mixed,fused", "--examples", "3", "--steps", "3",
+    analyze.main(["caricature", "--run", str(head), "--layers", "mixed,fused", "--indices", "3", "--steps", "3",
                   "--checkpoints", "0,30", "--dataset", str(root / "images.npz"), "--noprogress", "--out", str(out)])
     rows = tables.read_csv(str(out / "caricature.csv"))
     assert [(r["iteration"], r["layer"], r["image"]) for r in rows] == [
@@ -127,7 +127,7 @@ def test_caricatures_over_checkpoints(runs, capsys):
     (["attribution", "--run", "HEAD", "--layers", "fused", "--classes", "zebra"],
      "'zebra' is not a class of the output; its classes are tabby, beagle, pug"),
     (["attribution", "--run", "HEAD", "--layers", "fused", "--checkpoints", "5"], "no checkpoint at iteration 5"),
-    (["attribution", "--run", "HEAD", "--layers", "fused", "--examples", "6"], "beyond the dataset's 6 images"),
+    (["attribution", "--run", "HEAD", "--layers", "fused", "--indices", "6"], "beyond the dataset's 6 images"),
     (["attribution", "--run", "HEAD", "--layers", "fused", "--dataset", "EMPTY"], "the dataset yielded no images"),
     (["attribution", "--run", "HEAD", "--layers", "fuse"], "unknown layer 'fuse'"),
     (["groups", "--run", "HEAD", "--layers", "mixed_pre_relu"], "read before its ReLU"),
@@ -168,7 +168,7 @@ def test_killed_at_every_write_resumes_to_the_same_files(runs, tmp_path, job):
 
     root, _, plain = runs
     common = dict(run=str(plain), model=str(root / "tiny.keras"), checkpoints=[0, 30], dataset=str(root / "images.npz"),
-                  examples=(1,), progress=False, max_images=4)
+                  indices=(1,), progress=False, max_images=4)
     if job == "attribution":
         def make(out):
             analyze.attribution(layers="mixed", classes="1,2", out=out, **common)

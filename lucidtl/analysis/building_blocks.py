@@ -96,19 +96,19 @@ def pick_images(source, indices, batch_size=32):
         n = start + len(images)
     missing = sorted(want - set(found))
     if missing:
-        raise InvalidArgumentError(f"--examples {missing[0]} is beyond the dataset's {n} images; pass indices "
+        raise InvalidArgumentError(f"--indices {missing[0]} is beyond the dataset's {n} images; pass indices "
                                    f"0..{n - 1}")
     return found
 
 
-def check_examples(examples):
-    if examples is None:
+def check_indices(indices):
+    if indices is None:
         return []
-    items = examples if isinstance(examples, (list, tuple)) else [examples]
+    items = indices if isinstance(indices, (list, tuple)) else [indices]
     out = []
     for e in items:
         if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0:
-            raise InvalidArgumentError(f"--examples takes dataset image indices (integers >= 0), got {e!r}")
+            raise InvalidArgumentError(f"--indices takes dataset image indices (integers >= 0), got {e!r}")
         out.append(int(e))
     return list(dict.fromkeys(out))
 
@@ -204,7 +204,7 @@ def _bar(total, progress, desc):
 
 # ---- attribution -------------------------------------------------------------------------------------
 
-def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64, examples=(), batch_size=16,
+def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64, indices=(), batch_size=16,
                                  max_images=256, overwrite=False, progress=False, report=None):
     """Channel attribution of each layer to each class at each checkpoint (mean over the images, and over
     the images labelled with the class), its ranking, and spatial heatmaps of the example images.
@@ -224,11 +224,11 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
     names = [A.class_label(k, inp.class_names) for k in ks]
     if method not in A.METHODS:
         raise InvalidArgumentError(f"unknown --method {method!r}; choose one of {', '.join(A.METHODS)}")
-    examples = check_examples(examples)
-    pictures = pick_images(inp.source, examples, batch_size)
+    indices = check_indices(indices)
+    pictures = pick_images(inp.source, indices, batch_size)
     settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "classes": ks, "method": method,
                 "ig_steps": int(ig_steps) if method == "integrated" else None, "max_images": max_images,
-                "examples": examples}
+                "indices": indices}
     parts = Parts(out, "attribution", settings, overwrite)
     rows = []
     bar = _bar(len(inp.checkpoints), progress, "attribution")
@@ -311,7 +311,7 @@ def _big(image, min_size=64):
 # ---- neuron groups -----------------------------------------------------------------------------------
 
 def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_alg="NMF", positions=16, size=80,
-                            steps=512, seed=0, examples=(), batch_size=16, max_images=256, overwrite=False,
+                            steps=512, seed=0, indices=(), batch_size=16, max_images=256, overwrite=False,
                             progress=False, report=None):
     """Neuron groups of each layer at each checkpoint (lucidtl.analysis.groups): fit on the first checkpoint
     and project (fixed), refit and match (refit); renders of the matched groups; the semantic dictionary of
@@ -340,12 +340,12 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
                                        f"before its ReLU (negative values); use {layer[:-len(features.PRE_RELU)]} "
                                        "or --reduction-alg PCA")
     G.reducer(n_groups, reduction_alg, seed)  # an unknown algorithm fails here, before any work
-    examples = check_examples(examples)
-    pictures = pick_images(inp.source, examples, batch_size)
+    indices = check_indices(indices)
+    pictures = pick_images(inp.source, indices, batch_size)
     settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "groups": n_groups,
                 "reduction_alg": reduction_alg,
                 "positions": positions, "size": size, "steps": steps, "seed": seed, "max_images": max_images,
-                "examples": examples, "reference": inp.checkpoints[0].iteration}
+                "indices": indices, "reference": inp.checkpoints[0].iteration}
     parts = Parts(out, "groups", settings, overwrite)
     fmodels = {layer: features.feature_model(model, [layer]) for layer in inp.layers}
     reference = {layer: parts.load_object(f"reference_{_safe(layer)}") for layer in inp.layers}
@@ -420,7 +420,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
 
 # ---- caricatures -------------------------------------------------------------------------------------
 
-def caricatures_over_checkpoints(inp, examples=(0,), out="analysis/caricature", steps=512, cossim_pow=0.0, seed=0,
+def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", steps=512, cossim_pow=0.0, seed=0,
                                  batch_size=16, overwrite=False, progress=False, report=None):
     """The same dataset images inverted at each checkpoint (lucidtl.recipes.caricature, one caricature per
     layer). Writes caricature.csv (the cosine of the caricature's activations to the image's at the end),
@@ -432,11 +432,11 @@ def caricatures_over_checkpoints(inp, examples=(0,), out="analysis/caricature", 
     from lucidtl.recipes import caricature as car
 
     model = inp.model
-    examples = check_examples(examples)
-    if not examples:
-        raise InvalidArgumentError("no images to invert; pass --examples 0[,3,...] (dataset image indices)")
-    pictures = {i: car.prepare(img, model) for i, img in pick_images(inp.source, examples, batch_size).items()}
-    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "examples": examples, "steps": steps,
+    indices = check_indices(indices)
+    if not indices:
+        raise InvalidArgumentError("no images to invert; pass --indices 0[,3,...] (dataset image indices)")
+    pictures = {i: car.prepare(img, model) for i, img in pick_images(inp.source, indices, batch_size).items()}
+    settings = {"run": inp.label, "dataset": inp.dataset, "layers": inp.layers, "indices": indices, "steps": steps,
                 "cossim_pow": cossim_pow, "seed": seed}
     parts = Parts(out, "caricature", settings, overwrite)
     rows = []

@@ -303,14 +303,14 @@ def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, m
     for run in runs:
         inp = bb.run_inputs(run.path, dataset, layers, batch_size=batch_size)
         shown = _first_indices(inp.source, images, batch_size)
-        bb.attribution_over_checkpoints(inp, "all", blocks_dir(out, run.name, "attribution"), examples=shown,
+        bb.attribution_over_checkpoints(inp, "all", blocks_dir(out, run.name, "attribution"), indices=shown,
                                         batch_size=batch_size, max_images=max_images, progress=progress)
         for layer in layers:
             k = min(BLOCK_GROUPS, features.channel_count(inp.model, layer))
             part = dataclasses.replace(inp, layers=[layer])
             try:
                 bb.groups_over_checkpoints(part, k, os.path.join(blocks_dir(out, run.name, "groups"), layer),
-                                           positions=16, size=size, steps=steps, seed=seed, examples=shown,
+                                           positions=16, size=size, steps=steps, seed=seed, indices=shown,
                                            batch_size=batch_size, max_images=max_images, progress=progress)
             except Bad as e:  # a layer with negative activations: no NMF groups (said on the page)
                 if "non-negative" not in str(e):

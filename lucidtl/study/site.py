@@ -157,7 +157,7 @@ def _blocks(out, runs, layers, slot):
             for per in lay["runs"][name].get("carriers", []):
                 for c in per:
                     c.sort()
-        found[name] = {"classes": classes, "images": summary.get("examples", []),
+        found[name] = {"classes": classes, "images": summary.get("indices", []),
                        "no_groups": [layer for layer, lay in layers.items() if lay["runs"][name]["groups"]["skipped"]]}
     return found
 
