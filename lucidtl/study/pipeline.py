@@ -337,7 +337,7 @@ def _prepare_out(out, settings, overwrite):
     if overwrite and os.path.isfile(path):
         shutil.rmtree(out)
     if os.path.isfile(path):
-        old = read_json(path)
+        old = {"blocks": 0, **read_json(path)}  # a study from before --blocks had none
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise InvalidArgumentError(
