@@ -11,6 +11,10 @@
         --dataset folder:data/pets --out analysis/examples
     python -m lucidtl.analyze activation-atlas --run runs/pets --layer Mixed_4c --dataset folder:data/pets \
         --grid-size 20 --out analysis/activation_atlas
+    python -m lucidtl.analyze attribution --run runs/pets --layers Mixed_4c --classes all \
+        --dataset folder:data/pets --out analysis/attribution
+    python -m lucidtl.analyze groups --run runs/pets --layers Mixed_4c --groups 6 --dataset folder:data/pets
+    python -m lucidtl.analyze caricature --run runs/pets --layers Mixed_4c --indices 0,1 --dataset folder:data/pets
 """
 import dataclasses
 import os
@@ -440,12 +444,163 @@ def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=Non
     lines = [f"iteration {c['iteration']}: {len(c['cells'])} cells drawn" for c in summary["checkpoints"]]
     files = [os.path.join(folder, c["atlas"]) for c in summary["checkpoints"]]
     return Written(files + [os.path.join(folder, "density.csv"), os.path.join(folder, "summary.json")], lines)
+# ---- building blocks (attribution, neuron groups, caricatures) ---------------------------------------
+
+def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
+                   batch_size, label):
+    """Everything a building-blocks job reads, checked before any work (lucidtl.analysis.building_blocks)."""
+    from lucidtl.analysis import building_blocks as bb
+
+    if run is None:
+        raise InvalidArgumentError("no run; pass --run RUN_FOLDER (with checkpoints.json)")
+    if layers is None:
+        raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
+                                   "python -m lucidtl.render layers --run RUN)")
+    cps = bb.select(_checkpoints(run, None), checkpoints)
+    model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
+    settings = _settings(run)
+    source, class_names = load_data(dataset, image_size or settings.get("image_size") or 224, split, batch_size)
+    return bb.inputs(cps, model_fn, input_range, source, settings.get("class_names") or class_names,
+                     cli.split_list(layers), _label(run, label), batch_size, dataset)
+
+
+def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="all", method="linear",
+                ig_steps=64, indices=(0, 1), model=None, num_classes=None, top="paper", multi_label=False,
+                split="train", image_size=None, batch_size=16, max_images=256, label=None,
+                out="analysis/attribution", overwrite=False, progress=True):
+    """Attribution of each layer's channels to the head's classes at every checkpoint, with heatmaps.
+
+    Lucid's linear approximation (activation x gradient of the class logit) or integrated gradients along
+    the layer's activations; per class a channel ranking (mean over the images, and over the images of
+    that class) and spatial heatmaps of the --indices images. Writes attribution.csv,
+    attribution_summary.json, attribution_<layer>.png and iter_<i>/<layer>_attribution_<image>.png.
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run, comma separated (default: all)
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        layers (list): the layers attributed, comma separated
+        classes (list): the output's classes: all, indices (0,2) or names (tabby,pug), comma separated
+        method (linear|integrated): activation x gradient, or integrated gradients from a zero baseline
+        ig_steps (int >= 1): integration steps of --method integrated
+        indices (int list): the dataset images (their indices) that get heatmaps
+        model: the architecture, where the run has no run.json (see similarity)
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch
+        max_images (int >= 1): images used at most
+        label: the run's name in the tables (default: the run folder's name)
+        out (folder): the output folder
+        overwrite (bool): replace what --out holds instead of resuming it
+        progress (bool): show a progress bar
+    """
+    from lucidtl.analysis import building_blocks as bb
+
+    cli.choice("method", method, ("linear", "integrated"))
+    inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
+                         batch_size, label)
+    files = bb.attribution_over_checkpoints(inp, classes, out, method=method, ig_steps=ig_steps, indices=indices,
+                                            batch_size=batch_size, max_images=max_images, overwrite=overwrite,
+                                            progress=progress, report=None if progress else print)
+    return Written(files)
+
+
+def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, reduction_alg="NMF", positions=16,
+           size=80, steps=512, seed=0, indices=(0,), model=None, num_classes=None, top="paper", multi_label=False,
+           split="train", image_size=None, batch_size=16, max_images=256, label=None, out="analysis/groups",
+           overwrite=False, progress=True):
+    """Neuron groups (matrix factorisation of a layer's activations) at every checkpoint, rendered.
+
+    Fit once on the first checkpoint and project the others onto its groups (reconstruction error: how far
+    the layer leaves the pretrained basis), and refit at each checkpoint with the groups matched to the
+    first's (Hungarian assignment on cosine similarity). Each group renders as a direction in channel space;
+    the --indices images get a semantic dictionary. Writes groups.csv, groups_components.npz,
+    groups_<layer>_error.png, iter_<i>/<layer>_groups.png and iter_<i>/<layer>_dictionary_<image>.png.
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run, comma separated (default: all)
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        layers (list): the layers factorised, comma separated
+        groups (int >= 1): the number of groups (components)
+        reduction_alg: a sklearn.decomposition class: NMF (Lucid's default), PCA, FastICA, ...
+        positions (int >= 0): spatial positions drawn per image (the same at every checkpoint; 0: all)
+        size (int >= 1): side of each group's render in px
+        steps (int >= 0): optimisation steps of each group's render
+        seed (int >= 0): random seed of the positions, the factorisation and the renders
+        indices (int list): the dataset images (their indices) that get a semantic dictionary
+        model: the architecture, where the run has no run.json (see similarity)
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch
+        max_images (int >= 1): images used at most
+        label: the run's name in the tables (default: the run folder's name)
+        out (folder): the output folder
+        overwrite (bool): replace what --out holds instead of resuming it
+        progress (bool): show a progress bar
+    """
+    from lucidtl.analysis import building_blocks as bb
+
+    inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
+                         batch_size, label)
+    files = bb.groups_over_checkpoints(inp, groups, out, reduction_alg=reduction_alg, positions=positions, size=size,
+                                       steps=steps, seed=seed, indices=indices, batch_size=batch_size,
+                                       max_images=max_images, overwrite=overwrite, progress=progress,
+                                       report=None if progress else print)
+    return Written(files)
+
+
+def caricature(run=None, checkpoints=None, dataset=None, layers=None, indices=(0,), steps=512, cossim_pow=0.0,
+               seed=0, model=None, num_classes=None, top="paper", multi_label=False, split="train", image_size=None,
+               batch_size=16, label=None, out="analysis/caricature", overwrite=False, progress=True):
+    """Caricatures (feature inversion) of the same dataset images at every checkpoint, one strip each.
+
+    Lucid's recipe: an image optimised so that its activations at each layer match the dataset image's
+    (dot x cosine^power). Writes caricature.csv (the final cosine to the image's activations),
+    iter_<i>/caricature_<image>_<layer>.png and caricature_<image>_<layer>.png (the image, then each checkpoint).
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run, comma separated (default: all)
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        layers (list): the layers inverted (one caricature each), comma separated
+        indices (int list): the dataset images (their indices) inverted
+        steps (int >= 1): optimisation steps of each caricature
+        cossim_pow (number >= 0): the cosine term's power (0: Lucid's default, the dot product alone)
+        seed (int >= 0): random seed of the renders
+        model: the architecture, where the run has no run.json (see similarity)
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch
+        label: the run's name in the tables (default: the run folder's name)
+        out (folder): the output folder
+        overwrite (bool): replace what --out holds instead of resuming it
+        progress (bool): show a progress bar
+    """
+    from lucidtl.analysis import building_blocks as bb
+
+    inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
+                         batch_size, label)
+    files = bb.caricatures_over_checkpoints(inp, indices, out, steps=steps, cossim_pow=float(cossim_pow), seed=seed,
+                                            batch_size=batch_size, overwrite=overwrite, progress=progress,
+                                            report=None if progress else print)
+    return Written(files)
 
 
 def main(argv=None):
     cli.run({name: cli.printing(fn, _report) for name, fn in
              (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
-              ("examples", examples), ("activation-atlas", activation_atlas))}, default="similarity", argv=argv,
+              ("examples", examples), ("activation-atlas", activation_atlas), ("attribution", attribution),
+              ("groups", groups), ("caricature", caricature))}, default="similarity", argv=argv,
             aliases={"checkpoints": "weights", "embed": "embed_layer"})
 
 

@@ -42,6 +42,7 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "layer": ("str", "one layer name (`python -m lucidtl.render layers` lists them)"),
     "layers": ("list", "layer names, comma separated, or `all`"),
     "channel": ("int >= 0", "one channel index"),
+    "classes": ("list", "the output's classes: all, indices (0,2) or names (tabby,pug), comma separated"),
     "channels": ("channels", "7 | 0:8 | 1,5,9 | all; `Mixed_4c:0:8,Mixed_5b:3` where several layers are meant"),
     "batch_size": ("int >= 1", "images per batch (optimised or trained together)"),
     "size": ("int >= 1", "side of the rendered images in px"),

@@ -33,7 +33,7 @@ from bench_study import make_synthetic_study  # noqa: E402
 
 # 2 runs x 3 checkpoints x 2 layers x 4 channels = 48 renders (one batch of 4 per layer and checkpoint)
 STUDY = dict(layers="conv1_relu,conv2_relu", channels="0:4", size=16, steps=4, batch_size=4, examples=3,
-             progress=False)
+             blocks=0, progress=False)  # the building blocks: test_building_blocks_pages
 ITERS = (0, 2, 4)
 
 
@@ -388,3 +388,70 @@ def test_site_in_headless_chromium(full, tmp_path):
     assert errors == []
     assert all(os.path.getsize(shots / f) > 5000 for f in os.listdir(shots))
     print(f"screenshots in {shots}")
+
+
+def test_building_blocks_pages(pair, full, tmp_path):
+    """A study killed after its scale stage, resumed with --blocks 1: the building blocks stage (attribution to
+    the head's classes, neuron groups, caricatures) and their pages: a unit's attribution to each class, a
+    layer's groups and carrying channels, an image page; checked against the definition and in Chromium."""
+    import shutil
+
+    from lucidtl import attribution
+    from lucidtl.analysis import tables
+
+    (a, b), folder = pair
+    out = str(tmp_path / "S")
+    shutil.copytree(full, out)
+    settings = P.read_json(os.path.join(out, P.SETTINGS_FILE))
+    imageio.save_json(dict(settings, blocks=1), os.path.join(out, P.SETTINGS_FILE))
+    os.remove(os.path.join(out, "stages", "site.json"))
+    result = study(runs=f"{a},{b}", out=out, dataset=f"folder:{folder}", **dict(STUDY, blocks=1))
+    assert result.stages == {"atlas": "skipped", "similarity": "skipped", "examples": "skipped", "scale": "skipped",
+                             "blocks": "done", "site": "done"}
+    rows = tables.read_csv(os.path.join(P.blocks_dir(out, "ta", "attribution"), "attribution.csv"))
+    names = runs.read_settings(a)["class_names"]
+    images, _, _ = P.probe_images(f"folder:{folder}", P._runs(a), 256, 4)
+    net = runs.load_checkpoint(a, 2)
+    want = attribution.channel_attribution(net, images, "conv2_relu", list(range(len(names))),
+                                           input_range=tuple(runs.read_settings(a)["input_range"])).mean(1)
+    got = {(r["class"], r["channel"]): r["attribution"] for r in rows
+           if r["iteration"] == 2 and r["layer"] == "conv2_relu"}
+    np.testing.assert_allclose([got[k, c] for k in range(len(names)) for c in range(want.shape[1])], want.ravel(),
+                               rtol=1e-4, atol=1e-7)
+    data = _layer_data(out, "conv2_relu")["runs"]["ta"]
+    assert len(data["attribution"]) == 3 and data["attribution"][1][0] == [round(got[0, c], 6) for c in range(4)]
+    assert len(data["groups"]["weight"][0]) == min(6, want.shape[1]) and data["groups"]["cosine"][0][0] == 1
+    assert [c[1] for c in data["carriers"][1][0]] == sorted(range(want.shape[1]), key=lambda c: -want[0, c])[:5]
+    assert _index(out)["blocks"]["ta"] == {"classes": names, "images": [0], "no_groups": []}
+    found, reason = _chromium()
+    if found is None:
+        pytest.skip(reason)
+    sync_playwright, exe = found
+    url = "file://" + os.path.join(out, "index.html")
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(url + "#/unit/ta/conv2_relu/1")
+        _at(page, "#/unit/ta/conv2_relu/1")
+        titles = page.eval_on_selector_all("svg.chart .title", "els => els.map(e => e.textContent)")
+        assert "attribution of 1 to each class in ta" in titles
+        page.goto(url + "#/layer/conv2_relu/ta")
+        _at(page, "#/layer/conv2_relu/ta")
+        assert page.eval_on_selector_all(".strip.groups img", "els => els.length") == 3
+        classes = page.eval_on_selector_all("table.carriers tr[data-class]", "els => els.map(e => e.dataset.class)")
+        assert classes == names
+        assert all(w > 0 for _, w in _loaded(page))
+        page.goto(url + "#/")
+        _at(page, "#/")
+        page.click("p.images a")
+        _at(page, "#/image/ta/0")
+        images_on_page = _loaded(page)
+        assert len(images_on_page) == 2 * 3 * 3 and all(w > 0 for _, w in images_on_page)  # 2 layers x 3 its x 3
+        page.goto(url + "#/image/ta/7")
+        _at(page, "#/image/ta/7")
+        assert "not in this study" in page.text_content("#missing-image")
+        browser.close()
+    assert errors == []

@@ -315,16 +315,25 @@ class LucidGraph:
         lo, hi = (np.asarray(v, np.float32) for v in self.meta.image_value_range)
         return lo + x * (hi - lo)
 
-    def build(self, image, names):
+    def build(self, image, names, given=None):
         """The tensors `names`, computed from the [0,1] image by importing the needed part of the graph into
-        the current graph."""
+        the current graph; given = {name: tensor} replaces those tensors of the graph (attribution)."""
         refs = [self.resolve(n) for n in names]
         x = self.prepare(image)
         got = {f"{self.input_op}:0": x}  # the input op itself is the prepared image
+        replaced = {}
+        for name, tensor in (given or {}).items():
+            kind, ref = self.resolve(name)
+            if kind != "tensor":
+                raise UnknownLayerError(f"{name!r} is a concatenation lucidtl adds to {self.label}, not a tensor "
+                                        "of its forward pass; use the layer itself")
+            replaced[ref if ":" in ref else ref + ":0"] = tensor
         wanted = sorted({r for kind, ref in refs for r in ([ref] if kind == "tensor" else ref)} - set(got))
         if wanted:
             sub = self._subgraph({_split(r)[0] for r in wanted})
+            used = self._used(sub) | {n.name for n in sub.node}
             input_map = {self.input_op + ":0": x} if self.input_op in self._used(sub) else {}
+            input_map.update({r: t for r, t in replaced.items() if _split(r)[0] in used})
             got.update(zip(wanted, tf.graph_util.import_graph_def(sub, input_map=input_map, return_elements=wanted,
                                                                   name="lucid_graph")))
         return [got[ref] if kind == "tensor" else tf.concat([got[r] for r in ref], -1) for kind, ref in refs]

@@ -266,6 +266,19 @@ def direction_neuron(layer, vec, x=None, y=None, cossim_pow=0, batch=None):
     return inner
 
 
+def dot_compare(layer, batch=1, cossim_pow=0):
+    """Lucid's dot_compare (caricatures): with t = image 0's activations (the target) and c = image
+    `batch`'s, over all of H x W x C: dot = sum(t * c), s = max(0.1, dot / (1e-6 + |c|)), value dot * s^pow."""
+    @objective(_label("dot_compare", layer, batch=batch), layer)
+    def inner(T):
+        acts = _f32(T(layer))
+        target, image = acts[0], acts[batch]
+        dot = tf.reduce_sum(target * image)
+        s = tf.maximum(0.1, dot / (1e-6 + tf.sqrt(tf.reduce_sum(image * image))))
+        return dot * s ** cossim_pow
+    return inner
+
+
 def _crop_to(t, h, w):
     """Central crop of [B,H,W,C] (or [H,W,C]) to h x w."""
     shape = tf.shape(t)

@@ -8,6 +8,7 @@
     OUT/similarity/between/<a>~<b>/iter_000030.json   run a vs run b at the same iteration
     OUT/examples/<run>/iter_000030/<layer>.json  top-k dataset images per channel (+ <layer>/0007.png strips)
     OUT/scale/<run>/iter_000030.json             dominant spatial period of every render
+    OUT/blocks/<run>/attribution|groups/<layer>|caricature/   building blocks (with --dataset; analysis.building_blocks)
     OUT/index.html, app.js, style.css, data/     the site (lucidtl.study.site)
 
 Within a stage every item (a checkpoint, a checkpoint pair, a checkpoint's layer) is written atomically and
@@ -313,6 +314,51 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
                                input_range=r.input_range, progress=progress)
             done += 1
     return {"items": len(runs) * len(selection), "computed": done}
+BLOCK_GROUPS = 6  # neuron groups per layer (the NeuronGroups notebook's), at most the layer's channels
+
+
+def blocks_dir(out, run, what):
+    return os.path.join(out, "blocks", run, what)
+
+
+def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2):
+    """Building blocks of every run (lucidtl.analysis.building_blocks, each job resumable): attribution of
+    the chosen layers to the head's classes, neuron groups per layer, caricatures of the first `images` dataset
+    images (which get an image page)."""
+    from lucidtl.analysis import building_blocks as bb
+    from lucidtl.errors import InvalidArgumentError as Bad
+    from lucidtl.optvis import features
+
+    layers = [layer for layer, _ in selection]
+    done = {}
+    for run in runs:
+        inp = bb.run_inputs(run.path, dataset, layers, batch_size=batch_size)
+        shown = _first_indices(inp.source, images, batch_size)
+        bb.attribution_over_checkpoints(inp, "all", blocks_dir(out, run.name, "attribution"), indices=shown,
+                                        batch_size=batch_size, max_images=max_images, progress=progress)
+        for layer in layers:
+            k = min(BLOCK_GROUPS, features.channel_count(inp.model, layer))
+            part = dataclasses.replace(inp, layers=[layer])
+            try:
+                bb.groups_over_checkpoints(part, k, os.path.join(blocks_dir(out, run.name, "groups"), layer),
+                                           positions=16, size=size, steps=steps, seed=seed, indices=shown,
+                                           batch_size=batch_size, max_images=max_images, progress=progress)
+            except Bad as e:  # a layer with negative activations: no NMF groups (said on the page)
+                if "non-negative" not in str(e):
+                    raise
+                imageio.save_json({"skipped": str(e)}, os.path.join(blocks_dir(out, run.name, "groups"), layer,
+                                                                    "skipped.json"))
+        bb.caricatures_over_checkpoints(inp, shown, blocks_dir(out, run.name, "caricature"), steps=steps, seed=seed,
+                                        batch_size=batch_size, progress=progress)
+        done[run.name] = len(inp.checkpoints)
+    return {"runs": len(done), "checkpoints": sum(done.values())}
+
+
+def _first_indices(source, n, batch_size):
+    from lucidtl.analysis.streaming import batches
+
+    count = sum(len(x) for x, _, _ in batches(source, batch_size, n))
+    return list(range(count))
 
 
 # ---- the study ---------------------------------------------------------------------------------------
@@ -322,7 +368,7 @@ def _prepare_out(out, settings, overwrite):
     if overwrite and os.path.isfile(path):
         shutil.rmtree(out)
     if os.path.isfile(path):
-        old = read_json(path)
+        old = {"blocks": 0, **read_json(path)}  # a study from before --blocks had none
         old.setdefault("precision", "float32")  # studies from before the setting existed
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
@@ -360,13 +406,14 @@ def _stage_done(out, stage, n):
 
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
-          shard="0/1", dataset=None, max_images=256, examples=6, overwrite=False, progress=True,
+          shard="0/1", dataset=None, max_images=256, examples=6, blocks=2, overwrite=False, progress=True,
           precision="float32", aligned=False, activation_atlas=False, grid_size=10):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
     Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
     first and between runs at equal iterations (per layer and per channel), dataset examples per channel
-    and checkpoint (with --dataset), the dominant spatial period of every render, then the site
+    and checkpoint (with --dataset), the dominant spatial period of every render, the building blocks (with
+    --dataset: attribution to the head's classes, neuron groups, caricatures of --blocks images), then the site
     (out/index.html; open it from disk or any static host).
 
     Args:
@@ -382,6 +429,8 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         dataset: dataset examples and similarity images (the same spec as train); default: the runs' own.
         max_images (int >= 1): images for similarity and examples (the first ones, unshuffled).
         examples (int >= 1): dataset examples per channel and checkpoint (top-k).
+        blocks (int >= 0): dataset images that get an image page (semantic dictionary, attribution heatmaps,
+            caricatures); 0: no building blocks (attribution, neuron groups, caricatures) at all.
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
         precision (float32|bfloat16|float16): what the network computes in for the renders (float32: Lucid's)
@@ -400,6 +449,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     from lucidtl.optvis import precision as precision_lib
 
     precision = precision_lib.require_fast(precision_lib.check(precision))
+    blocks = cli.integer("blocks", blocks, minimum=0)
     out = os.fspath(out)
     run_list = _runs(runs)
     _, work, _ = job.plan_work(runs=[r.path for r in run_list], layers=layers, channels=channels,
@@ -408,7 +458,8 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     settings = {"runs": [r.path for r in run_list], "layers": [layer for layer, _ in selection],
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
-                "examples": examples, "precision": precision}
+                "examples": examples, "blocks": blocks if dataset else 0,  # blocks need a dataset
+                "precision": precision}
     if aligned:
         if precision != "float32":
             raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
@@ -462,6 +513,9 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         run_stage("activation_atlas", lambda: activation_atlas_stage(
             out, run_list, selection, images, labels, settings["grid_size"], size, steps, batch_size, seed,
             progress), sharded=False)
+    if dataset and blocks:
+        run_stage("blocks", lambda: blocks_stage(out, run_list, selection, dataset, size, steps, seed, batch_size,
+                                                 max_images, progress, blocks), sharded=False)
     from lucidtl.study import site
 
     run_stage("site", lambda: site.build(out, progress=progress), sharded=False)

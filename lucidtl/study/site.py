@@ -97,12 +97,71 @@ def site_data(out):
                 lay["between"][key] = {"iterations": [it for it, _ in found],
                                        **{k: [s["layers"][layer]["channels"].get(k) for _, s in found]
                                           for k in ("procrustes_norm", "cka")}}
-    index = {"runs": runs, "examples": bool(settings.get("dataset")), "between": between,
+    blocks = _blocks(out, runs, layers, slot) if settings.get("dataset") else {}
+    index = {"runs": runs, "examples": bool(settings.get("dataset")), "between": between, "blocks": blocks,
              "activation_atlas": bool(settings.get("activation_atlas")),
              "settings": {k: settings[k] for k in ("size", "steps", "seed", "dataset", "max_images", "examples")},
              "layers": [{"name": layer, "channels": len(chans[layer]), "file": f"data/layer-{i:03d}.js",
                          "curves": curves[layer]} for i, layer in enumerate(settings["layers"])]}
     return index, layers
+
+
+def _csv(path):
+    from lucidtl.analysis import tables
+
+    return tables.read_csv(path) if os.path.isfile(path) else []
+
+
+def _blocks(out, runs, layers, slot):
+    """The building blocks (study.pipeline.blocks_stage) into the layer data: per run, the attribution of each
+    chosen channel to each class over checkpoints, the channels carrying each class (top 5), the neuron
+    groups' weights, cosines and errors; returns the index's part: per run the classes and example images."""
+    from lucidtl.study import pipeline as P
+
+    found = {}
+    for run in runs:
+        name, col = run["name"], {it: j for j, it in enumerate(run["iterations"])}
+        rows = _csv(os.path.join(P.blocks_dir(out, name, "attribution"), "attribution.csv"))
+        if not rows:
+            continue
+        summary = _read(os.path.join(P.blocks_dir(out, name, "attribution"), "attribution_summary.json")) or {}
+        classes = [str(c) for c in summary.get("class_names", [])]
+        k_of = {k: j for j, k in enumerate(summary.get("classes", []))}
+        for layer, lay in layers.items():
+            n = len(run["iterations"])
+            att = [[[None] * len(lay["channels"]) for _ in classes] for _ in range(n)]
+            carry = [[[] for _ in classes] for _ in range(n)]
+            lay["runs"][name]["attribution"], lay["runs"][name]["carriers"] = att, carry
+            groups = _csv(os.path.join(P.blocks_dir(out, name, "groups"), layer, "groups.csv"))
+            skipped = _read(os.path.join(P.blocks_dir(out, name, "groups"), layer, "skipped.json"))
+            g = {"weight": [None] * n, "cosine": [None] * n, "error_fixed": [None] * n, "error_refit": [None] * n,
+                 "skipped": skipped["skipped"] if skipped else None}
+            for r in groups:
+                j = col.get(r["iteration"])
+                if j is None:
+                    continue
+                if r["mode"] == "refit":
+                    g["weight"][j] = (g["weight"][j] or []) + [_clean(round(r["weight"], 6))]
+                    g["cosine"][j] = (g["cosine"][j] or []) + [_clean(round(r["cosine"], 6))]
+                g["error_" + r["mode"]][j] = _clean(round(r["error"], 6))
+            lay["runs"][name]["groups"] = g
+        for r in rows:
+            lay, j, k = layers.get(r["layer"]), col.get(r["iteration"]), k_of.get(r["class"])
+            if lay is None or j is None or k is None:
+                continue
+            if r["channel"] in slot[r["layer"]]:
+                lay["runs"][name]["attribution"][j][k][slot[r["layer"]][r["channel"]]] = _clean(
+                    round(r["attribution"], 6))
+            if r["rank"] < 5:
+                lay["runs"][name]["carriers"][j][k].append([r["rank"], r["channel"],
+                                                            _clean(round(r["attribution"], 6))])
+        for lay in layers.values():
+            for per in lay["runs"][name].get("carriers", []):
+                for c in per:
+                    c.sort()
+        found[name] = {"classes": classes, "images": summary.get("indices", []),
+                       "no_groups": [layer for layer, lay in layers.items() if lay["runs"][name]["groups"]["skipped"]]}
+    return found
 
 
 def build(out, progress=False):

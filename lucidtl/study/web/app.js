@@ -2,6 +2,7 @@
 //   #/                             layers overview
 //   #/layer/<layer>[/<run>]        a layer: similarity curves per run, channels ranked by change in <run>
 //   #/unit/<run>/<layer>/<channel> a unit: renders and examples at every checkpoint of every run, curves
+//   #/image/<run>/<index>          a dataset image (with --dataset): heatmaps, semantic dictionary, caricatures
 (function () {
   "use strict";
   var S = window.STUDY;
@@ -29,6 +30,14 @@
   }
   function renderSrc(run, it, layer, ch) { return png("atlas", run, it, layer, ch); }
   function exampleSrc(run, it, layer, ch) { return png("examples", run, it, layer, ch); }
+  function blockSrc(run, it, layer, kind, idx) {  // the building blocks' PNGs (study.pipeline.blocks_stage)
+    var b = "blocks/" + run + "/", i5 = pad(idx, 5);
+    if (kind === "heatmap") return b + "attribution/" + iterName(it) + "/" + layer + "_attribution_" + i5 + ".png";
+    if (kind === "groups") return b + "groups/" + layer + "/" + iterName(it) + "/" + layer + "_groups.png";
+    if (kind === "dictionary") return b + "groups/" + layer + "/" + iterName(it) + "/" + layer + "_dictionary_" + i5 + ".png";
+    return b + "caricature/" + iterName(it) + "/caricature_" + i5 + "_" + layer + ".png";
+  }
+  function imageHash(run, idx) { return "#/image/" + encodeURIComponent(run) + "/" + idx; }
   function runNames() { return S.runs.map(function (r) { return r.name; }); }
   function runInfo(name) { return S.runs.filter(function (r) { return r.name === name; })[0]; }
   function layerEntry(name) { return S.layers.filter(function (l) { return l.name === name; })[0]; }
@@ -145,6 +154,86 @@
     if (S.activation_atlas) view.appendChild(el("p", {}, [el("a", { id: "activation-atlas-link",
       href: "activation_atlas.html#/", text: "activation atlases" }), el("span", { text: " (each layer's activation " +
       "space, one layout along the run)" })]));
+    Object.keys(S.blocks || {}).forEach(function (rn) {
+      view.appendChild(el("p", { class: "images" }, [el("span", { text: "Dataset images of " + rn + ": " })].concat(
+        S.blocks[rn].images.map(function (i) { return link(imageHash(rn, i), "image " + i); }))));
+    });
+    drawn();
+  }
+
+  function blocksSection(D, name, run, its) {  // a layer's neuron groups and the channels carrying each class
+    var R = D.runs[run], out = [];
+    if (!R.groups && !R.carriers) return out;
+    var G = R.groups;
+    if (G && G.skipped) out.push(el("p", { class: "skipped", text: "No neuron groups: " + G.skipped }));
+    else if (G) {
+      out.push(el("h3", { text: "Neuron groups in " + run + " (NMF refit at each checkpoint, matched to iteration " +
+        its[0] + "'s; each rendered as a direction in channel space)" }));
+      var strip = el("div", { class: "strip groups" });
+      its.forEach(function (it, k) {
+        if (!G.weight[k]) return;
+        strip.appendChild(el("figure", { "data-iteration": it }, [img(blockSrc(run, it, name, "groups"),
+          "neuron groups of " + name + " at " + it, "groups"), el("figcaption", { text: "iter " + it + " · error " +
+          fmt(G.error_refit[k]) })]));
+      });
+      out.push(strip);
+      var k0 = (G.weight.filter(present)[0] || []).length, series = [];
+      for (var g = 0; g < k0; g++) {
+        series.push({ name: "group " + g, color: COLORS[g % COLORS.length], values: G.weight.map(function (w) {
+          return w ? w[g] : null; }) });
+      }
+      out.push(el("div", { class: "charts" }, [chart("each group's mean weight (refit, matched)", its, series),
+        chart("reconstruction error", its, [{ name: "groups of iteration " + its[0], color: COLORS[0],
+          values: G.error_fixed }, { name: "refit", color: COLORS[1], values: G.error_refit }])]));
+    }
+    if (R.carriers && S.blocks[run]) {
+      var classes = S.blocks[run].classes;
+      out.push(el("h3", { text: "Channels that carry each class in " + run + " (attribution to the class logit, " +
+        "mean over the images; top 5)" }));
+      var headRow = el("tr", {}, [el("th", { text: "class" })].concat(its.map(function (it) {
+        return el("th", { text: "iter " + it }); })));
+      var rows = classes.map(function (c, k) {
+        return el("tr", { "data-class": c }, [el("td", { text: c })].concat(its.map(function (it, j) {
+          var cell = el("td", { class: "carriers" });
+          (R.carriers[j] ? R.carriers[j][k] : []).forEach(function (e) {
+            var a = D.channels.indexOf(e[1]) >= 0 ? link(unitHash(run, name, e[1]), "#" + e[1]) :
+              el("span", { text: "#" + e[1] });
+            cell.appendChild(a); cell.appendChild(el("span", { class: "help", text: " " + fmt(e[2], 3) + " " }));
+          });
+          return cell;
+        })));
+      });
+      out.push(el("table", { class: "carriers" }, [headRow].concat(rows)));
+    }
+    return out;
+  }
+
+  function imagePage(run, idx) {
+    document.title = run + " image " + idx + " — lucidtl study";
+    var info = runInfo(run), B = (S.blocks || {})[run];
+    if (!info || !B || B.images.indexOf(idx) < 0) {
+      view.appendChild(el("p", { id: "missing-image", text: "image " + idx + " of " + run + " is not in this study. " },
+        [link("#/", "home")]));
+      return drawn();
+    }
+    view.appendChild(el("h2", { id: "image-title", text: run + " / dataset image " + idx }, [el("span", {
+      class: "nav" }, B.images.map(function (i) { return i === idx ? null : link(imageHash(run, i), "image " + i); }))]));
+    view.appendChild(el("p", { class: "help", text: "Per layer and checkpoint: attribution heatmaps to each class " +
+      "(orange: for the class, blue: against), the semantic dictionary (each position shows its dominant neuron " +
+      "group's render) and the caricature (an image optimised to match this image's activations)." }));
+    S.layers.forEach(function (l) {
+      var strip = el("div", { class: "strip image-strip", "data-layer": l.name });
+      info.iterations.forEach(function (it) {
+        strip.appendChild(el("figure", { "data-iteration": it }, [
+          img(blockSrc(run, it, l.name, "heatmap", idx), "attribution " + l.name + " " + it, "heatmap"),
+          B.no_groups.indexOf(l.name) < 0 ? img(blockSrc(run, it, l.name, "dictionary", idx),
+            "semantic dictionary " + l.name + " " + it, "dictionary") : null,
+          img(blockSrc(run, it, l.name, "caricature", idx), "caricature " + l.name + " " + it, "caricature"),
+          el("figcaption", { text: "iter " + it })]));
+      });
+      view.appendChild(el("section", { class: "image-layer" }, [el("h3", {}, [link(layerHash(l.name, run), l.name)]),
+        strip]));
+    });
     drawn();
   }
 
@@ -178,6 +267,7 @@
       });
       view.appendChild(el("div", { class: "tabs" }, [el("span", { text: "rank by run: " })].concat(tabs)));
       var R = D.runs[run], its = runInfo(run).iterations, last = its.length - 1;
+      blocksSection(D, name, run, its).forEach(function (e) { view.appendChild(e); });
       view.appendChild(el("h3", { text: "Channels ranked by how much they changed in " + run +
         " (Procrustes distance / 2 of iteration " + its[last] + " to iteration " + its[0] + ", largest first)" }));
       var order = D.channels.map(function (c, j) { return j; });
@@ -258,6 +348,15 @@
       charts.appendChild(chart("map CKA to iteration " + its[0], its, per("cka", id), { min: 0, max: 1 }));
       charts.appendChild(chart("objective (mean activation of the render)", its, per("objective", id)));
       charts.appendChild(chart("dominant spatial period of the render (px)", its, per("period", id)));
+      var A = D.runs[run].attribution, B = (S.blocks || {})[run];
+      if (A && B) {
+        var mine = runInfo(run).iterations;
+        charts.appendChild(chart("attribution of " + ch + " to each class in " + run, mine,
+          B.classes.slice(0, 6).map(function (c, k) {
+            return { name: c, color: COLORS[k % COLORS.length], values: mine.map(function (it, p) {
+              return A[p] ? A[p][k][j] : null; }) };
+          })));
+      }
       view.appendChild(el("h3", { text: "Over iterations" }));
       view.appendChild(charts);
       drawn();
@@ -269,6 +368,9 @@
     var parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
     if (parts[0] === "unit" && parts.length === 4 && layerEntry(parts[2]) && /^\d+$/.test(parts[3])) {
       return { page: "unit", run: parts[1], layer: parts[2], channel: parseInt(parts[3], 10) };
+    }
+    if (parts[0] === "image" && parts.length === 3 && /^\d+$/.test(parts[2])) {
+      return { page: "image", run: parts[1], index: parseInt(parts[2], 10) };
     }
     if (parts[0] === "layer" && layerEntry(parts[1])) {
       return { page: "layer", layer: parts[1], run: runInfo(parts[2]) ? parts[2] : null };
@@ -282,6 +384,7 @@
     view.innerHTML = "";
     window.scrollTo(0, 0);
     if (route.page === "unit") unitPage(route.run, route.layer, route.channel);
+    else if (route.page === "image") imagePage(route.run, route.index);
     else if (route.page === "layer") layerPage(route.layer, route.run);
     else home();
   }
@@ -312,7 +415,7 @@
   }
 
   function move(kind, d) {
-    if (!route || route.page === "home") return;
+    if (!route || route.page === "home" || route.page === "image") return;
     var i = layerIndex(route.layer), names = runNames();
     if (kind === "layer") {
       var next = S.layers[i + d];
