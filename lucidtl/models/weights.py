@@ -26,10 +26,10 @@ from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError
 from lucidtl.models import lucid_zoo
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
+from lucidtl.models.resources import MANIFEST_DIR, keras_cache_dir  # noqa: F401 (re-exported)
 
 MODELS = {"inception_v1": inception_v1}
 INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
-MANIFEST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 MANIFEST_FIELDS = ("name", "url", "sha256", "format", "input_range", "converter", "archive_member", "notes")
 SLIM_SUFFIXES = (".ckpt", ".index", ".tar.gz", ".tgz", ".tar")
 TORCH_SUFFIXES = (".pth", ".pt")
@@ -147,7 +147,7 @@ def save_model(model, path):
 # ---- manifests and ImageNet weights --------------------------------------------------------------------
 
 def manifest(name):
-    """The manifest models/<name>.json as a dict (fields MANIFEST_FIELDS)."""
+    """The manifest lucidtl/models/manifests/<name>.json as a dict (fields MANIFEST_FIELDS)."""
     path = os.path.join(MANIFEST_DIR, f"{name}.json")
     if not os.path.isfile(path):
         raise WeightsError(f"no ImageNet weights are known for {name!r}: there is no manifest {path}")
@@ -160,15 +160,6 @@ def manifest(name):
     if missing:
         raise WeightsError(f"manifest {path} lacks the field(s) {', '.join(missing)}")
     return data
-
-
-def keras_cache_dir():
-    """Where keras.utils.get_file caches files (KERAS_HOME, else ~/.keras, else /tmp/.keras), as Keras decides."""
-    base = os.environ.get("KERAS_HOME")
-    if base is None:
-        home = os.path.expanduser("~")
-        base = os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
-    return base if os.access(base, os.W_OK) else "/tmp/.keras"
 
 
 def _imagenet(model, name):
