@@ -284,12 +284,13 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
 
 
 def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa: A002 (CLI flag name)
-    """The layer catalogue: name, class, channels, and whether `<name>_pre_relu` exists.
+    """The layer catalogue: name (a path `model/layer` inside nested models), class (with a fused activation,
+    e.g. Conv2D(relu)), channels, and whether `<name>_pre_relu` exists.
 
     Args:
         model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file (they do not change the catalogue)
-        all (bool): list every layer; by default only activations, concatenations and pooling outputs
+        all (bool): list every layer; by default only activations (fused ones too), concatenations and pooling
         run (run): list the layers of this training run's model (head included)
     """
     from lucidtl import models
@@ -301,9 +302,10 @@ def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa
         net, _ = models.build_model(model, weights=weights)
     rows = []
     for e in features.catalogue(net):
-        if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout"):
+        if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout") and not e.activation:
             continue
-        rows.append((e.name, e.kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else ""))
+        kind = f"{e.kind}({e.activation})" if e.activation else e.kind
+        rows.append((e.name, kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else ""))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'layer'.ljust(width)}  {'kind':<20} {'channels':>8}  pre_relu"]
     lines += [f"{n.ljust(width)}  {k:<20} {c:>8}  {p}" for n, k, c, p in rows]
