@@ -1,0 +1,147 @@
+"""Models as Keras users build them: keras.applications backbones (random weights) inside a Sequential or a
+functional wrapper, fine-tuned with the callbacks in the user's own model.fit, rendered by nested path
+(`resnet50/conv3_block1_out`, a bare name where unique, `_pre_relu`), and studied."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lucidtl.errors import UnknownLayerError
+from lucidtl.optvis import features, objectives
+from lucidtl.optvis.render import render_vis
+from lucidtl.optvis import param
+from lucidtl.train.callbacks import IterationCheckpoint
+from lucidtl.train.live import FeatureVisualization
+from tiny_models import make_image_folder
+
+SIZE = 32
+# backbone, wrapper, a nested layer whose channels are rendered, a ReLU inside it (for _pre_relu)
+PATTERNS = [
+    ("VGG19", "functional", "vgg19/block3_conv1", "block3_conv1"),
+    ("ResNet50", "sequential", "resnet50/conv3_block1_out", "conv3_block1_1_relu"),
+    ("DenseNet121", "sequential", "densenet121/conv2_block1_1_relu", "conv2_block1_1_relu"),
+    ("ResNet50", "functional", "resnet50/conv3_block1_out", "conv3_block1_1_relu"),
+]
+
+
+@pytest.fixture(scope="module")
+def backbones():
+    keras.utils.set_random_seed(0)
+    out = {}
+    for name in sorted({p[0] for p in PATTERNS}):
+        out[name] = getattr(keras.applications, name)(weights=None, include_top=False, input_shape=(None, None, 3))
+    return out
+
+
+def wrap(base, kind, classes=3):
+    """The two ways Keras users fine-tune: Sequential([base, pool, Dense]) or base(inputs) in a functional."""
+    if kind == "sequential":
+        return keras.Sequential([keras.Input((SIZE, SIZE, 3)), base, keras.layers.GlobalAveragePooling2D(),
+                                 keras.layers.Dense(classes, activation="softmax")], name=f"seq_{base.name}")
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(255.0, name="to_255")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(base(x))
+    return keras.Model(inp, keras.layers.Dense(classes, activation="softmax", name="head")(x),
+                       name=f"fn_{base.name}")
+
+
+def direct(base, path, x, wrapper):
+    """The nested layer's value computed on the backbone alone (the definition of the path)."""
+    inner = path.split("/", 1)[1]
+    tail = inner[: -len(features.PRE_RELU)] if inner.endswith(features.PRE_RELU) else inner
+    layer = base.get_layer(tail)
+    if inner.endswith(features.PRE_RELU):
+        out = layer.input if not getattr(layer, "kernel", None) is not None else None
+        if out is None:  # a fused ReLU: the linear conv
+            sub = keras.Model(base.inputs[0], layer.input)
+            y = sub(x)
+            return tf.nn.conv2d(y, layer.kernel, 1, "SAME") + layer.bias
+    else:
+        out = layer.output
+    if wrapper == "functional":
+        x = x * 255.0
+    return keras.Model(base.inputs[0], out)(x)
+
+
+@pytest.mark.parametrize("name,wrapper,path,relu", PATTERNS)
+def test_nested_paths_bare_names_and_pre_relu(backbones, name, wrapper, path, relu):
+    base = backbones[name]
+    model = wrap(base, wrapper)
+    prefix = path.split("/")[0]
+    x = tf.random.stateless_uniform([2, SIZE, SIZE, 3], seed=[1, 2])
+    bare = path.split("/", 1)[1]
+    pre = f"{prefix}/{relu}{features.PRE_RELU}"
+    got = features.feature_model(model, [path, bare, pre, f"{relu}{features.PRE_RELU}", f"{prefix}/{relu}"])(x)
+    want_x = x * 255.0 if wrapper == "functional" else x
+    inner = base.get_layer(relu)
+    want = keras.Model(base.inputs[0], base.get_layer(bare).output)(want_x)
+    np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[1], got[0])
+    np.testing.assert_allclose(got[3], got[2])
+    np.testing.assert_allclose(got[4], np.maximum(got[2], 0), rtol=1e-4, atol=1e-4)  # relu(pre) = post
+    if not isinstance(inner, keras.layers.Activation):  # VGG: a fused ReLU; its pre-ReLU is the linear conv
+        assert (np.asarray(got[2]) < 0).any()
+    entries = {e.name: e for e in features.catalogue(model)}
+    assert entries[path].channels == features.channel_count(model, path) and entries[f"{prefix}/{relu}"].pre_relu
+    with pytest.raises(UnknownLayerError, match=f"{prefix}/"):
+        features.endpoint(model, bare + "x")  # the closest names are nested paths
+
+
+def test_ambiguous_bare_name_asks_for_the_path():
+    def block(name):
+        inp = keras.Input((None, None, 3))
+        return keras.Model(inp, keras.layers.Conv2D(2, 3, activation="relu", name="conv")(inp), name=name)
+
+    inp = keras.Input((16, 16, 3))
+    model = keras.Model(inp, keras.layers.Concatenate()([block("left")(inp), block("right")(inp)]))
+    with pytest.raises(UnknownLayerError, match="ambiguous.*left/conv, right/conv"):
+        features.endpoint(model, "conv")
+    assert features.endpoint(model, "right/conv_pre_relu").shape[-1] == 2
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return make_image_folder(str(tmp_path_factory.mktemp("own") / "data"), size=SIZE)
+
+
+def fit_with_callbacks(model, out, path):
+    """The user's own model.fit with lucidtl's callbacks: checkpoints at 0, 1, 2 and live renders."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (8, SIZE, SIZE, 3)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 3, 8), 3)
+    # run_eagerly: two updates of a full backbone run in seconds eagerly, while tracing its train step takes
+    # tens of seconds; the callbacks see the same iterations either way
+    model.compile(keras.optimizers.SGD(1e-3), "categorical_crossentropy", run_eagerly=True)
+    live = FeatureVisualization(os.path.join(out, "logs"), f"{path}:0:2", at="2", steps=2, size=SIZE)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[IterationCheckpoint(out, save_at="0,2", save_format="keras"), live])
+    return live
+
+
+@pytest.mark.parametrize("name,wrapper,path,relu", PATTERNS[:3])
+def test_transfer_pattern_fit_render_study(backbones, images, tmp_path, name, wrapper, path, relu):
+    from lucidtl.study import study
+    from lucidtl.train import run as runs
+
+    model = wrap(backbones[name], wrapper)
+    run = str(tmp_path / f"{name.lower()}_{wrapper}")
+    live = fit_with_callbacks(model, run, path)
+    assert sorted(live.rendered) == [2] and live.rendered[2].shape == (2, SIZE, SIZE, 3)
+    net = runs.load_checkpoint(run, 2)  # the saved .keras: the nested model comes back, paths resolve
+    bare = path.split("/", 1)[1]
+    img = render_vis(net, objectives.channel(bare, 1), param_f=lambda: param.image(SIZE), thresholds=(2,),
+                     verbose=False, seed=0)[0]
+    again = render_vis(net, f"{path}:1", param_f=lambda: param.image(SIZE), thresholds=(2,), verbose=False, seed=0)
+    np.testing.assert_array_equal(img, again[0])  # the bare name is the path
+    result = study(runs=run, out=str(tmp_path / "study"), layers=path, channels="0:2", size=SIZE, steps=2,
+                   batch_size=2, dataset=f"folder:{images}", max_images=4, examples=2, progress=False)
+    assert result.site and set(result.stages.values()) == {"done"}
+    sim = json.load(open(os.path.join(result.out, "similarity", os.path.basename(run), "iter_000002.json")))
+    layer = sim["layers"][path]
+    assert 0 <= layer["cka"] <= 1 + 1e-6 and all(len(v) == 2 for v in layer["channels"].values())
+    strips = os.path.join(result.out, "examples", os.path.basename(run), "iter_000002", path)
+    assert sorted(os.listdir(strips)) == ["0000.png", "0001.png"]
+    assert os.path.isfile(os.path.join(result.out, "atlas", os.path.basename(run), "iter_000002", path, "0001.png"))
