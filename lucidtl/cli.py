@@ -14,7 +14,7 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
 
 A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
 int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list
-(comma list), int list, channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
+(comma list), int list, range (LO,HI), channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
 (N | last), run (existing folders), file, files (existing), dataset, folder (an output folder that can be made).
 """
 import ast
@@ -39,6 +39,10 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
     "model": ("str", "inception_v1 | a .keras file | keras.applications.X | a dotted builder"),
     "weights": ("str", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz)"),
+    "input_range": ("range", "LO,HI: the value range the model expects its input in (0,255, -1,1); default: "
+                             "the model's known range, else 0,1"),
+    "custom_objects": ("str", "module[:Name,...]: imported (its Keras classes registered) before a .keras "
+                              "file is loaded"),
     "layer": ("str", "one layer name (`python -m lucidtl.render layers` lists them)"),
     "layers": ("list", "layer names, comma separated, or `all`"),
     "channel": ("int >= 0", "one channel index"),
@@ -261,6 +265,11 @@ def convert(param, text):
         if m.group(4) and value > float(m.group(5)):
             raise InvalidArgumentError(f"{f} must be {what} <= {m.group(5)}, got {text}")
         return value
+    if kind == "range":
+        parts = [_number(p.strip(), False) for p in text.split(",")]
+        if len(parts) != 2 or None in parts or not parts[0] < parts[1]:
+            raise InvalidArgumentError(f"{f} must be two numbers LO,HI with LO < HI (e.g. 0,255 or -1,1), got {text!r}")
+        return parts
     if kind == "checkpoint":
         if text == "last" or text == "final" or re.fullmatch(r"\d+", text):
             return text if text in ("last", "final") else int(text)
@@ -495,7 +504,7 @@ def help_text(commands, default, call, prog=None):
 
 def _metavar(p):
     return {"int list": "N,N", "list": "A,B", "channels": "CHANNELS", "layer channels": "LAYER:CHANNELS", "checkpoint": "N|last", "run": "PATH",
-            "folder": "DIR", "file": "FILE", "files": "FILE,FILE"}.get(p.kind, p.kind.split()[0].upper()
+            "folder": "DIR", "file": "FILE", "files": "FILE,FILE", "range": "LO,HI"}.get(p.kind, p.kind.split()[0].upper()
                                                                       if "|" not in p.kind else "CHOICE")
 
 
