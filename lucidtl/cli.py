@@ -330,11 +330,21 @@ class _Raw(str):
     """Text handed to fire unquoted: fire reads it as it always did (numbers, booleans, strings)."""
 
 
+FILE_SUFFIXES = (".csv", ".json", ".npz", ".npy", ".png", ".jpg", ".jpeg", ".pdf", ".svg", ".html", ".txt", ".pkl",
+                 ".keras", ".h5", ".pb", ".zip", ".tar", ".gz")
+
+
 def check_out(path, name="--out"):
-    """An output folder that can be made: not a file, not under a file (or /dev/null), writable."""
-    path = os.path.abspath(os.fspath(path))
+    """An output folder that can be made: not a file, not under a file (or /dev/null), writable, and not
+    named like a file (`--out reuse.csv` means a file; every command's --out is a folder: one rule)."""
+    given = os.fspath(path)
+    path = os.path.abspath(given)
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidArgumentError(f"{name} {path} is a file, not a folder; choose a folder")
+    if not os.path.isdir(path) and given.lower().endswith(FILE_SUFFIXES):
+        stem = os.path.splitext(given.rstrip(os.sep))[0] or "out"
+        raise InvalidArgumentError(f"{name} {given} is named like a file, but {name} is always a folder (the "
+                                   f"command writes its files inside it); pass a folder such as {name} {stem}")
     parent = path
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)

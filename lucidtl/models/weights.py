@@ -163,6 +163,16 @@ def manifest(name):
     return data
 
 
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _imagenet(model, name):
     info = manifest(name)
     converter = CONVERTERS.get(info["converter"])
@@ -186,6 +196,11 @@ def _imagenet(model, name):
     except Exception as e:
         reason = str(e)
         reason = reason[reason.index("[Errno"):] if "[Errno" in reason else reason  # the cause, not the URL again
+        if os.path.isfile(target):  # get_file rejected the cached copy by its sha256, then could not download
+            raise WeightsError(
+                f"{target} has sha256 {_sha256(target)[:12]}..., not the manifest's {info['sha256']} (another file "
+                f"or a damaged download) and no fresh copy can be downloaded ({one_line(reason, 60)}); replace it "
+                f"with the file from {url}, or delete it and run again online") from e
         raise WeightsError(
             f"cannot download {fname} ({one_line(reason, 120)}); download it from {url} and place it at {target}"
         ) from e
