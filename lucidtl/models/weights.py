@@ -1,6 +1,6 @@
 """The one way to resolve a model and its weights: `build_model(model, weights)`.
 
-model:   a registry name (MODELS), a `.keras` file, a dotted import path of a builder
+model:   a registry name (MODELS), a `.keras` file, a SavedModel folder (saved_model.py), a dotted import path of a builder
          (e.g. `keras.applications.InceptionV3`), or a Lucid zoo graph: `lucid:InceptionV1`, a frozen
          GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
 weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
@@ -24,7 +24,7 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, one_line
-from lucidtl.models import lucid_zoo
+from lucidtl.models import lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
 from lucidtl.models.resources import MANIFEST_DIR, keras_cache_dir  # noqa: F401 (re-exported)
@@ -429,6 +429,8 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
     name = os.fspath(model)
     if lucid_zoo.is_graph_source(name):  # lucid:NAME, a frozen graph .pb or a Lucid manifest .json
         return done(*lucid_zoo.build(name, weights, **kw))
+    if saved_model.is_saved_model(name):  # a SavedModel folder: its ops and Keras layers by name
+        return done(*saved_model.build(name, weights, **kw))
     if custom_objects is not None and not name.endswith(".keras"):
         raise InvalidArgumentError(f"--custom-objects applies to a .keras model file, not {name}")
     if name.endswith(".keras"):
@@ -448,7 +450,8 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
             return net, ModelInfo(name, _imagenet(net, name), input_range, False, note)
         return net, ModelInfo(name, _apply_weights(net, weights, name), input_range, False, note)
     if os.sep in name or os.path.exists(name):
-        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras file (or a registry name)")
+        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras file, a SavedModel folder (with "
+                                f"{saved_model.MARKER}), a Lucid graph .pb (or a registry name)")
     if "." not in name.strip(".") and ":" not in name:
         raise UnknownModelError(
             f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras file or a dotted builder "
