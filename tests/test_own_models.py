@@ -145,3 +145,37 @@ def test_transfer_pattern_fit_render_study(backbones, images, tmp_path, name, wr
     strips = os.path.join(result.out, "examples", os.path.basename(run), "iter_000002", path)
     assert sorted(os.listdir(strips)) == ["0000.png", "0001.png"]
     assert os.path.isfile(os.path.join(result.out, "atlas", os.path.basename(run), "iter_000002", path, "0001.png"))
+    if name == "VGG19":
+        _nested_path_site(result.out, os.path.basename(run), path)
+
+
+def _nested_path_site(out, run, path):
+    """The study site routes a nested path (its "/" escaped in the address) and loads its images; a channel
+    without a change value is explained, not just shown as "d –"."""
+    from test_atlas import _chromium
+
+    found, reason = _chromium()
+    if found is None:
+        pytest.skip(reason)
+    sync_playwright, exe = found
+    data = os.path.join(out, "data", "layer-000.js")
+    first, line = open(data).read().splitlines()[:2]  # window.STUDY_LAYERS["<layer>"] = {...};
+    head, body = line.split(" = ", 1)
+    layer = json.loads(body.rstrip().rstrip(";"))
+    layer["runs"][run]["procrustes_norm"][-1][1] = None  # as for a dead channel
+    open(data, "w").write(f"{first}\n{head} = {json.dumps(layer)};\n")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        address = f"#/layer/{path.replace('/', '%2F')}/{run}"
+        page.goto("file://" + os.path.join(out, "index.html") + address)
+        page.wait_for_function("h => document.body.getAttribute('data-drawn') === h", arg=address)
+        tiles = page.eval_on_selector_all("#ranked a.tile", "els => els.map(e => e.dataset.channel)")
+        page.wait_for_function("() => [...document.images].every(i => i.complete)")
+        widths = page.eval_on_selector_all("#ranked img", "els => els.map(e => e.naturalWidth)")
+        note = page.text_content("#no-change-note")
+        browser.close()
+    assert tiles == ["0", "1"] and widths == [SIZE] * 4 and not errors
+    assert note.startswith("1 of 2 channels have no change value") and "ranked last" in note
