@@ -218,7 +218,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     folder holding a render with other settings is an error unless overwrite=True.
 
     Args:
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file; default ImageNet where available, else random
         run (run): a training run folder: render its model (head included) at --checkpoint
         checkpoint (checkpoint): the saved iteration of --run to render, or last (default: last)
@@ -328,7 +328,7 @@ def layers(model="inception_v1", weights="random", all=False, run=None, custom_o
     e.g. Conv2D(relu)), channels, and whether `<name>_pre_relu` exists.
 
     Args:
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file (they do not change the catalogue)
         all (bool): list every layer; by default only activations (fused ones too), concatenations and pooling
         run (run): list the layers of this training run's model (head included)

@@ -71,7 +71,7 @@ def _require_functional(model):
     if not inputs:
         raise UnknownLayerError(
             f"model {model.name!r} is subclassed, so its layers have no symbolic outputs; wrap the part you "
-            "want in a functional keras.Model whose outputs include that layer (see README, 'Any Keras model')"
+            "want in a functional keras.Model whose outputs include that layer (see README, 'Your own model')"
         )
 
 
