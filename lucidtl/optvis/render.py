@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lucidtl.errors import ChannelRangeError, InvalidArgumentError, LucidtlError
+from lucidtl.errors import InvalidArgumentError, LucidtlError
 from lucidtl.optvis import features, objectives, redirected_relu
 from lucidtl.optvis import transform as transform_lib
 from lucidtl.optvis.param import image as param_image
@@ -57,8 +57,10 @@ def check_thresholds(thresholds):
 
 
 def objective_layers(objective, model, batch=1):
-    """The layers `objective` reads: declared ones, or (layers=None) those a dry run asks T for."""
+    """The layers `objective` reads: declared ones, or (layers=None) those a dry run asks T for; a channel
+    beyond a declared layer's channels is a one-line error (check_channel_range)."""
     if objective.layers is not None:
+        check_channel_range(objective, model)
         return sorted(objective.layers)
     asked = []
 
@@ -81,6 +83,8 @@ def objective_layers(objective, model, batch=1):
 def check_channel_range(objective, model):
     """A one-line ChannelRangeError for a channel the objective reads beyond its layer's channels (before
     TensorFlow's "slice index ... out of bounds" in the middle of a trace)."""
+    from lucidtl.errors import ChannelRangeError
+
     for layer, chans in sorted(objective.channels.items()):
         count = features.endpoint(model, layer).shape[-1]
         bad = [c for c in sorted(chans) if count is not None and not -count <= c < count]
@@ -145,7 +149,6 @@ class Renderer:
         self.input_range = tuple(float(v) for v in input_range)
         self.model = model
         self.layers = objective_layers(self.objective, model, int(self.param().shape[0]))
-        check_channel_range(self.objective, model)
         self._features = None
         if len(self.layers) == 1 and self.layers[0] in self.objective.channels:  # skip branches it never reads
             layer = self.layers[0]
@@ -386,6 +389,5 @@ def evaluate(model, objective, image, input_range=(0.0, 1.0)):
     objective = objectives.as_objective(objective)
     image = tf.convert_to_tensor(image, tf.float32)
     layers = objective_layers(objective, model, int(image.shape[0]))
-    check_channel_range(objective, model)
     feats = features.feature_model(model, layers) if layers else None
     return float(objective_value(objective, feats, layers, image, image, input_range))
