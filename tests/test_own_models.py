@@ -48,24 +48,6 @@ def wrap(base, kind, classes=3):
                        name=f"fn_{base.name}")
 
 
-def direct(base, path, x, wrapper):
-    """The nested layer's value computed on the backbone alone (the definition of the path)."""
-    inner = path.split("/", 1)[1]
-    tail = inner[: -len(features.PRE_RELU)] if inner.endswith(features.PRE_RELU) else inner
-    layer = base.get_layer(tail)
-    if inner.endswith(features.PRE_RELU):
-        out = layer.input if not getattr(layer, "kernel", None) is not None else None
-        if out is None:  # a fused ReLU: the linear conv
-            sub = keras.Model(base.inputs[0], layer.input)
-            y = sub(x)
-            return tf.nn.conv2d(y, layer.kernel, 1, "SAME") + layer.bias
-    else:
-        out = layer.output
-    if wrapper == "functional":
-        x = x * 255.0
-    return keras.Model(base.inputs[0], out)(x)
-
-
 @pytest.mark.parametrize("name,wrapper,path,relu", PATTERNS)
 def test_nested_paths_bare_names_and_pre_relu(backbones, name, wrapper, path, relu):
     base = backbones[name]
