@@ -316,10 +316,8 @@ class LineBar:
 
 def _interactive(stream):
     """A terminal, or a Jupyter kernel (whose front end draws tqdm.auto's bar in place)."""
-    import sys
-
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) or "ipykernel" in sys.modules
+    return bool(isatty and isatty()) or _in_notebook()
 
 
 def progress_bar(total, enabled, unit="step", desc=None, leave=False, stream=None, interval=10.0):
@@ -338,14 +336,14 @@ def progress_bar(total, enabled, unit="step", desc=None, leave=False, stream=Non
 
 
 def _in_notebook():
+    """Running in a Jupyter kernel (an IPython shell with a kernel; not a terminal IPython)."""
     import sys
 
     if "IPython" not in sys.modules:
         return False
     from IPython import get_ipython
 
-    shell = get_ipython()
-    return shell is not None and "ipykernel" in sys.modules
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def render_vis(model, objective, param_f=None, optimizer=None, transforms=None, thresholds=DEFAULT_THRESHOLDS,
