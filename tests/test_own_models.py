@@ -115,6 +115,15 @@ def test_transfer_pattern_fit_render_study(backbones, images, tmp_path, name, wr
     img = render_vis(model, objectives.channel(bare, 1), param_f=lambda: param.image(SIZE), thresholds=(2,),
                      verbose=False, seed=0)[0]
     assert img.shape == (1, SIZE, SIZE, 3) and np.isfinite(img).all()
+    if name == "DenseNet121" and not os.environ.get("LUCIDTL_SLOW_TESTS"):
+        # a study over DenseNet121's 427 layers costs ~50 s here; its saved checkpoint is rendered by path instead
+        from lucidtl.train import run as runs
+
+        saved = runs.load_checkpoint(run, 2)
+        again = render_vis(saved, objectives.channel(path, 1), param_f=lambda: param.image(SIZE), thresholds=(2,),
+                           verbose=False, seed=0)[0]
+        np.testing.assert_allclose(again, img, atol=1e-5)  # the saved checkpoint is the trained model
+        return
     result = study(runs=run, out=str(tmp_path / "study"), layers=path, channels="0:2", size=SIZE, steps=2,
                    batch_size=2, dataset=f"folder:{images}", max_images=4, examples=1, progress=False)
     assert result.site and set(result.stages.values()) == {"done"}
