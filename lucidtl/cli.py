@@ -14,7 +14,7 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
 
 A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
 int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list
-(comma list), int list, channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
+(comma list), int list, range (LO,HI), channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
 (N | last), run (existing folders), file, files (existing), dataset, folder (an output folder that can be made).
 """
 import ast
@@ -37,8 +37,12 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "checkpoint": ("checkpoint", "one saved iteration of --run (`10`), or `last`"),
     "checkpoints": ("int list", "saved iterations of --run, comma separated (default: all)"),
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
-    "model": ("str", "inception_v1 | a .keras file | keras.applications.X | a dotted builder"),
+    "model": ("str", "inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder"),
     "weights": ("str", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz)"),
+    "input_range": ("range", "LO,HI: the value range the model expects its input in (0,255, -1,1); default: "
+                             "the model's known range, else 0,1"),
+    "custom_objects": ("str", "module[:Name,...]: imported (its Keras classes registered) before a .keras "
+                              "file is loaded"),
     "layer": ("str", "one layer name (`python -m lucidtl.render layers` lists them)"),
     "layers": ("list", "layer names, comma separated, or `all`"),
     "channel": ("int >= 0", "one channel index"),
@@ -266,6 +270,11 @@ def convert(param, text):
         if m.group(4) and value > float(m.group(5)):
             raise InvalidArgumentError(f"{f} must be {what} <= {m.group(5)}, got {text}")
         return value
+    if kind == "range":
+        parts = [_number(p.strip(), False) for p in text.split(",")]
+        if len(parts) != 2 or None in parts or not parts[0] < parts[1]:
+            raise InvalidArgumentError(f"{f} must be two numbers LO,HI with LO < HI (e.g. 0,255 or -1,1), got {text!r}")
+        return parts
     if kind == "checkpoint":
         if text == "last" or text == "final" or re.fullmatch(r"\d+", text):
             return text if text in ("last", "final") else int(text)
@@ -326,11 +335,21 @@ class _Raw(str):
     """Text handed to fire unquoted: fire reads it as it always did (numbers, booleans, strings)."""
 
 
+FILE_SUFFIXES = (".csv", ".json", ".npz", ".npy", ".png", ".jpg", ".jpeg", ".pdf", ".svg", ".html", ".txt", ".pkl",
+                 ".keras", ".h5", ".pb", ".zip", ".tar", ".gz")
+
+
 def check_out(path, name="--out"):
-    """An output folder that can be made: not a file, not under a file (or /dev/null), writable."""
-    path = os.path.abspath(os.fspath(path))
+    """An output folder that can be made: not a file, not under a file (or /dev/null), writable, and not
+    named like a file (`--out reuse.csv` means a file; every command's --out is a folder: one rule)."""
+    given = os.fspath(path)
+    path = os.path.abspath(given)
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidArgumentError(f"{name} {path} is a file, not a folder; choose a folder")
+    if not os.path.isdir(path) and given.lower().endswith(FILE_SUFFIXES):
+        stem = os.path.splitext(given.rstrip(os.sep))[0] or "out"
+        raise InvalidArgumentError(f"{name} {given} is named like a file, but {name} is always a folder (the "
+                                   f"command writes its files inside it); pass a folder such as {name} {stem}")
     parent = path
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
@@ -500,7 +519,7 @@ def help_text(commands, default, call, prog=None):
 
 def _metavar(p):
     return {"int list": "N,N", "list": "A,B", "channels": "CHANNELS", "layer channels": "LAYER:CHANNELS", "checkpoint": "N|last", "run": "PATH",
-            "folder": "DIR", "file": "FILE", "files": "FILE,FILE"}.get(p.kind, p.kind.split()[0].upper()
+            "folder": "DIR", "file": "FILE", "files": "FILE,FILE", "range": "LO,HI"}.get(p.kind, p.kind.split()[0].upper()
                                                                       if "|" not in p.kind else "CHOICE")
 
 

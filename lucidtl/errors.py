@@ -45,6 +45,10 @@ def did_you_mean(name, candidates, n=5):
 
 def one_line(error, limit):
     """An error's message on one line (whitespace runs collapsed; its type's name if empty), cut to `limit`
-    characters with "..." (for quoting another library's error inside ours)."""
+    characters with "..." at a word boundary where one is near (for quoting another library's error inside ours)."""
     text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= limit - 33 else cut) + "..."

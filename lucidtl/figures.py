@@ -106,7 +106,9 @@ def _figure(run, rows, col_labels, name, size, steps, seed, out, progress, atlas
             imageio.save_png(img, paths[it, layer, ch])
     grid = [[imageio.load_png(paths[it, layer, ch]) for layer, ch in row] for it, _, row in rows]  # as saved
     path = os.path.join(out, f"{name}.png")
-    imageio.save_grid(grid, path, row_labels=[label for _, label, _ in rows], col_labels=col_labels)
+    imageio.save_grid(grid, path, row_labels=[label for _, label, _ in rows], col_labels=col_labels,
+                      title=imageio.RANDOM_TITLE.replace("an untrained network", "training started from random "
+                                                         "weights") if settings.get("weights") == "random" else None)
     imageio.save_json({"run": os.path.abspath(run), "channels": [list(c) for c in chans],
                        "rows": [it for it, _, _ in rows], "row_labels": [label for _, label, _ in rows],
                        "size": size, "steps": steps, "seed": seed, "input_range": list(input_range),

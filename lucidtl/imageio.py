@@ -43,20 +43,24 @@ def save_json(obj, path):
     return path
 
 
-def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255):
-    """A grid of [H,W,C] float images (rows x cols) with text labels on the left and on top."""
+def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, title=None):
+    """A grid of [H,W,C] float images (rows x cols) with text labels on the left and on top, and a title line
+    above them (e.g. that the network's weights were random)."""
     cells = [[Image.fromarray(to_uint8(img)).convert("RGB") for img in row] for row in rows]
     h = max(c.height for row in cells for c in row)
     w = max([c.width for row in cells for c in row] + [len(str(s)) * 6 for s in col_labels])  # labels fit
     font = ImageFont.load_default()
     left = (max((len(s) for s in row_labels), default=0) * 7 + pad) if row_labels else 0
-    top = 14 + pad if col_labels else 0
+    head = 14 + pad if title else 0
+    top = head + (14 + pad if col_labels else 0)
     n_cols = max(len(row) for row in cells)
-    grid = Image.new("RGB", (left + n_cols * (w + pad) + pad, top + len(cells) * (h + pad) + pad),
-                     (background,) * 3)
+    width = max(left + n_cols * (w + pad) + pad, len(title or "") * 6 + 2 * pad)
+    grid = Image.new("RGB", (width, top + len(cells) * (h + pad) + pad), (background,) * 3)
     draw = ImageDraw.Draw(grid)
+    if title:
+        draw.text((pad, pad // 2), str(title), fill=(160, 0, 0), font=font)
     for j, label in enumerate(col_labels):
-        draw.text((left + pad + j * (w + pad), pad // 2), str(label), fill=(0, 0, 0), font=font)
+        draw.text((left + pad + j * (w + pad), head + pad // 2), str(label), fill=(0, 0, 0), font=font)
     for i, row in enumerate(cells):
         y = top + pad + i * (h + pad)
         if i < len(row_labels):
@@ -66,7 +70,10 @@ def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255):
     return grid
 
 
-def save_grid(rows, path, row_labels=(), col_labels=()):
+RANDOM_TITLE = "RANDOM weights: an untrained network"
+
+
+def save_grid(rows, path, row_labels=(), col_labels=(), title=None):
     with atomic_path(path) as tmp:
-        labelled_grid(rows, row_labels, col_labels).save(tmp, format="PNG")
+        labelled_grid(rows, row_labels, col_labels, title=title).save(tmp, format="PNG")
     return path

@@ -12,7 +12,7 @@ import os
 
 from lucidtl import cli
 from lucidtl.atomic import clear_stale_pattern
-from lucidtl.errors import InvalidArgumentError, LucidtlError, WeightsError
+from lucidtl.errors import InvalidArgumentError, LucidtlError, UnknownLayerError, WeightsError
 from lucidtl.selection import parse_channels
 
 PARAMS = ("fft", "pixel", "laplacian", "cppn")
@@ -71,56 +71,90 @@ def _transformed_min_size(size, transforms):
 
 
 def _check_size(model, layer, size, transforms, input_range):
+    """The layer can run on what the renderer feeds it: the transformed image, resized to the model's fixed
+    input size where it has one (as Renderer does)."""
     import tensorflow as tf
 
     from lucidtl.optvis import features
 
     probe = _transformed_min_size(size, transforms)
+    fixed = features.fixed_input_size(model)
     channels = model.inputs[0].shape[-1] or 3
     fm = features.feature_model(model, [layer])
 
-    def runs(side):
+    def runs(hw):
         try:
-            out = fm(tf.zeros([1, side, side, channels]), training=False)
+            out = fm(tf.zeros([1, *hw, channels]), training=False)
             return min(out.shape[1:-1], default=1) > 0, None
         except (tf.errors.OpError, ValueError) as e:
             return False, e
 
-    ok, error = runs(probe)
-    if not ok and error is not None and (probe >= 512 or not runs(max(2 * probe, 320))[0]):
+    seen = f"after the {transforms} transforms the model sees {probe}px" if probe != size else "the model sees it as is"
+    if fixed is not None:  # every image is resized to the fixed size: that is the only size to check
+        ok, error = runs(fixed)
+        if not ok:
+            reason = f": {' '.join(str(error).split())[:200]}" if error is not None else " (no spatial extent)"
+            raise InvalidArgumentError(f"model cannot run layer {layer!r} at its fixed input size "
+                                       f"{fixed[0]}x{fixed[1]} (--size {size} is resized to it){reason}") from None
+        return
+    ok, error = runs((probe, probe))
+    if not ok and error is not None and (probe >= 512 or not runs((max(2 * probe, 320),) * 2)[0]):
         # a larger image fails too: the input is not too small, the model cannot run it
-        raise InvalidArgumentError(f"model cannot run layer {layer!r} on a {probe}px image (--size {size}): "
+        raise InvalidArgumentError(f"model cannot run layer {layer!r} with --size {size} ({seen}): "
                                    f"{' '.join(str(error).split())[:200]}") from None
     if not ok:
         raise InvalidArgumentError(
-            f"--size {size} is too small: after the {transforms} transforms the model sees {probe}px, "
-            f"which gives layer {layer!r} no spatial extent; use a larger --size"
+            f"--size {size} is too small: {seen}, which gives layer {layer!r} no spatial extent; use a larger --size"
         )
 
 
-def load_model(model, weights, include_top=False, run=None, checkpoint=None):
+def load_model(model, weights, include_top=False, run=None, checkpoint=None, layer=None, custom_objects=None,
+               input_range=None):
     """build_model, except that weights=None on a registry model means "ImageNet if available, else random",
     said plainly when random. Random weights are seeded (0): the same random network on every run.
-    run (+ checkpoint, default the last): a training run's model at that saved iteration, head included."""
+    run (+ checkpoint, default the last): a training run's model at that saved iteration, head included.
+    layer: checked before any weights are looked for; a model lucidtl builds (registry, keras.applications)
+    keeps its classifier top when the layer is one only the top has (e.g. predictions).
+    input_range: (lo, hi) the model expects, instead of what lucidtl knows or assumes."""
+    from lucidtl.models.weights import is_builder, with_input_range
+    from lucidtl.optvis import features
+
+    if run is not None:
+        net, info = load_run(run, checkpoint, model, weights)
+        if layer is not None:
+            features.endpoint(net, layer)
+    else:
+        if checkpoint is not None:
+            raise InvalidArgumentError("--checkpoint needs --run, the run folder it belongs to")
+        check = None if layer is None else (lambda net: features.endpoint(net, layer))
+        try:
+            net, info = _load(model, weights, include_top, check, custom_objects)
+        except UnknownLayerError as e:
+            if layer is None or include_top or not is_builder(model):
+                raise
+            try:  # one rule: a layer only the classifier top has -> the model with its top
+                net, info = _load(model, weights, True, check, custom_objects)
+            except UnknownLayerError:
+                raise e from None
+    return net, (info if input_range is None else with_input_range(info, model, input_range))
+
+
+def _load(model, weights, include_top, check, custom_objects):
     import keras
 
     from lucidtl import models
-
-    if run is not None:
-        return load_run(run, checkpoint, model, weights)
-    if checkpoint is not None:
-        raise InvalidArgumentError("--checkpoint needs --run, the run folder it belongs to")
 
     note = ""
     if weights is None and str(model) in models.MODELS:
         try:
             with cli.held_output():  # offline, the note below is the only line
-                return models.build_model(model, weights="imagenet", include_top=include_top)
+                return models.build_model(model, weights="imagenet", include_top=include_top, before_weights=check)
         except WeightsError as e:
             weights, note = "random", f"no ImageNet weights ({e}); "
     keras.utils.set_random_seed(0)
     try:
-        net, info = models.build_model(model, weights=weights, include_top=include_top)
+        net, info = models.build_model(model, weights=weights, include_top=include_top, before_weights=check,
+                                       custom_objects=custom_objects)
     except WeightsError as e:
         folder = os.path.dirname(os.fspath(weights or "")) or "."
         if weights is not None and os.path.isfile(os.path.join(folder, "checkpoints.json")):
@@ -178,7 +212,8 @@ class RenderResult:
 def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8", size=128, steps=512,
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
-           verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32", aligned=False):
+           verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32", aligned=False,
+           input_range=None, custom_objects=None):
     """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
     Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
@@ -186,11 +221,15 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     folder holding a render with other settings is an error unless overwrite=True.
 
     Args:
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file; default ImageNet where available, else random
         run (run): a training run folder: render its model (head included) at --checkpoint
         checkpoint (checkpoint): the saved iteration of --run to render, or last (default: last)
-        layer: the layer whose channels are drawn (`python -m lucidtl.render layers` lists them)
+        input_range (range): LO,HI the model expects its input in (e.g. 0,255); default: the model's known
+            range, else 0,1; recorded in the render record
+        custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras model loads
+        layer: the layer whose channels are drawn (`python -m lucidtl.render layers` lists them; a layer of a
+            nested model by its path, resnet50/conv3_block1_out)
         channels (channels): which channels: 7 | 0:8 | 1,5,9 | all
         size (int in [16, 4096]): side of the rendered images in px
         steps (int >= 0): optimisation steps
@@ -203,7 +242,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         seed (int >= 0): random seed; the same seed gives the same images
         out (folder): the output folder
         batch_size (int >= 1): channels optimised together
-        relu_gradient_override (bool): Lucid's redirected ReLU gradient for the first 16 steps
+        relu_gradient_override (bool): Lucid's redirected ReLU gradient for the first 17 steps (0..16)
         progress (bool): show a progress bar
         verbose (bool): print the objective at every threshold
         overwrite (bool): render everything anew in a folder holding another render
@@ -231,9 +270,10 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         return _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,
                         transforms, seed, out, batch_size, relu_gradient_override, progress, overwrite)
 
-    net, info = load_model(model, weights, run=run, checkpoint=checkpoint)
-    precision_lib.lowered(net, precision)  # a model it cannot take: refused before the first write
     layer = str(layer)
+    net, info = load_model(model, weights, run=run, checkpoint=checkpoint, layer=layer,
+                           custom_objects=custom_objects, input_range=input_range)
+    precision_lib.lowered(net, precision)  # a model it cannot take: refused before the first write
     count = features.channel_count(net, layer)
     chans = parse_channels(channels, count)
     target = layer + features.PRE_RELU if negative else layer
@@ -295,7 +335,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
                 rows[t].append(img)
 
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
-                             row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans])
+                             row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans],
+                             title=imageio.RANDOM_TITLE if info.random_weights else None)
     record = imageio.save_json(dict(settings, status="complete", objective_values=values,
                                     objective_values_float32=values32, pngs=[os.path.basename(p) for p in pngs]), record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
@@ -319,14 +360,16 @@ def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer,
     return RenderResult(pngs, grid, record, False)
 
 
-def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa: A002 (CLI flag name)
-    """The layer catalogue: name, class, channels, and whether `<name>_pre_relu` exists.
+def layers(model="inception_v1", weights="random", all=False, run=None, custom_objects=None):  # noqa: A002
+    """The layer catalogue: name (a path `model/layer` inside nested models), class (with a fused activation,
+    e.g. Conv2D(relu)), channels, and whether `<name>_pre_relu` exists.
 
     Args:
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file (they do not change the catalogue)
-        all (bool): list every layer; by default only activations, concatenations and pooling outputs
+        all (bool): list every layer; by default only activations (fused ones too), concatenations and pooling
         run (run): list the layers of this training run's model (head included)
+        custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras model loads
     """
     from lucidtl import models
     from lucidtl.optvis import features
@@ -334,12 +377,13 @@ def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa
     if run is not None:
         net, _ = load_run(run, None, model)
     else:
-        net, _ = models.build_model(model, weights=weights)
+        net, _ = models.build_model(model, weights=weights, custom_objects=custom_objects)
     rows = []
     for e in features.catalogue(net):
-        if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout"):
+        if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout") and not e.activation:
             continue
-        rows.append((e.name, e.kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else ""))
+        kind = f"{e.kind}({e.activation})" if e.activation else e.kind
+        rows.append((e.name, kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else ""))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'layer'.ljust(width)}  {'kind':<20} {'channels':>8}  pre_relu"]
     lines += [f"{n.ljust(width)}  {k:<20} {c:>8}  {p}" for n, k, c, p in rows]
@@ -348,7 +392,9 @@ def layers(model="inception_v1", weights="random", all=False, run=None):  # noqa
 
 def _report(result):
     folder = os.path.dirname(result.grid) or "."
-    print(f"wrote {len(result.pngs)} PNGs to {folder}/")
+    n = len(result.pngs)
+    print(f"wrote {n} PNG{'' if n == 1 else 's'} to {folder}/"
+          + (" (RANDOM weights: an untrained network)" if result.random_weights else ""))
     print(f"grid:   {result.grid}")
     print(f"record: {result.record}")
 

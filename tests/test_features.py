@@ -30,9 +30,19 @@ def test_unknown_layer_lists_closest(tiny_cnn):
     assert "conv1_relu" in msg and "\n" not in msg and msg.startswith("unknown layer 'conv1_rel'")
 
 
-def test_fused_activation_has_no_pre_relu(tiny_cnn):
-    with pytest.raises(UnknownLayerError, match="not a separate ReLU"):
-        features.endpoint(tiny_cnn, "fused_pre_relu")
+def test_fused_activation_pre_relu_is_the_linear_layer(tiny_cnn):
+    """Conv2D(activation="relu") (VGG's convs): `_pre_relu` is the convolution before its ReLU, same weights."""
+    x = tf.random.stateless_uniform([1, 9, 9, 3], seed=[5, 6])
+    pre, post, mixed = features.feature_model(tiny_cnn, ["fused_pre_relu", "fused", "mixed"])(x)
+    conv = tiny_cnn.get_layer("fused")
+    by_hand = tf.nn.conv2d(mixed, conv.kernel, 2, "SAME") + conv.bias
+    np.testing.assert_allclose(pre, by_hand, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(post, np.maximum(pre, 0), rtol=1e-6)
+    assert (np.asarray(pre) < 0).any()
+    entry = {e.name: e for e in features.catalogue(tiny_cnn)}["fused"]
+    assert entry.pre_relu and entry.activation == "relu" and tiny_cnn.get_layer("fused").activation.__name__ == "relu"
+    with pytest.raises(UnknownLayerError, match="not a ReLU"):
+        features.endpoint(tiny_cnn, "logits_pre_relu")
 
 
 def test_catalogue(tiny_cnn):

@@ -156,6 +156,8 @@ def dataset_examples(model, layer, channels, data, k=8, reduce="max", batch_size
     totals = {}
     n = 0
     for images, labels, start in batches(data, batch_size, max_images):
+        if features.fixed_input_size(model) is not None:  # a fixed-size model: the images as it sees them
+            images = np.asarray(features.fit_input(model, images), np.float32)
         out = fmodel(scale_input(images, input_range), training=False)
         a = np.asarray(out[0] if isinstance(out, (list, tuple)) else out, np.float64)
         if a.ndim != 4:

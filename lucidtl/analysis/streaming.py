@@ -256,7 +256,9 @@ def _check_layers(model, layers):
 
 
 def _outputs(fmodel, x):
-    out = fmodel(x, training=False)
+    from lucidtl.optvis import features
+
+    out = fmodel(features.fit_input(fmodel, x), training=False)  # a fixed input size sees the images resized
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 

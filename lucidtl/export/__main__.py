@@ -68,7 +68,7 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
         sd (number > 0): standard deviation of the initial spectrum
         learning_rate (number > 0): Adam's learning rate
         decorrelate (bool): optimise in decorrelated colour space
-        relu_gradient_override (bool): Lucid's redirected ReLU gradient for the first 16 steps
+        relu_gradient_override (bool): Lucid's redirected ReLU gradient for the first 17 steps (0..16)
         overwrite (bool): replace a non-empty --out
     """
     from lucidtl import render as render_cli

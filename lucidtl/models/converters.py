@@ -141,7 +141,7 @@ def _extract_checkpoint(archive, folder):
 
 def _corrupt_archive(path, detail):
     """The one-line error for a damaged archive; a file in the Keras download cache is to be deleted."""
-    from lucidtl.models.weights import keras_cache_dir
+    from lucidtl.models.resources import keras_cache_dir
 
     cache = os.path.realpath(keras_cache_dir()) + os.sep
     fix = ("delete it (the next run downloads it again)" if os.path.realpath(path).startswith(cache)

@@ -24,12 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from lucidtl.errors import UnknownLayerError, UnknownModelError, WeightsError, did_you_mean, one_line
+from lucidtl.models.resources import ZOO_DIR, keras_cache_dir
 
 PREFIX = "lucid:"
 METADATA_NODE = "lucid_metadata_json"
 PRE_RELU = "_pre_relu"
-ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models",
-                       "lucid")
 _CONCAT = ("Concat", "ConcatV2")
 _HIDDEN = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "Shape", "Identity")
 
@@ -45,7 +44,7 @@ def zoo_names():
 
 
 def zoo_manifest(name):
-    """models/lucid/<name>.json: Lucid's manifest fields (model_path, input_name, image_shape,
+    """lucidtl/models/manifests/lucid/<name>.json: Lucid's manifest fields (model_path, input_name, image_shape,
     image_value_range, is_BGR, layers [{name, depth, tags}]) plus url and sha256."""
     path = os.path.join(ZOO_DIR, f"{name}.json")
     if not os.path.isfile(path):
@@ -466,8 +465,6 @@ def _fetch(data, name):
     url = data.get("url") or data["model_path"]
     if url.startswith("gs://"):
         url = "https://storage.googleapis.com/" + url[5:]
-    from lucidtl.models.weights import keras_cache_dir
-
     fname = name + os.path.splitext(urllib.parse.urlsplit(url).path)[1]  # zoo names are unique, file names not
     cache = keras_cache_dir()
     try:

@@ -1,6 +1,6 @@
 """The one way to resolve a model and its weights: `build_model(model, weights)`.
 
-model:   a registry name (MODELS), a `.keras` file, a dotted import path of a builder
+model:   a registry name (MODELS), a `.keras` file, a SavedModel folder (saved_model.py), a dotted import path of a builder
          (e.g. `keras.applications.InceptionV3`), or a Lucid zoo graph: `lucid:InceptionV1`, a frozen
          GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
 weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
@@ -11,6 +11,7 @@ weights: None (the model's default: random for builders, the saved weights for a
 import collections
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import io
 import json
@@ -23,13 +24,13 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, one_line
-from lucidtl.models import lucid_zoo
+from lucidtl.models import lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
+from lucidtl.models.resources import MANIFEST_DIR, keras_cache_dir  # noqa: F401 (re-exported)
 
 MODELS = {"inception_v1": inception_v1}
 INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
-MANIFEST_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 MANIFEST_FIELDS = ("name", "url", "sha256", "format", "input_range", "converter", "archive_member", "notes")
 SLIM_SUFFIXES = (".ckpt", ".index", ".tar.gz", ".tgz", ".tar")
 TORCH_SUFFIXES = (".pth", ".pt")
@@ -147,7 +148,7 @@ def save_model(model, path):
 # ---- manifests and ImageNet weights --------------------------------------------------------------------
 
 def manifest(name):
-    """The manifest models/<name>.json as a dict (fields MANIFEST_FIELDS)."""
+    """The manifest lucidtl/models/manifests/<name>.json as a dict (fields MANIFEST_FIELDS)."""
     path = os.path.join(MANIFEST_DIR, f"{name}.json")
     if not os.path.isfile(path):
         raise WeightsError(f"no ImageNet weights are known for {name!r}: there is no manifest {path}")
@@ -162,13 +163,14 @@ def manifest(name):
     return data
 
 
-def keras_cache_dir():
-    """Where keras.utils.get_file caches files (KERAS_HOME, else ~/.keras, else /tmp/.keras), as Keras decides."""
-    base = os.environ.get("KERAS_HOME")
-    if base is None:
-        home = os.path.expanduser("~")
-        base = os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
-    return base if os.access(base, os.W_OK) else "/tmp/.keras"
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _imagenet(model, name):
@@ -192,14 +194,34 @@ def _imagenet(model, name):
             f"download it again (delete {target} if it is there)"
         ) from e
     except Exception as e:
+        reason = str(e)
+        reason = reason[reason.index("[Errno"):] if "[Errno" in reason else reason  # the cause, not the URL again
+        if os.path.isfile(target):  # get_file rejected the cached copy by its sha256, then could not download
+            raise WeightsError(
+                f"{target} has sha256 {_sha256(target)[:12]}..., not the manifest's {info['sha256']} (another file "
+                f"or a damaged download) and no fresh copy can be downloaded ({one_line(reason, 60)}); replace it "
+                f"with the file from {url}, or delete it and run again online") from e
         raise WeightsError(
-            f"cannot download {fname} ({one_line(e, 120)}); download it from {url} and place it at {target}"
+            f"cannot download {fname} ({one_line(reason, 120)}); download it from {url} and place it at {target}"
         ) from e
     converter(model, path)
     return f"imagenet ({url})"
 
 
 # ---- models ---------------------------------------------------------------------------------------------
+
+def check_input_range(value):
+    """(lo, hi) floats with lo < hi from "0,255", (0, 255) or [0, 255]; else a one-line error."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        lo, hi = (float(v) for v in items)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"--input-range must be two numbers LO,HI (e.g. 0,255 or -1,1), got "
+                                   f"{value!r}") from None
+    if not lo < hi:
+        raise InvalidArgumentError(f"--input-range {lo:g},{hi:g}: LO must be below HI (e.g. 0,255)")
+    return lo, hi
+
 
 def _import_builder(dotted):
     parts = dotted.replace(":", ".").split(".")
@@ -289,50 +311,147 @@ def _apply_weights(net, weights, name):
     return path
 
 
-def _from_keras_file(path, weights):
+def load_custom_objects(spec):
+    """`module[:Name,...]` (--custom-objects) -> {name: object} for keras.models.load_model, after importing
+    the module (a dotted name importable from here, or a .py file), so that its
+    @keras.saving.register_keras_serializable classes register. Without names: every Keras layer, model,
+    loss, metric, initializer, regularizer or constraint class the module defines. A dict is returned as is."""
+    if spec is None or isinstance(spec, dict):
+        return spec or None
+    text = str(spec).strip()
+    module_name, _, names = text.rpartition(":") if text.rpartition(":")[0] and not text.endswith(".py") else (
+        text, "", "")
+    try:
+        if module_name.endswith(".py"):
+            if not os.path.isfile(module_name):
+                raise ImportError(f"no file {module_name}")
+            loader_spec = importlib.util.spec_from_file_location(
+                os.path.splitext(os.path.basename(module_name))[0], module_name)
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - the module's own import error, in one line
+        raise InvalidArgumentError(f"--custom-objects {text}: cannot import {module_name} ({one_line(e, 160)}); "
+                                   "name a module importable from here (or a .py file)") from None
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if wanted:
+        missing = [n for n in wanted if not hasattr(module, n)]
+        if missing:
+            raise InvalidArgumentError(f"--custom-objects {text}: {module_name} defines no "
+                                       f"{missing[0]!r}{did_you_mean(missing[0], dir(module))}")
+        return {n: getattr(module, n) for n in wanted}
+    kinds = (keras.layers.Layer, keras.losses.Loss, keras.metrics.Metric, keras.initializers.Initializer,
+             keras.regularizers.Regularizer, keras.constraints.Constraint)
+    return {n: v for n, v in vars(module).items()
+            if inspect.isclass(v) and issubclass(v, kinds) and v.__module__ == module.__name__} or None
+
+
+def _missing_class(error):
+    """(class, module) Keras could not locate while deserialising, or None."""
+    import re
+
+    text = str(error)
+    found = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    if not found:
+        return None
+    module = re.search(r"'module': '([^']+)', 'class_name': '" + re.escape(found.group(1)) + "'", text)
+    return found.group(1), module.group(1) if module else None
+
+
+def _from_keras_file(path, weights, objects=None):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"model file {path} does not exist; check the path")
+    objects = load_custom_objects(objects)
     try:
-        net = keras.models.load_model(path, compile=False)
+        net = keras.models.load_model(path, compile=False, custom_objects=objects)
     except Exception as e:
+        missing = _missing_class(e)
+        if missing:
+            name, module = missing
+            where = f" (defined in module {module})" if module and not module.startswith("keras") else ""
+            raise WeightsError(
+                f"cannot load model file {path}: it uses the custom class {name!r}{where}, which is not imported; "
+                f"pass --custom-objects {module or 'MODULE'}:{name} (custom_objects= in Python), a module "
+                "importable from here or a .py file") from None
         raise WeightsError(f"cannot load model file {path}: {one_line(e, 300)}") from e
     ours = "input_scaling" in [layer.name for layer in net.layers]
-    note = "" if ours else "input range (0, 1) assumed for a .keras file"
+    rng = (0.0, 1.0)
+    note = "" if ours else "input range (0, 1) assumed for a .keras file; pass --input-range LO,HI if it expects another"
     if weights is None:
-        return net, ModelInfo(path, path, (0.0, 1.0), False, note)
+        return net, ModelInfo(path, path, rng, False, note)
     if weights == "random":
-        net = keras.models.clone_model(net)  # same graph, fresh initialisers
-        return net, ModelInfo(path, RANDOM_SOURCE, (0.0, 1.0), True, note)
+        with keras.saving.custom_object_scope(objects or {}):
+            net = keras.models.clone_model(net)  # same graph, fresh initialisers
+        return net, ModelInfo(path, RANDOM_SOURCE, rng, True, note)
     if weights == "imagenet":
         raise WeightsError(f"no ImageNet weights are known for model file {path}; pass a .weights.h5 file")
-    return net, ModelInfo(path, _apply_weights(net, weights, path), (0.0, 1.0), False, note)
+    return net, ModelInfo(path, _apply_weights(net, weights, path), rng, False, note)
 
 
-def build_model(model="inception_v1", weights=None, include_top=False, **kw):
-    """(keras.Model, ModelInfo) for a registry name, a `.keras` file or a dotted builder path; see module doc."""
+def with_input_range(info, model, input_range):
+    """info with the input range the user gave (--input-range), checked."""
+    input_range = check_input_range(input_range)
+    if lucid_zoo.is_graph_source(os.fspath(model)):
+        raise InvalidArgumentError("a Lucid graph maps [0,1] images onto its image_value_range itself; drop "
+                                   "--input-range (or give image_value_range in a Lucid manifest .json)")
+    return dataclasses.replace(info, input_range=input_range, note=(
+        f"input range {input_range} as given" if info.input_range != input_range else info.note))
+
+
+def is_builder(model):
+    """Whether `model` is built by lucidtl (a registry name or a dotted builder), so include_top applies."""
+    name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
+    return name in MODELS or (bool(name) and not lucid_zoo.is_graph_source(name) and not name.endswith(".keras")
+                              and not os.path.exists(name) and ("." in name.strip(".") or ":" in name))
+
+
+def build_model(model="inception_v1", weights=None, include_top=False, custom_objects=None, input_range=None,
+                before_weights=None, **kw):
+    """(keras.Model, ModelInfo) for a registry name, a `.keras` file or a dotted builder path; see module doc.
+
+    custom_objects: for a `.keras` file, `module[:Name,...]` or a dict (see load_custom_objects()).
+    input_range: (lo, hi) the model expects, instead of what lucidtl knows or assumes (ModelInfo.input_range).
+    before_weights: called with the built network before its weights are looked for (a registry model) or
+    as soon as it exists (others): checks such as "the layer exists" fail before a download."""
+    check = before_weights or (lambda net: None)
+
+    def done(net, info):
+        check(net)
+        return net, info
+
+    if input_range is not None:
+        net, info = build_model(model, weights, include_top, custom_objects, before_weights=before_weights, **kw)
+        return net, with_input_range(info, model, input_range)
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidArgumentError(f"model must be a name, a .keras file or a dotted builder path, got {model!r}")
     name = os.fspath(model)
     if lucid_zoo.is_graph_source(name):  # lucid:NAME, a frozen graph .pb or a Lucid manifest .json
-        return lucid_zoo.build(name, weights, **kw)
+        return done(*lucid_zoo.build(name, weights, **kw))
+    if saved_model.is_saved_model(name):  # a SavedModel folder: its ops and Keras layers by name
+        return done(*saved_model.build(name, weights, **kw))
+    if custom_objects is not None and not name.endswith(".keras"):
+        raise InvalidArgumentError(f"--custom-objects applies to a .keras model file, not {name}")
     if name.endswith(".keras"):
         if kw:
             raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a saved model file {name}")
-        return _from_keras_file(name, weights)
+        return done(*_from_keras_file(name, weights, custom_objects))
     if name in MODELS:
         try:
             net = MODELS[name](include_top=include_top, **kw)
         except TypeError as e:
             raise InvalidArgumentError(f"cannot build {name}: {one_line(e, 300)}") from e
         input_range, note = INPUT_RANGES[name], ""
+        check(net)  # before any download
         if weights is None or weights == "random":
             return net, ModelInfo(name, RANDOM_SOURCE, input_range, True, note)
         if weights == "imagenet":
             return net, ModelInfo(name, _imagenet(net, name), input_range, False, note)
         return net, ModelInfo(name, _apply_weights(net, weights, name), input_range, False, note)
     if os.sep in name or os.path.exists(name):
-        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras file (or a registry name)")
+        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras file, a SavedModel folder (with "
+                                f"{saved_model.MARKER}), a Lucid graph .pb (or a registry name)")
     if "." not in name.strip(".") and ":" not in name:
         raise UnknownModelError(
             f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras file or a dotted builder "
@@ -341,10 +460,10 @@ def build_model(model="inception_v1", weights=None, include_top=False, **kw):
     builder = _import_builder(name)
     input_range, note = _application_range(name)
     if weights is None or weights == "random":
-        return _call_builder(builder, name, include_top, None, kw), ModelInfo(name, RANDOM_SOURCE, input_range,
-                                                                              True, note)
+        return done(_call_builder(builder, name, include_top, None, kw),
+                    ModelInfo(name, RANDOM_SOURCE, input_range, True, note))
     if weights == "imagenet":
         net = _call_builder(builder, name, include_top, "imagenet", kw)
-        return net, ModelInfo(name, f"imagenet ({name})", input_range, False, note)
-    net = _call_builder(builder, name, include_top, None, kw)
+        return done(net, ModelInfo(name, f"imagenet ({name})", input_range, False, note))
+    net = done(_call_builder(builder, name, include_top, None, kw), None)[0]
     return net, ModelInfo(name, _apply_weights(net, weights, name), input_range, False, note)

@@ -1,10 +1,16 @@
 """Layer endpoints of any functional Keras model, by name: the layer catalogue, `<name>_pre_relu`
 endpoints, and the feature extractor the render loop differentiates through.
 
+A layer inside a nested model (a keras.applications backbone inside a Sequential or functional wrapper, the
+usual way to fine-tune) is addressed by its path, `resnet50/conv3_block1_out`; a bare `conv3_block1_out`
+works where exactly one nested layer has that name. The endpoint is the nested layer's output computed from
+the outer model's input, through the outer layers that feed the nested model.
+
 A model that addresses its tensors by name itself (a Lucid zoo graph, lucidtl.models.lucid_zoo) provides
 `named_endpoints(names)` (symbolic tensors from model.inputs[0]; UnknownLayerError for unknown names),
 `named_layers()` and `named_catalogue()` ((name, kind, shape, pre_relu) rows); the functions here use them."""
 import dataclasses
+import weakref
 
 import keras
 import tensorflow as tf
@@ -12,6 +18,8 @@ import tensorflow as tf
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean
 
 PRE_RELU = "_pre_relu"
+SEP = "/"  # path separator of nested models' layers
+_nested_cache = weakref.WeakKeyDictionary()  # model -> {path: endpoint tensor}: one sub-graph per path
 
 
 def _is_relu_layer(layer):
@@ -21,6 +29,33 @@ def _is_relu_layer(layer):
         fn = layer.activation
         return getattr(fn, "__name__", "") in ("relu", "relu6")
     return False
+
+
+def _fused_relu(layer):
+    """Whether a layer other than an activation layer ends in a ReLU (Conv2D(activation="relu"), Dense...)."""
+    if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
+        return False
+    return getattr(getattr(layer, "activation", None), "__name__", "") in ("relu", "relu6")
+
+
+class WithoutActivation(keras.layers.Layer):
+    """A layer with a fused ReLU called with its activation replaced by the identity: its pre-ReLU value,
+    from the same weights (the `_pre_relu` endpoint of Conv2D(activation="relu"), as VGG's convs are)."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.inner = layer
+
+    def call(self, x):
+        activation = self.inner.activation
+        self.inner.activation = keras.activations.linear
+        try:
+            return self.inner.call(x)
+        finally:
+            self.inner.activation = activation
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(input_shape)
 
 
 def _producer(tensor):
@@ -36,7 +71,7 @@ def _require_functional(model):
     if not inputs:
         raise UnknownLayerError(
             f"model {model.name!r} is subclassed, so its layers have no symbolic outputs; wrap the part you "
-            "want in a functional keras.Model whose outputs include that layer (see README, 'Any Keras model')"
+            "want in a functional keras.Model whose outputs include that layer (see README, 'Your own model')"
         )
 
 
@@ -45,12 +80,14 @@ def _pre_activation(tensor, name):
     layer = _producer(tensor)
     if layer is not None and _is_relu_layer(layer):
         return layer.input
+    if layer is not None and _fused_relu(layer) and not isinstance(layer.input, (list, tuple)):
+        return WithoutActivation(layer, name=name)(layer.input)
     if isinstance(layer, keras.layers.Concatenate):
         parts = [_pre_activation(t, name) for t in layer.input]
         return keras.layers.Concatenate(axis=layer.axis, name=name)(parts)
     raise UnknownLayerError(
-        f"no pre-ReLU endpoint {name!r}: {layer.name if layer else 'its layer'} is not a separate ReLU "
-        "layer (or a concatenation of them); pick the layer that feeds the activation instead"
+        f"no pre-ReLU endpoint {name!r}: {layer.name if layer else 'its layer'} is not a ReLU (a ReLU layer, "
+        "a layer with activation='relu', or a concatenation of them); pick the layer that feeds the activation"
     )
 
 
@@ -58,30 +95,104 @@ def _named(model):
     return getattr(model, "named_endpoints", None)
 
 
+def _graph_nodes(model):
+    """The nodes of a model's own functional graph (a Sequential keeps its graph in `_functional`)."""
+    graph = getattr(model, "_functional", None) or model
+    return [n for nodes in (getattr(graph, "_nodes_by_depth", None) or {}).values() for n in nodes]
+
+
+def _nested(layer):
+    return isinstance(layer, keras.Model) and not _named(layer)
+
+
+def _paths(model, prefix=""):
+    """Every layer path of a model, nested models' layers included (depth first, model order)."""
+    out = []
+    for layer in model.layers:
+        out.append(prefix + layer.name)
+        if _nested(layer):
+            out += _paths(layer, prefix + layer.name + SEP)
+    return out
+
+
 def layer_names(model):
+    """Every layer name: the top-level ones, then nested models' layers by path."""
     if _named(model):
         return model.named_layers()
-    return [layer.name for layer in model.layers]
+    return _paths(model)
 
 
-def endpoint(model, name):
-    """The symbolic output of layer `name`, or its pre-ReLU input for `<layer>_pre_relu`."""
-    if _named(model):
-        return model.named_endpoints([name])[0]
-    _require_functional(model)
-    names = layer_names(model)
+def _resolve(model, name):
+    """The full path of `name` (a top-level name, a path, or a bare name unique among nested layers)."""
+    paths = layer_names(model)
+    base = name[: -len(PRE_RELU)] if name.endswith(PRE_RELU) else None
+    for candidate in (name, base):
+        if candidate is not None and candidate in paths:
+            return name
+    if SEP not in name:
+        for candidate, suffix in ((name, ""), (base, PRE_RELU)):
+            if candidate is None:
+                continue
+            found = [p for p in paths if p.rsplit(SEP, 1)[-1] == candidate]
+            if len(found) == 1:
+                return found[0] + suffix
+            if len(found) > 1:
+                raise UnknownLayerError(f"layer name {name!r} is ambiguous in model {model.name!r}: "
+                                        f"{', '.join(p + suffix for p in found[:4])}; write its path")
+    raise UnknownLayerError(
+        f"unknown layer {name!r} in model {model.name!r}{did_you_mean(name, paths)} "
+        "(list them with: python -m lucidtl.render layers)"
+    )
+
+
+def _top_endpoint(model, name):
+    names = [layer.name for layer in model.layers]
     if name in names:
-        layer = model.get_layer(name)
-        out = layer.output
+        out = model.get_layer(name).output
         if isinstance(out, (list, tuple)):
             raise UnknownLayerError(f"layer {name!r} has {len(out)} outputs; pick a single-output layer")
         return out
-    if name.endswith(PRE_RELU) and name[: -len(PRE_RELU)] in names:
-        return _pre_activation(model.get_layer(name[: -len(PRE_RELU)]).output, name)
-    raise UnknownLayerError(
-        f"unknown layer {name!r} in model {model.name!r}{did_you_mean(name, names)} "
-        "(list them with: python -m lucidtl.render layers)"
-    )
+    return _pre_activation(model.get_layer(name[: -len(PRE_RELU)]).output, name)
+
+
+def _input_in(model, layer):
+    """The symbolic input(s) of the nested model `layer` inside `model`'s graph."""
+    nodes = [n for n in _graph_nodes(model) if n.operation is layer]
+    if len(nodes) != 1:
+        raise UnknownLayerError(
+            f"nested model {layer.name!r} is called {len(nodes)} times in model {model.name!r}, so its layers "
+            "have no single endpoint; build a functional model that calls it once")
+    tensors = list(nodes[0].input_tensors)
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+def _nested_endpoint(model, path):
+    """A nested layer's endpoint computed from `model`'s input: the nested model's graph from its input to
+    the layer, applied to the tensor that feeds the nested model in `model`."""
+    cache = _nested_cache.setdefault(model, {})
+    if path not in cache:
+        head, rest = path.split(SEP, 1)
+        inner = model.get_layer(head)
+        if not _nested(inner):
+            raise UnknownLayerError(f"layer {head!r} of model {model.name!r} is not a nested model; "
+                                    f"{path!r} names nothing")
+        part = endpoint(inner, rest)
+        inputs = inner.inputs[0] if len(inner.inputs) == 1 else inner.inputs
+        cache[path] = keras.Model(inputs, part, name=f"{inner.name}_to_{rest.replace(SEP, '_')}")(
+            _input_in(model, inner))
+    return cache[path]
+
+
+def endpoint(model, name):
+    """The symbolic output of layer `name` (a path into nested models, or a bare name unique among them),
+    or its pre-ReLU input for `<layer>_pre_relu`."""
+    if _named(model):
+        return model.named_endpoints([name])[0]
+    _require_functional(model)
+    path = _resolve(model, str(name))
+    if SEP in path:
+        return _nested_endpoint(model, path)
+    return _top_endpoint(model, path)
 
 
 def feature_model(model, names):
@@ -133,6 +244,7 @@ class LayerEntry:
     channels: int | None  # size of the last axis
     shape: tuple  # output shape, batch axis included (None where dynamic)
     pre_relu: bool  # `<name>_pre_relu` resolves
+    activation: str = ""  # a fused activation (Conv2D(activation="relu")): its name
 
 
 def _has_pre_relu(layer):
@@ -144,20 +256,29 @@ def _has_pre_relu(layer):
 
 
 def catalogue(model):
-    """Every layer with a single output: name, class, channel count, shape, pre-ReLU availability."""
+    """Every layer with a single output: path, class, channel count, shape, pre-ReLU availability; nested
+    models' layers follow their model, by path (shapes as the nested model's own graph knows them)."""
     if _named(model):
         return [LayerEntry(n, kind, shape[-1] if len(shape) > 1 else None, tuple(shape), pre)
                 for n, kind, shape, pre in model.named_catalogue()]
     _require_functional(model)
+    return _entries(model, "")
+
+
+def _entries(model, prefix):
     entries = []
     for layer in model.layers:
         out = layer.output
-        if isinstance(out, (list, tuple)):
-            continue
-        shape = tuple(out.shape)
-        channels = shape[-1] if len(shape) > 1 else None
-        pre = (_is_relu_layer(layer) or isinstance(layer, keras.layers.Concatenate)) and _has_pre_relu(layer)
-        entries.append(LayerEntry(layer.name, type(layer).__name__, channels, shape, pre))
+        if not isinstance(out, (list, tuple)):
+            shape = tuple(out.shape)
+            channels = shape[-1] if len(shape) > 1 else None
+            pre = (_is_relu_layer(layer) or isinstance(layer, keras.layers.Concatenate)
+                   or _fused_relu(layer)) and _has_pre_relu(layer)
+            fused = getattr(getattr(layer, "activation", None), "__name__", "")
+            fused = "" if isinstance(layer, keras.layers.Activation) or fused == "linear" else fused
+            entries.append(LayerEntry(prefix + layer.name, type(layer).__name__, channels, shape, pre, fused))
+        if _nested(layer):
+            entries += _entries(layer, prefix + layer.name + SEP)
     return entries
 
 

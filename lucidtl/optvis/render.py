@@ -57,8 +57,10 @@ def check_thresholds(thresholds):
 
 
 def objective_layers(objective, model, batch=1):
-    """The layers `objective` reads: declared ones, or (layers=None) those a dry run asks T for."""
+    """The layers `objective` reads: declared ones, or (layers=None) those a dry run asks T for; a channel
+    beyond a declared layer's channels is a one-line error (check_channel_range)."""
     if objective.layers is not None:
+        check_channel_range(objective, model)
         return sorted(objective.layers)
     asked = []
 
@@ -76,6 +78,19 @@ def objective_layers(objective, model, batch=1):
     except Exception:  # noqa: BLE001 - the dummy values may not suit the objective's arithmetic
         pass
     return sorted(set(asked))
+
+
+def check_channel_range(objective, model):
+    """A one-line ChannelRangeError for a channel the objective reads beyond its layer's channels (before
+    TensorFlow's "slice index ... out of bounds" in the middle of a trace)."""
+    from lucidtl.errors import ChannelRangeError
+
+    for layer, chans in sorted(objective.channels.items()):
+        count = features.endpoint(model, layer).shape[-1]
+        bad = [c for c in sorted(chans) if count is not None and not -count <= c < count]
+        if bad:
+            raise ChannelRangeError(f"channel {bad[0]} of layer {layer!r} is out of range: the layer has {count} "
+                                    f"channels (0..{count - 1})")
 
 
 def objective_value(objective, feature_model, layers, image, x, input_range=(0.0, 1.0)):
@@ -275,34 +290,109 @@ class _NoBar:
     def update(self, n):
         pass
 
+    def write(self, text):
+        print(text)
+
     def close(self):
         pass
 
 
-def progress_bar(total, enabled, unit="step", desc=None, leave=False):
-    """A tqdm bar, or one that does nothing when not enabled."""
+class LineBar:
+    """Progress for a log file or a pipe: a whole line at about every tenth of the way (at most one every
+    `interval` seconds, and the last), instead of a terminal bar's carriage-return redraws."""
+
+    def __init__(self, total, unit="step", desc=None, stream=None, interval=10.0):
+        import sys
+        import time
+
+        self.total, self.unit, self.desc, self.n = total, unit, desc, 0
+        self.stream, self.clock, self.interval = stream or sys.stderr, time.monotonic, interval
+        self.start = self.last = self.clock()
+        self.next = max(1, -(-total // 10)) if total else 1
+
+    def _line(self, final=False):
+        elapsed = self.clock() - self.start
+        share = f" ({100 * self.n // self.total}%)" if self.total else ""
+        what = f"{self.desc}: " if self.desc else ""
+        tail = f"done in {elapsed:.1f} s" if final else f"{elapsed:.1f} s"
+        print(f"{what}{self.n}/{self.total or '?'} {self.unit}{share} {tail}", file=self.stream, flush=True)
+        self.last = self.clock()
+
+    def update(self, n=1):
+        self.n += n
+        if self.total and self.n >= self.total:
+            return
+        if self.n >= self.next and self.clock() - self.last >= min(self.interval, 1e9):
+            self._line()
+            while self.next <= self.n:
+                self.next += max(1, -(-self.total // 10)) if self.total else 1
+
+    def write(self, text):
+        print(text, file=self.stream, flush=True)
+
+    def close(self):
+        if self.n:
+            self._line(final=True)
+
+
+def _interactive(stream):
+    """A terminal, or a Jupyter kernel (whose front end draws tqdm.auto's bar in place)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) or _in_notebook()
+
+
+def progress_bar(total, enabled, unit="step", desc=None, leave=False, stream=None, interval=10.0):
+    """A tqdm.auto bar in a terminal or a notebook, whole lines (LineBar) in a log file or a pipe, or a bar
+    that does nothing when not enabled."""
+    import sys
+
     if not enabled:
         return _NoBar()
+    stream = stream or sys.stderr
+    if not _interactive(stream):
+        return LineBar(total, unit, desc, stream, interval)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit=unit, desc=desc, leave=leave, dynamic_ncols=True)
+    return tqdm(total=total, unit=unit, desc=desc, leave=leave, dynamic_ncols=True, file=stream)
+
+
+def _in_notebook():
+    """Running in a Jupyter kernel (an IPython shell with a kernel; not a terminal IPython)."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def render_vis(model, objective, param_f=None, optimizer=None, transforms=None, thresholds=DEFAULT_THRESHOLDS,
                verbose=True, relu_gradient_override=True, seed=None, use_fixed_seed=False, progress=False,
-               input_range=(0.0, 1.0), precision="float32"):
+               input_range=(0.0, 1.0), precision="float32", show_inline=None):
     """Lucid's render_vis: returns one float32 [B,H,W,C] image array per threshold (ascending).
 
     objective: an Objective or "layer:channel". model: a functional Keras model (any input size).
     use_fixed_seed=True (Lucid's flag) means seed 0 when no seed is given. precision: what the network
-    computes in (float32, bfloat16, float16; see Renderer)."""
+    computes in (float32, bfloat16, float16; see Renderer).
+    show_inline (Lucent's name): show the images at each threshold inline (lucidtl.misc.io.show, as Lucid's
+    verbose render_vis does); None: when verbose and running in a Jupyter kernel."""
     if seed is None and use_fixed_seed:
         seed = 0
     thresholds = check_thresholds(thresholds)
+    if show_inline is None:
+        show_inline = bool(verbose) and _in_notebook()
     renderer = Renderer(model, objective, param_f=param_f, optimizer=optimizer, transforms=transforms,
                         relu_gradient_override=relu_gradient_override, seed=seed, input_range=input_range,
                         precision=precision)
-    return renderer.run(thresholds, verbose=verbose, progress=progress)
+    callback = None
+    if show_inline:
+        from lucidtl.misc.io import show
+
+        def callback(i, value, images):
+            show(np.concatenate(list(images), axis=1) if len(images) > 1 else images[0])  # Lucid: np.hstack
+
+    return renderer.run(thresholds, verbose=verbose, progress=progress, callback=callback)
 
 
 def render_channels(model, channels, size=128, steps=512, seed=0, input_range=(0.0, 1.0), transforms="standard",

@@ -170,7 +170,7 @@ def _bar(total, progress, desc):
     return progress_bar(total, progress, unit="item", desc=desc, leave=True)
 
 
-def similarity_stage(out, runs, selection, images, shard, batch_size, progress):
+def similarity_stage(out, runs, selection, images, shard, batch_size, progress, nets=None):
     """Each checkpoint vs its run's first (per layer and per channel), and every pair of runs at each
     iteration they share. Returns counts."""
     from lucidtl.analysis import streaming
@@ -182,7 +182,7 @@ def similarity_stage(out, runs, selection, images, shard, batch_size, progress):
     path = {w: (similarity_path(out, w[1].name, w[3]) if w[0] == "run" else
                 between_path(out, w[1].name, w[2].name, w[3])) for w in mine}
     pending = [w for w in mine if not os.path.isfile(path[w])]
-    nets, layers = _Nets(), [layer for layer, _ in selection]
+    nets, layers = nets or _Nets(), [layer for layer, _ in selection]
     bar = _bar(len(pending), progress, "similarity")
     try:
         for w in pending:
@@ -231,7 +231,7 @@ def _strip(examples, size=THUMB):
     return np.concatenate([rows[0], np.ones((2, rows[0].shape[1], 3), np.float32), rows[1]], axis=0)
 
 
-def examples_stage(out, runs, selection, images, labels, k, shard, batch_size, progress):
+def examples_stage(out, runs, selection, images, labels, k, shard, batch_size, progress, nets=None):
     """Top-k dataset images of every chosen channel at every checkpoint: a strip PNG per channel and a JSON
     per (run, checkpoint, layer) with the images' indices, scores and labels."""
     from lucidtl.analysis.examples import dataset_examples
@@ -239,7 +239,7 @@ def examples_stage(out, runs, selection, images, labels, k, shard, batch_size, p
     work = [(r, it, layer, chans) for r in runs for it in r.iterations for layer, chans in selection]
     mine = _items(work, shard)
     pending = [w for w in mine if not os.path.isfile(examples_path(out, w[0].name, w[1], w[2]))]
-    nets = _Nets()
+    nets = nets or _Nets()
     data = images if labels is None else (images, labels)
     bar = _bar(len(pending), progress, "examples")
     try:
@@ -500,11 +500,12 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         return {"rendered": r.rendered, "already_done": r.skipped, "shard_total": r.total}
 
     run_stage("atlas", atlas)
+    nets = _Nets()  # one architecture per slot and run for both stages: a big backbone is deserialised once
     run_stage("similarity", lambda: similarity_stage(out, run_list, selection, images, shard_t, batch_size,
-                                                     progress))
+                                                     progress, nets))
     if dataset:
         run_stage("examples", lambda: examples_stage(out, run_list, selection, images, labels, examples, shard_t,
-                                                     batch_size, progress))
+                                                     batch_size, progress, nets))
     if not all(_stage_done(out, s, n) for s in active):
         stages["site"] = "waiting"
         return StudyResult(out, stages, None)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from lucidtl import atomic, cli
 from lucidtl.data import load as load_data
-from lucidtl.errors import InvalidArgumentError
+from lucidtl.errors import InvalidArgumentError, WeightsError
 from lucidtl.models import build_model, load_weights, save_model, save_weights
 from lucidtl.train import distribute
 from lucidtl.train.callbacks import IterationCheckpoint, _plain, read_manifest
@@ -193,8 +193,14 @@ def _build(settings, rec, data, weights):
     if settings["model"] == "inception_v1" and rec.input_scaling != "slim":
         kwargs["input_scaling"] = rec.input_scaling
     keras.utils.set_random_seed(settings["seed"])
-    with cli.held_output():  # offline, the weights error is the only line
-        backbone, info = build_model(settings["model"], weights=weights, include_top=False, **kwargs)
+    try:
+        with cli.held_output():  # offline, the weights error is the only line
+            backbone, info = build_model(settings["model"], weights=weights, include_top=False, **kwargs)
+    except WeightsError as e:
+        if weights != "imagenet":
+            raise
+        raise WeightsError(f"{e}; or pass --weights random to fine-tune from random weights "
+                           "(not the paper's setting)") from None
     if rec.bn_momentum is not None:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

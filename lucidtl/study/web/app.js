@@ -273,6 +273,14 @@
       var order = D.channels.map(function (c, j) { return j; });
       var change = function (j) { var v = R.procrustes_norm[last][j]; return v === null ? -1 : v; };
       order.sort(function (a, b) { return change(b) - change(a) || a - b; });
+      var missing = D.channels.filter(function (c, j) { return !present(R.procrustes_norm[last][j]); }).length;
+      if (missing) {  // say why a tile has no distance instead of a bare "d –"
+        view.appendChild(el("p", { class: "note", id: "no-change-note", text: missing + " of " + D.channels.length +
+          " channels have no change value (d –): " + (its.length < 2 ? "the run has a single checkpoint, so " +
+          "there is nothing to compare" : "a channel's Procrustes distance needs an activation map that varies " +
+          "over the probe images at both iterations; these channels are constant there (dead, e.g. with random " +
+          "weights) or the layer has no spatial map") + ". They are ranked last." }));
+      }
       var grid = el("div", { class: "ranked", id: "ranked" });
       order.forEach(function (j, rank) {
         var ch = D.channels[j];
