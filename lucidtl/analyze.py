@@ -459,9 +459,10 @@ def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, m
     cps = bb.select(_checkpoints(run, None), checkpoints)
     model_fn, input_range = architecture(model, num_classes, top, multi_label, cps, run)
     settings = _settings(run)
-    source, class_names = load_data(dataset, image_size or settings.get("image_size") or 224, split, batch_size)
+    net = model_fn()
+    source, class_names = load_data(dataset, bb.image_side(net, image_size, settings), split, batch_size)
     return bb.inputs(cps, model_fn, input_range, source, settings.get("class_names") or class_names,
-                     cli.split_list(layers), _label(run, label), batch_size, dataset)
+                     cli.split_list(layers), _label(run, label), batch_size, dataset, net)
 
 
 def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="all", method="linear",

@@ -36,11 +36,24 @@ class Inputs:
     dataset: str = ""  # what the images are (kept in the settings a resume must match)
 
 
-def inputs(checkpoints, model_fn, input_range, source, class_names, layers, label, batch_size=16, dataset=""):
-    """Inputs, checked: the model builds, the layers exist, the dataset yields images."""
+def image_side(net, image_size, settings):
+    """The side a dataset's images are loaded at: the model's fixed (square) input size where it has one, else
+    --image-size, else the run's, else 224."""
     from lucidtl.optvis import features
 
-    net = model_fn()
+    fixed = features.fixed_input_size(net)
+    if fixed is not None and fixed[0] == fixed[1]:
+        return int(fixed[0])
+    return image_size or settings.get("image_size") or 224
+
+
+def inputs(checkpoints, model_fn, input_range, source, class_names, layers, label, batch_size=16, dataset="",
+           net=None):
+    """Inputs, checked: the model builds (net: already built by model_fn), the layers exist, the dataset yields
+    images."""
+    from lucidtl.optvis import features
+
+    net = model_fn() if net is None else net
     for layer in layers:
         features.endpoint(net, layer)  # unknown: the nearest names
     first_images(source, batch_size)
@@ -55,9 +68,10 @@ def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints
     cps = select(analyze._checkpoints(run, None), checkpoints)
     model_fn, input_range = analyze.architecture(None, None, "paper", False, cps, run)
     settings = analyze._settings(run)
-    source, names = analyze.load_data(dataset, image_size or settings.get("image_size") or 224, "train", batch_size)
+    net = model_fn()
+    source, names = analyze.load_data(dataset, image_side(net, image_size, settings), "train", batch_size)
     return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers,
-                  analyze._label(run, None), batch_size, dataset)
+                  analyze._label(run, None), batch_size, dataset, net)
 
 
 def select(cps, iterations):

@@ -406,7 +406,7 @@ def _stage_done(out, stage, n):
 
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
-          shard="0/1", dataset=None, max_images=256, examples=6, blocks=2, overwrite=False, progress=True,
+          shard="0/1", dataset=None, max_images=256, examples=6, blocks=0, overwrite=False, progress=True,
           precision="float32", aligned=False, activation_atlas=False, grid_size=10):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
@@ -430,7 +430,8 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         max_images (int >= 1): images for similarity and examples (the first ones, unshuffled).
         examples (int >= 1): dataset examples per channel and checkpoint (top-k).
         blocks (int >= 0): dataset images that get an image page (semantic dictionary, attribution heatmaps,
-            caricatures); 0: no building blocks (attribution, neuron groups, caricatures) at all.
+            caricatures); 0 (the default): no building blocks (attribution, neuron groups, caricatures) at all
+            (opt-in: attribution cannot yet split a model at a layer inside a nested model).
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
         precision (float32|bfloat16|float16): what the network computes in for the renders (float32: Lucid's)
