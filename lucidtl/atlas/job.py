@@ -117,6 +117,11 @@ class _Manifest:
     def append(self, records):
         atomic.append_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
+    def append_batch(self, records, t0, shard):
+        """One batch's records, stamped with its wall time (from t0), shard and finishing time."""
+        wall = round(time.time() - t0, 3)
+        self.append([dict(r, wall_s=wall, shard=f"{shard[0]}/{shard[1]}", finished=time.time()) for r in records])
+
 
 class _Models:
     """The model at the current checkpoint; one architecture per run is reused across its checkpoints."""
@@ -274,9 +279,7 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
                 imageio.save_png(img, os.path.join(out, rel))
                 records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c, objective=v, seed=w.seed,
                                     batch_channels=list(w.channels), settings=settings, png=rel))
-            wall = round(time.time() - t0, 3)
-            manifest.append([dict(r, wall_s=wall, shard=f"{shard_t[0]}/{shard_t[1]}", finished=time.time())
-                             for r in records])
+            manifest.append_batch(records, t0, shard_t)
             rendered += len(records)
             bar.update(len(records))
     finally:
@@ -324,7 +327,7 @@ def _render_aligned(out, work, shard_t, settings, size, steps, transforms, progr
                                    input_range=input_range)[steps]
             records = []
             for k, (w, net) in enumerate(zip(g, models)):
-                images = np.stack([imageio.to_uint8(im) for im in strips[:, k]]).astype(np.float32) / 255.0
+                images = imageio.as_saved(strips[:, k])
                 lo, hi = input_range
                 x = features.fit_input(net, tf.constant(lo + (hi - lo) * images))
                 acts = np.asarray(features.feature_model(net, [w.layer])(x, training=False))
@@ -334,9 +337,7 @@ def _render_aligned(out, work, shard_t, settings, size, steps, transforms, progr
                     records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c,
                                         objective=float(acts[i, ..., c].mean()), seed=w.seed,
                                         batch_channels=list(w.channels), settings=settings, png=rel))
-            wall = round(time.time() - t0, 3)
-            manifest.append([dict(r, wall_s=wall, shard=f"{shard_t[0]}/{shard_t[1]}", finished=time.time())
-                             for r in records])
+            manifest.append_batch(records, t0, shard_t)
             rendered += len(records)
             bar.update(len(records))
     finally:
