@@ -103,8 +103,8 @@ def render_icons(directions, model, layer, size=80, n_steps=128, verbose=False, 
 
 
 def make_canvas(icon_batch, coordinates, grid_size):
-    """Lucid's make_canvas: a white canvas with icon i in block row coordinates[i][0] and column
-    coordinates[i][1] (the layout's first axis runs down)."""
+    """Lucid's make_canvas: a white canvas with icon i in block row `coordinates[i][0]` and column
+    `coordinates[i][1]` (the layout's first axis runs down)."""
     icon_batch = np.asarray(icon_batch)
     h, w, c = icon_batch.shape[1:]
     canvas = np.ones((grid_size, grid_size, h, w, c), icon_batch.dtype)
