@@ -1,4 +1,6 @@
-"""The one command line (lucidtl/cli.py): checks before work, help, one vocabulary, README lines that run."""
+"""The one command line (lucidtl/cli.py): checks before work, help, one vocabulary, documented lines that run
+(README.md and every docs/ page)."""
+import glob
 import json
 import os
 import re
@@ -271,7 +273,7 @@ def test_one_vocabulary_across_all_commands():
 
 
 def test_readme_flag_table_has_one_row_per_concept():
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    text = open(os.path.join(ROOT, "docs", "guide", "command-line.md"), encoding="utf-8").read()  # was README's
     table = text.split("**One vocabulary.**", 1)[1].split("\n\n")[1]
     rows = [line for line in table.splitlines() if line.startswith("| `--")]
     flags = [re.findall(r"`(--[a-z-]+)", row.split("|")[1]) for row in rows]
@@ -280,36 +282,53 @@ def test_readme_flag_table_has_one_row_per_concept():
     documented = set(names)
     for name in cli.VOCABULARY:
         assert name in documented, name
-    # the README's other command lines use only these and command-specific flags; never an old spelling
-    for line in readme_commands():
+    # the documented command lines use only these and command-specific flags; never an old spelling
+    for path, line in documented_commands():
         for old in ("--batch ", "--lr ", "--data ", "--max_images", "--embed_layer", "--num_classes", "--iterations"):
-            assert old not in line + " " or line.startswith("python -m lucidtl.train"), (old, line)
+            assert old not in line + " " or line.startswith("python -m lucidtl.train"), (old, path, line)
 
 
-# ---- README lines -------------------------------------------------------------------------------------
+# ---- documented lines: README.md and every docs/ page -------------------------------------------------
+
+def documented_files():
+    """README.md, then every Markdown page of the documentation site (docs/**/*.md), as paths from the root."""
+    pages = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
+    return ["README.md"] + pages
+
+
+def documented_commands():
+    """(file, line) for every `python -m lucidtl...` command line of the code blocks of README.md and of every
+    docs/ page (\\ continuations joined, comments, environment prefixes and `&` dropped, shell variables given
+    a value), and of their inline code that is a whole command; a line shown on several pages counts once."""
+    found = {}
+    for path in documented_files():
+        text = open(os.path.join(ROOT, path), encoding="utf-8").read()
+        lines = []
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                m = re.search(r"python -m lucidtl\.\S+.*", line)
+                if not m:
+                    continue
+                cmd = re.split(r"\s+#", m.group(0))[0].strip().rstrip("&").strip()
+                cmd = cmd.replace("${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}", "0/16").replace("$i/4", "0/4")
+                lines.append(cmd)
+        text_inline = re.findall(r"`(python -m lucidtl\.[^`]*)`", text)
+        lines += [t.replace("$i/2", "0/2") for t in text_inline if "..." not in t and "|" not in t
+                  and "{" not in t and " --" in t]
+        for line in lines:
+            if line.split()[2].split(".")[1] in MODULES:
+                found.setdefault(line, path)
+    return [(path, line) for line, path in found.items()]
+
 
 def readme_commands():
-    """Every `python -m lucidtl...` command line of README.md's code blocks (\\ continuations joined,
-    comments, environment prefixes and `&` dropped, shell variables given a value)."""
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    lines = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
-        joined = re.sub(r"\\\n\s*", " ", block)
-        for line in joined.splitlines():
-            m = re.search(r"python -m lucidtl\.\S+.*", line)
-            if not m:
-                continue
-            cmd = re.split(r"\s+#", m.group(0))[0].strip().rstrip("&").strip()
-            cmd = cmd.replace("${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}", "0/16").replace("$i/4", "0/4")
-            lines.append(cmd)
-    text_inline = re.findall(r"`(python -m lucidtl\.[^`]*)`", text)
-    lines += [t.replace("$i/2", "0/2") for t in text_inline if "..." not in t and "|" not in t
-              and "{" not in t and " --" in t]
-    return [line for line in dict.fromkeys(lines) if line.split()[2].split(".")[1] in MODULES]
+    """The command lines of documented_commands(), without their files."""
+    return [line for _, line in documented_commands()]
 
 
 def _prepare_inputs(argv, spec, root):
-    """Create what the README line reads (run folders, files) in the scratch folder, by the flags' kinds."""
+    """Create what the documented line reads (run folders, files) in the scratch folder, by the flags' kinds."""
     values = {}
     i = 0
     while i < len(argv):
@@ -335,16 +354,18 @@ def _prepare_inputs(argv, spec, root):
 def test_readme_has_command_lines_for_every_command():
     lines = readme_commands()
     assert len(lines) >= 35
+    files = {path for path, _ in documented_commands()}
+    assert "README.md" in files and "docs/guide/render.md" in files and "docs/guide/atlas.md" in files
     for module in MODULES:
         assert any(line.startswith(f"python -m lucidtl.{module}") for line in lines), module
 
 
 def test_every_readme_command_line_is_valid(tmp_path, capsys, monkeypatch):
-    """Each README line, exactly as written (plus --dry-run): its sub-command and flags exist and its values
-    parse; nothing is written."""
+    """Each documented line (README.md and docs/), exactly as written (plus --dry-run): its sub-command and
+    flags exist and its values parse; nothing is written."""
     monkeypatch.chdir(tmp_path)
     mains = {module: entry(module) for module in MODULES}
-    for line in readme_commands():
+    for path, line in documented_commands():
         words = shlex.split(line)
         module = words[2].split(".")[1]
         main, commands = mains[module]
@@ -357,14 +378,15 @@ def test_every_readme_command_line_is_valid(tmp_path, capsys, monkeypatch):
         try:
             main(argv + ["--dry-run"])
         except SystemExit as e:
-            pytest.fail(f"{line}: exit {e.code}: {capsys.readouterr().err.strip()}")
+            pytest.fail(f"{path}: {line}: exit {e.code}: {capsys.readouterr().err.strip()}")
         out = capsys.readouterr().out
-        assert "the command line is valid" in out, line
-        assert sorted(os.listdir(tmp_path)) == before, line  # a dry run writes nothing
+        assert "the command line is valid" in out, (path, line)
+        assert sorted(os.listdir(tmp_path)) == before, (path, line)  # a dry run writes nothing
 
 
 def test_cheap_readme_lines_run_for_real(tmp_path, capsys, monkeypatch):
-    """README lines that need no download or training run for real, shrunk by appending small sizes."""
+    """Documented lines (README.md and docs/) that need no download or training run for real, shrunk by
+    appending small sizes."""
     from lucidtl import analyze, render
     from lucidtl.analysis import tables
 
@@ -372,7 +394,7 @@ def test_cheap_readme_lines_run_for_real(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LUCIDTL_ALLOW_SLOW_PRECISION", "1")  # the --precision bfloat16 line, on any CPU
     shrink = ["--size", "16", "--steps", "1", "--weights", "random", "--noprogress"]
     ran = 0
-    for line in readme_commands():
+    for path, line in documented_commands():
         words = shlex.split(line)
         if words[2] == "lucidtl.render" and "--run" not in words and "--model" not in words:  # no downloads
             argv = words[3:] + ([] if words[3:4] == ["layers"] else shrink)
@@ -382,7 +404,7 @@ def test_cheap_readme_lines_run_for_real(tmp_path, capsys, monkeypatch):
             monkeypatch.chdir(tmp_path / str(ran))  # each line its own folder: the default --out is ./out
             render.main(argv)
             printed = capsys.readouterr().out
-            assert ("wrote" in printed) or ("Mixed_4c" in printed), line
+            assert ("wrote" in printed) or ("Mixed_4c" in printed), (path, line)
             ran += 1
     assert ran >= 5  # the render lines of the README's first sections
     # analyze table, as in the README: two similarity CSVs labelled pets and flowers
