@@ -75,3 +75,30 @@ def test_readme_is_short_and_links_to_the_site():
     assert len(links) >= 20
     for link in links:
         assert os.path.exists(os.path.join(ROOT, link)), link
+
+
+def test_api_reference_covers_every_library_module():
+    """Each module of the library packages (not the entry points) has its `::: module` on an API page; a
+    package whose __init__ is empty needs none."""
+    documented = set()
+    for page in os.listdir(os.path.join(ROOT, "docs", "api")):
+        text = open(os.path.join(ROOT, "docs", "api", page), encoding="utf-8").read()
+        documented |= set(re.findall(r"^::: (\S+)$", text, re.M))
+    expected = {"lucidtl.attribution"}
+    packages = ("optvis", "misc", "recipes", "models", "data", "train", "analysis", "atlas", "study", "stylegan2",
+                "export")
+    for package in packages:
+        for folder, _, files in os.walk(os.path.join(ROOT, "lucidtl", package)):
+            for name in files:
+                path = os.path.join(folder, name)
+                module = os.path.relpath(path, ROOT)[:-len(".py")].replace(os.sep, ".")
+                if not name.endswith(".py") or name == "__main__.py":
+                    continue
+                if name == "__init__.py":
+                    if not open(path, encoding="utf-8").read().strip():
+                        continue
+                    module = module[:-len(".__init__")]
+                if not any(part.startswith("_") for part in module.split(".")):
+                    expected.add(module)
+    assert len(expected) > 60
+    assert sorted(expected - documented) == []
