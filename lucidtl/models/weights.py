@@ -27,6 +27,7 @@ from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError
 from lucidtl.models import lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
+from lucidtl.models.info import RANDOM_SOURCE, ModelInfo  # noqa: F401 (re-exported)
 from lucidtl.models.resources import MANIFEST_DIR, keras_cache_dir  # noqa: F401 (re-exported)
 
 MODELS = {"inception_v1": inception_v1}
@@ -43,21 +44,11 @@ _MINUS_ONE_ONE = ("InceptionV3", "InceptionResNetV2", "Xception", "MobileNet", "
                   "NASNetLarge", "ResNet50V2", "ResNet101V2", "ResNet152V2")
 _CAFFE = ("VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152")
 _TORCH = ("DenseNet121", "DenseNet169", "DenseNet201")
-RANDOM_SOURCE = "random (Keras initialisers; seed with keras.utils.set_random_seed)"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    weights_source: str
-    input_range: tuple
-    random_weights: bool
-    note: str = ""
 
 
 # ---- weight files -------------------------------------------------------------------------------------
 
-def _array_shapes(path):
+def array_shapes(path):
     """Shapes of the model arrays stored in a `.weights.h5` file or a `.keras` archive (optimizer excluded)."""
     import h5py
 
@@ -84,6 +75,9 @@ def _array_shapes(path):
                            "(is it a Keras 3 weights file?)") from e
 
 
+_array_shapes = array_shapes  # the old private name, until lucidtl/train/run.py imports array_shapes
+
+
 def _check_weights_path(path, suffixes=KERAS_SUFFIXES):
     path = os.fspath(path)
     if not path.endswith(suffixes):
@@ -97,7 +91,7 @@ def load_weights(model, path):
     """Load a `.weights.h5` (or the weights of a `.keras` file) into `model`, all or nothing: on any mismatch
     the model keeps its previous weights and a WeightsError names the file and the reason."""
     path = _check_weights_path(path)
-    stored = _array_shapes(path)
+    stored = array_shapes(path)
     wanted = [tuple(v.shape) for v in model.weights]
     if len(stored) != len(wanted):
         raise WeightsError(
