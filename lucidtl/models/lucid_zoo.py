@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, UnknownModelError, WeightsError, did_you_mean, one_line
 from lucidtl.models.info import RANDOM_SOURCE, ModelInfo
-from lucidtl.models.resources import ZOO_DIR, keras_cache_dir
+from lucidtl.models.resources import ZOO_DIR, check_cached, keras_cache_dir
 
 PREFIX = "lucid:"
 METADATA_NODE = "lucid_metadata_json"
@@ -471,6 +471,7 @@ def _fetch(data, name):
         url = "https://storage.googleapis.com/" + url[5:]
     fname = name + os.path.splitext(urllib.parse.urlsplit(url).path)[1]  # zoo names are unique, file names not
     cache = keras_cache_dir()
+    check_cached(os.path.join(cache, "lucidtl", fname), data.get("sha256"), url)  # kept, not deleted by get_file
     try:
         path = keras.utils.get_file(fname, origin=url, file_hash=data.get("sha256"), cache_subdir="lucidtl",
                                     cache_dir=cache)

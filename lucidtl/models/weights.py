@@ -28,7 +28,7 @@ from lucidtl.models import lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.inception_v1 import inception_v1
 from lucidtl.models.info import RANDOM_SOURCE, ModelInfo  # noqa: F401 (re-exported)
-from lucidtl.models.resources import MANIFEST_DIR, keras_cache_dir  # noqa: F401 (re-exported)
+from lucidtl.models.resources import MANIFEST_DIR, check_cached, keras_cache_dir  # noqa: F401 (re-exported)
 
 MODELS = {"inception_v1": inception_v1}
 INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
@@ -157,16 +157,6 @@ def manifest(name):
     return data
 
 
-def _sha256(path):
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _imagenet(model, name):
     info = manifest(name)
     converter = CONVERTERS.get(info["converter"])
@@ -177,7 +167,8 @@ def _imagenet(model, name):
     fname = os.path.basename(urllib.parse.urlsplit(url).path)
     cache = keras_cache_dir()
     target = os.path.join(cache, "lucidtl", fname)
-    try:  # a cached file that fails the sha256 check is downloaded again by get_file
+    check_cached(target, info["sha256"], url)  # get_file would delete a cached file with another sha256
+    try:
         path = keras.utils.get_file(fname, origin=url, file_hash=info["sha256"], hash_algorithm="sha256",
                                     cache_subdir="lucidtl", cache_dir=cache)
     except ValueError as e:
@@ -190,11 +181,6 @@ def _imagenet(model, name):
     except Exception as e:
         reason = str(e)
         reason = reason[reason.index("[Errno"):] if "[Errno" in reason else reason  # the cause, not the URL again
-        if os.path.isfile(target):  # get_file rejected the cached copy by its sha256, then could not download
-            raise WeightsError(
-                f"{target} has sha256 {_sha256(target)[:12]}..., not the manifest's {info['sha256']} (another file "
-                f"or a damaged download) and no fresh copy can be downloaded ({one_line(reason, 60)}); replace it "
-                f"with the file from {url}, or delete it and run again online") from e
         raise WeightsError(
             f"cannot download {fname} ({one_line(reason, 120)}); download it from {url} and place it at {target}"
         ) from e
