@@ -23,7 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lucidtl.errors import InvalidArgumentError, UnknownLayerError, UnknownModelError, WeightsError, did_you_mean, one_line
+from lucidtl.errors import (InvalidArgumentError, UnknownLayerError, UnknownModelError, WeightsError, did_you_mean,
+                            one_line)
 from lucidtl.models.info import RANDOM_SOURCE, ModelInfo
 from lucidtl.models.resources import ZOO_DIR, check_cached, keras_cache_dir
 
@@ -31,7 +32,8 @@ PREFIX = "lucid:"
 METADATA_NODE = "lucid_metadata_json"
 PRE_RELU = "_pre_relu"
 _CONCAT = ("Concat", "ConcatV2")
-HIDDEN_OPS = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "Shape", "Identity")  # ops the layer listing leaves out
+# ops the layer listing leaves out
+HIDDEN_OPS = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "Shape", "Identity")
 
 
 def is_graph_source(name):
