@@ -452,7 +452,7 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
                                 f"(with {saved_model.MARKER}), a Lucid graph .pb (or a registry name)")
     if "." not in name.strip(".") and ":" not in name:
         raise UnknownModelError(
-            f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras file or a dotted builder "
+            f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras or .h5 file or a dotted builder "
             "path such as keras.applications.InceptionV3"
         )
     builder = _import_builder(name)
