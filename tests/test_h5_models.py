@@ -48,6 +48,37 @@ def _legacy_weights_only(full, path):
     return str(path)
 
 
+def _as_keras2(obj):
+    """A Keras 3 legacy-h5 model_config rewritten in the dialect tf.keras 2.x wrote."""
+    if isinstance(obj, list):
+        return [_as_keras2(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if obj.get("class_name") == "DTypePolicy":
+        return obj["config"]["name"]
+    if "module" in obj and "class_name" in obj and "config" in obj:  # a serialised object: Keras 2 had no module
+        cfg = {k: v for k, v in obj["config"].items() if k not in ("input_axes", "output_axes")}
+        return {"class_name": obj["class_name"], "config": _as_keras2(cfg)}
+    out = {}
+    for k, v in obj.items():
+        if k == "batch_shape":
+            out["batch_input_shape"] = v
+        elif k == "optional":
+            continue
+        elif k in ("input_layers", "output_layers") and v and isinstance(v[0], str):
+            out[k] = [v]  # tf.keras 2 wrote a list of [name, node, index] even for one
+        elif k == "inbound_nodes":
+            nodes = []
+            for node in v:
+                args = node["args"][0]
+                tensors = args if isinstance(args, list) else [args]
+                nodes.append([[*t["config"]["keras_history"], {}] for t in tensors])
+            out[k] = nodes
+        else:
+            out[k] = _as_keras2(v)
+    return out
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("h5")
@@ -208,3 +239,25 @@ def test_export_classifier_from_an_h5_model(files, tmp_path, capsys):
     x = np.random.default_rng(3).uniform(size=(2, 16, 16, 3)).astype(np.float32)
     got = tf.saved_model.load(str(out)).signatures["serving_default"](images=tf.constant(x))["outputs"].numpy()
     np.testing.assert_allclose(got, net(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_file_in_tf_keras_2_dialect(files, tmp_path, capsys):
+    """What Keras 2 (tf.keras) published: the same file with the model_config as 2.x wrote it (no `module`
+    keys, dtype strings, batch_input_shape, [[name, node, index, {}]] inbound nodes), keras_version 2.12.0."""
+    net, _, paths = files
+    old = tmp_path / "keras2.h5"
+    with h5py.File(paths["h5"], "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    with h5py.File(paths["h5"], "r") as src, h5py.File(old, "w") as dst:
+        for name in src:
+            src.copy(src[name], dst, name=name)
+        dst.attrs["model_config"] = json.dumps(_as_keras2(config))
+        dst.attrs["keras_version"], dst.attrs["backend"] = "2.12.0", "tensorflow"
+    with h5py.File(old, "r") as f:
+        written = f.attrs["model_config"]
+    assert '"module"' not in written and '"batch_input_shape"' in written and '[["images", 0, 0, {}]]' in written
+    loaded, _ = build_model(str(old))
+    x = np.random.default_rng(4).uniform(size=(2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x).numpy(), net(x).numpy(), rtol=1e-6, atol=1e-6)
+    render_cli.main(["layers", "--model", str(old)])
+    assert "mixed          Concatenate                10  yes" in capsys.readouterr().out
