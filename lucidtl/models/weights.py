@@ -67,9 +67,10 @@ def array_shapes(path):
         f.visititems(visit)
         return shapes
 
+    path = os.fspath(path)
+    if h5.is_h5(path) and not path.endswith(".weights.h5") and h5.kind(path) != h5.WEIGHTS:
+        return h5.legacy_array_shapes(path)  # a Keras 2 layout (its own one-line errors)
     try:
-        if h5.is_h5(path) and not path.endswith(".weights.h5") and h5.kind(path) != h5.WEIGHTS:
-            return h5.legacy_array_shapes(path)
         if path.endswith(".keras"):
             with zipfile.ZipFile(path) as z:
                 data = io.BytesIO(z.read("model.weights.h5"))
