@@ -330,7 +330,7 @@ def sha256(path, chunk=1 << 20):
 
 
 def default_cache_dir():
-    from lucidtl.models.weights import keras_cache_dir
+    from lucidtl.models.resources import keras_cache_dir
 
     return os.path.join(keras_cache_dir(), "lucidtl", "stylegan2")
 
