@@ -24,8 +24,7 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, one_line
-from lucidtl.models import lucid_zoo, saved_model
-from lucidtl.models import h5
+from lucidtl.models import h5, lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.h5 import H5_SUFFIXES
 from lucidtl.models.inception_v1 import inception_v1
@@ -83,7 +82,7 @@ def array_shapes(path):
                            "(is it a Keras 3 weights file?)") from e
 
 
-_array_shapes = array_shapes  # the old private name, until lucidtl/train/run.py imports array_shapes
+_array_shapes = array_shapes  # the old private name, until the run-folder reader imports array_shapes
 
 
 def _check_weights_path(path):
