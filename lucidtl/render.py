@@ -221,13 +221,13 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     folder holding a render with other settings is an error unless overwrite=True.
 
     Args:
-        model: inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras or .h5 file | a SavedModel folder | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file; default ImageNet where available, else random
         run (run): a training run folder: render its model (head included) at --checkpoint
         checkpoint (checkpoint): the saved iteration of --run to render, or last (default: last)
         input_range (range): LO,HI the model expects its input in (e.g. 0,255); default: the model's known
             range, else 0,1; recorded in the render record
-        custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras model loads
+        custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras or .h5 model loads
         layer: the layer whose channels are drawn (`python -m lucidtl.render layers` lists them; a layer of a
             nested model by its path, resnet50/conv3_block1_out)
         channels (channels): which channels: 7 | 0:8 | 1,5,9 | all
@@ -365,11 +365,11 @@ def layers(model="inception_v1", weights="random", all=False, run=None, custom_o
     e.g. Conv2D(relu)), channels, and whether `<name>_pre_relu` exists.
 
     Args:
-        model: inception_v1 | a .keras file | a SavedModel folder | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras or .h5 file | a SavedModel folder | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file (they do not change the catalogue)
         all (bool): list every layer; by default only activations (fused ones too), concatenations and pooling
         run (run): list the layers of this training run's model (head included)
-        custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras model loads
+        custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras or .h5 model loads
     """
     from lucidtl import models
     from lucidtl.optvis import features

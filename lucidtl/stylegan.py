@@ -24,7 +24,7 @@ NOISE_MODES = ("resample", "fixed")
 RESIZE_METHODS = ("bilinear", "area")
 ARGS = """
         pickle (file): an official StyleGAN2 .pkl (e.g. stylegan2-ffhq-config-f.pkl) or a converted .npz
-        model: the classifier: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: the classifier: inception_v1 | a .keras or .h5 file | keras.applications.X | a dotted builder
         weights: the classifier's weights: imagenet | random | a weights file
         run (run): a training run folder: its model (head included) at --checkpoint is the classifier
         checkpoint (checkpoint): the saved iteration of --run, or last (default: last)

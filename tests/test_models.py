@@ -245,6 +245,7 @@ def test_imagenet_archive_failing_its_sha256_is_named_corrupt(monkeypatch, tmp_p
     real = models.manifest("inception_v1")
     monkeypatch.setattr(weights_mod, "manifest", lambda name: dict(real, url=half.as_uri()))
     monkeypatch.setattr(weights_mod, "CONVERTERS", {"slim_checkpoint": lambda *a: pytest.fail("not converted")})
+    (tmp_path / "keras").mkdir()  # a KERAS_HOME that is not there is not writable: Keras would use /tmp/.keras
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     with pytest.raises(WeightsError) as e:
         models.build_model("inception_v1", weights="imagenet")

@@ -74,10 +74,10 @@ def checkpoints(runs=(), weights=()):
     for path in weights:
         if not os.path.isfile(path):
             raise InvalidArgumentError(f"weights file {path} does not exist")
-        from lucidtl.models.weights import KERAS_SUFFIXES, _array_shapes  # keras: not at import time
+        from lucidtl.models.weights import KERAS_SUFFIXES, array_shapes  # keras: not at import time
 
         if path.endswith(KERAS_SUFFIXES):
-            _array_shapes(path)  # a one-line error naming it when it is not readable, before any rendering
+            array_shapes(path)  # a one-line error naming it when it is not readable, before any rendering
         stem = os.path.basename(path).split(".")[0]
         out.append(Checkpoint(f"weights/{stem}", weights=os.path.abspath(path)))
     seen = set()

@@ -25,7 +25,7 @@ def classifier(model="inception_v1", weights=None, out=None, image_size=None, in
     logits for the ImageNet InceptionV1). A run's class names are stored as the variable class_names.
 
     Args:
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras or .h5 file | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file; default ImageNet where available, else random
         run (run): export this training run's model (head included) at --checkpoint
         checkpoint (checkpoint): the saved iteration of --run, or last (default: last)
@@ -57,7 +57,7 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
     """Export a channel renderer SavedModel: render(channel, steps, seed) -> image, image_uint8, objective.
 
     Args:
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras or .h5 file | keras.applications.X | a dotted builder
         weights: imagenet | random | a weights file; default ImageNet where available, else random
         run (run): export a renderer of this training run's model at --checkpoint
         checkpoint (checkpoint): the saved iteration of --run, or last (default: last)

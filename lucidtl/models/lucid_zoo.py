@@ -23,14 +23,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lucidtl.errors import UnknownLayerError, UnknownModelError, WeightsError, did_you_mean, one_line
-from lucidtl.models.resources import ZOO_DIR, keras_cache_dir
+from lucidtl.errors import (InvalidArgumentError, UnknownLayerError, UnknownModelError, WeightsError, did_you_mean,
+                            one_line)
+from lucidtl.models.info import RANDOM_SOURCE, ModelInfo
+from lucidtl.models.resources import ZOO_DIR, check_cached, keras_cache_dir
 
 PREFIX = "lucid:"
 METADATA_NODE = "lucid_metadata_json"
 PRE_RELU = "_pre_relu"
 _CONCAT = ("Concat", "ConcatV2")
-_HIDDEN = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "Shape", "Identity")
+# ops the layer listing leaves out
+HIDDEN_OPS = ("Const", "Placeholder", "PlaceholderWithDefault", "NoOp", "Assert", "Shape", "Identity")
 
 
 def is_graph_source(name):
@@ -99,12 +102,15 @@ def extract_metadata(graph_def):
         raise WeightsError(f"the graph's {METADATA_NODE} node does not hold JSON: {one_line(e, 200)}") from e
 
 
-def _split(tensor_name):
+def split_name(tensor_name):
     """'op' -> ('op', 0); 'op:2' -> ('op', 2); '^op' -> ('op', None) (a control input)."""
     if tensor_name.startswith("^"):
         return tensor_name[1:], None
     op, _, k = tensor_name.partition(":")
     return op, int(k) if k.isdigit() else 0
+
+
+_split = split_name  # the old private name, until lucidtl/attribution.py imports split_name
 
 
 # ---- the graph and its names -----------------------------------------------------------------------------
@@ -134,7 +140,7 @@ class LucidGraph:
         self.consumers = {}
         for node in graph_def.node:
             for inp in node.input:
-                self.consumers.setdefault(_split(inp)[0], []).append(node.name)
+                self.consumers.setdefault(split_name(inp)[0], []).append(node.name)
         self.shapes = self._infer_shapes()
 
     def _placeholders(self):
@@ -165,16 +171,16 @@ class LucidGraph:
         towers = inputs[1:] if node.op == "Concat" else inputs[:-1]  # Concat: axis first; ConcatV2: axis last
         out = []
         for t in towers:
-            op, k = _split(t)
+            op, k = split_name(t)
             if self.nodes[op].op == "Relu":
-                op, k = _split(self.nodes[op].input[0])
+                op, k = split_name(self.nodes[op].input[0])
             out.append(f"{op}:{k}")
         return out
 
     def _lookup(self, name):
         """resolve's answer, or None where resolve would raise (no message built: listed() probes many names)."""
         name = str(name)
-        op, k = _split(name)
+        op, k = split_name(name)
         if op in self.nodes and k is not None and op != METADATA_NODE:
             return ("tensor", f"{op}:{k}") if k < len(self.shapes.get(op, [])) else None
         if name.endswith(PRE_RELU):
@@ -183,7 +189,7 @@ class LucidGraph:
             if node is not None and node.op in _CONCAT:
                 return "concat", self._towers(base)
             if node is not None and node.op in ("Relu", "Relu6"):
-                return "tensor", "%s:%d" % _split(node.input[0])
+                return "tensor", "%s:%d" % split_name(node.input[0])
         return None
 
     def resolve(self, name):
@@ -192,7 +198,7 @@ class LucidGraph:
         if found is not None:
             return found
         name = str(name)
-        op, k = _split(name)
+        op, k = split_name(name)
         if op in self.nodes and k is not None and op != METADATA_NODE:
             outs = self.shapes.get(op, [])
             raise UnknownLayerError(f"op {op!r} of {self.label} has {len(outs)} output(s); {name!r} is not one")
@@ -206,7 +212,7 @@ class LucidGraph:
         parts = [ref] if kind == "tensor" else ref
         shapes = []
         for r in parts:
-            op, k = _split(r)
+            op, k = split_name(r)
             shape, dtype = self.shapes[op][k]
             if shape is None or not dtype.is_floating:
                 raise UnknownLayerError(f"tensor {name!r} of {self.label} is not a float tensor of known rank")
@@ -230,7 +236,7 @@ class LucidGraph:
         for node in self.graph_def.node:
             outs = self.shapes.get(node.name) or [(None, None)]
             shape, dtype = outs[0]
-            if node.op in _HIDDEN or node.name == METADATA_NODE or shape is None or not dtype.is_floating:
+            if node.op in HIDDEN_OPS or node.name == METADATA_NODE or shape is None or not dtype.is_floating:
                 continue
             users = self.consumers.get(node.name, [])
             if users and all(self.nodes[u].op in ("Relu", "Relu6") for u in users):
@@ -248,7 +254,7 @@ class LucidGraph:
             if op in memo:
                 return memo[op]
             node = self.nodes[op]
-            ins = [] if op == self.input_op else [_split(i)[0] for i in node.input if not i.startswith("^")]
+            ins = [] if op == self.input_op else [split_name(i)[0] for i in node.input if not i.startswith("^")]
             parts = [field(i) for i in ins] or [((1, 1), (1, 1))]
             size = tuple(max(p[0][i] for p in parts) for i in range(2))
             jump = tuple(max(p[1][i] for p in parts) for i in range(2))
@@ -266,7 +272,7 @@ class LucidGraph:
             memo[op] = (size, jump)
             return memo[op]
 
-        parts = [field(_split(r)[0]) for r in ([ref] if kind == "tensor" else ref)]
+        parts = [field(split_name(r)[0]) for r in ([ref] if kind == "tensor" else ref)]
         return (tuple(max(p[0][i] for p in parts) for i in range(2)),
                 tuple(max(p[1][i] for p in parts) for i in range(2)))
 
@@ -274,10 +280,10 @@ class LucidGraph:
         """The model's output: the last layer of Lucid's list present in the graph, else the last float op
         nobody consumes."""
         for name, _ in reversed(self.meta.layers):
-            if _split(name)[0] in self.nodes:
+            if split_name(name)[0] in self.nodes:
                 return name
         sinks = [n.name for n in self.graph_def.node
-                 if n.name not in self.consumers and n.op not in _HIDDEN and n.name != METADATA_NODE
+                 if n.name not in self.consumers and n.op not in HIDDEN_OPS and n.name != METADATA_NODE
                  and self.shapes.get(n.name) and self.shapes[n.name][0][0] is not None
                  and self.shapes[n.name][0][1].is_floating]
         if not sinks:
@@ -295,7 +301,7 @@ class LucidGraph:
                 continue
             keep.add(name)
             if name != self.input_op:
-                todo += [_split(i)[0] for i in self.nodes[name].input]
+                todo += [split_name(i)[0] for i in self.nodes[name].input]
         sub = tf.compat.v1.GraphDef()
         sub.versions.CopyFrom(self.graph_def.versions)
         sub.library.CopyFrom(self.graph_def.library)
@@ -304,7 +310,7 @@ class LucidGraph:
 
     @staticmethod
     def _used(graph_def):
-        return {_split(i)[0] for n in graph_def.node for i in n.input}
+        return {split_name(i)[0] for n in graph_def.node for i in n.input}
 
     def prepare(self, image):
         """[0,1] RGB -> what the graph's input expects: BGR where the model is, then image_value_range."""
@@ -329,10 +335,10 @@ class LucidGraph:
             replaced[ref if ":" in ref else ref + ":0"] = tensor
         wanted = sorted({r for kind, ref in refs for r in ([ref] if kind == "tensor" else ref)} - set(got))
         if wanted:
-            sub = self._subgraph({_split(r)[0] for r in wanted})
+            sub = self._subgraph({split_name(r)[0] for r in wanted})
             used = self._used(sub) | {n.name for n in sub.node}
             input_map = {self.input_op + ":0": x} if self.input_op in self._used(sub) else {}
-            input_map.update({r: t for r, t in replaced.items() if _split(r)[0] in used})
+            input_map.update({r: t for r, t in replaced.items() if split_name(r)[0] in used})
             got.update(zip(wanted, tf.graph_util.import_graph_def(sub, input_map=input_map, return_elements=wanted,
                                                                   name="lucid_graph")))
         return [got[ref] if kind == "tensor" else tf.concat([got[r] for r in ref], -1) for kind, ref in refs]
@@ -401,9 +407,9 @@ def randomize(graph_def, seed=0):
     rng = np.random.default_rng(seed)
 
     def const(ref):
-        node = nodes.get(_split(ref)[0])
+        node = nodes.get(split_name(ref)[0])
         while node is not None and node.op == "Identity":
-            node = nodes.get(_split(node.input[0])[0])
+            node = nodes.get(split_name(node.input[0])[0])
         return node if node is not None and node.op == "Const" else None
 
     for node in out.node:
@@ -448,7 +454,7 @@ def _zoo_match(graph_def, path):
         data = zoo_manifest(zoo)
         layers = data.get("layers") or []
         first = (layers[0]["name"] if isinstance(layers[0], dict) else layers[0]) if layers else None
-        if data["input_name"] in names and first and _split(first)[0] in names:
+        if data["input_name"] in names and first and split_name(first)[0] in names:
             key = json.dumps([data["input_name"], data["image_value_range"], data.get("is_BGR", False)])
             found.setdefault(key, []).append(zoo)
     if not found:
@@ -467,6 +473,7 @@ def _fetch(data, name):
         url = "https://storage.googleapis.com/" + url[5:]
     fname = name + os.path.splitext(urllib.parse.urlsplit(url).path)[1]  # zoo names are unique, file names not
     cache = keras_cache_dir()
+    check_cached(os.path.join(cache, "lucidtl", fname), data.get("sha256"), url)  # kept, not deleted by get_file
     try:
         path = keras.utils.get_file(fname, origin=url, file_hash=data.get("sha256"), cache_subdir="lucidtl",
                                     cache_dir=cache)
@@ -545,9 +552,6 @@ META_FIELDS = ("input_name", "image_value_range", "image_shape", "is_BGR")
 def build(model, weights=None, **kw):
     """(LucidGraphModel, ModelInfo): build_model's branch for Lucid graphs. The model takes [0,1] images
     (its image_value_range is applied inside), so ModelInfo.input_range is (0, 1)."""
-    from lucidtl.errors import InvalidArgumentError
-    from lucidtl.models.weights import RANDOM_SOURCE, ModelInfo
-
     extra = sorted(set(kw) - set(META_FIELDS))
     if extra:
         raise InvalidArgumentError(f"arguments {extra} do not apply to a Lucid graph; it takes "

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError, WeightsError, one_line
 from lucidtl.models import lucid_zoo
+from lucidtl.models.info import RANDOM_SOURCE, ModelInfo
 
 MARKER = "saved_model.pb"
 _WRAPPERS = re.compile(r"^(?:(?:Stateful)?PartitionedCall(?:_\d+)?/)+")
@@ -84,7 +85,7 @@ def _layer_aliases(graph):
     for node in graph.graph_def.node:
         parts = node.name.split("/")
         outs = graph.shapes.get(node.name) or [(None, None)]
-        if (len(parts) < 3 or node.op in lucid_zoo._HIDDEN or parts[0] == "Func"
+        if (len(parts) < 3 or node.op in lucid_zoo.HIDDEN_OPS or parts[0] == "Func"
                 or outs[0][0] is None or not outs[0][1].is_floating):
             continue
         aliases["/".join(re.sub(r"_\d+$", "", p) for p in parts[1:-1])] = node.name
@@ -147,7 +148,6 @@ def freeze(path, signature=None):
 def build(path, weights=None, signature=None):
     """(LucidGraphModel, ModelInfo) for a SavedModel folder. weights: None (its own) or "random" (fresh
     Glorot-uniform filters, zero biases: lucid_zoo.randomize)."""
-    from lucidtl.models.weights import RANDOM_SOURCE, ModelInfo
 
     path = os.fspath(path)
     if weights not in (None, "random"):

@@ -6,6 +6,7 @@ the storage keys, then each storage as an int64 element count and its raw bytes)
 it rebuilds tensors and ordered dicts only, so a pickled nn.Module or arbitrary object is refused.
 """
 import collections
+import io
 import pickle
 import struct
 import zipfile
@@ -41,7 +42,8 @@ def _to_array(raw, storage_type, little_endian):
     return np.frombuffer(raw, dtype=dtype).astype(np.dtype(storage_type.dtype).newbyteorder("="))
 
 
-def _rebuild_tensor(storage, offset, size, stride, *_ignored):
+def rebuild_tensor(storage, offset, size, stride, *_ignored):
+    """torch._utils._rebuild_tensor_v2: the strided view of a 1-D storage array, copied."""
     if not size:
         return np.array(storage[offset])
     item = storage.itemsize
@@ -49,7 +51,8 @@ def _rebuild_tensor(storage, offset, size, stride, *_ignored):
     return np.array(view)
 
 
-def _rebuild_parameter(data, *_ignored):
+def rebuild_parameter(data, *_ignored):
+    """torch._utils._rebuild_parameter: the tensor itself."""
     return data
 
 
@@ -59,10 +62,10 @@ def _rebuild_from_type(func, _new_type, args, _state):
 
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
+    ("torch._utils", "rebuild_tensor"): rebuild_tensor,
+    ("torch._utils", "rebuild_parameter"): rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("torch.nn.parameter", "Parameter"): object,
     ("torch", "Tensor"): object,
@@ -132,7 +135,7 @@ def _read_legacy(path):
             return pending[key]
 
         table = dict(_ALLOWED)
-        table[("torch._utils", "_rebuild_tensor_v2")] = table[("torch._utils", "_rebuild_tensor")] = _legacy_rebuild
+        table[("torch._utils", "_rebuild_tensor_v2")] = table[("torch._utils", "rebuild_tensor")] = _legacy_rebuild
         obj = _Unpickler(f, load_storage, path, table).load()
         keys = _plain_load(f, path)
         for key in keys:
@@ -159,13 +162,35 @@ def _legacy_rebuild(storage, offset, size, stride, *_ignored):
 def _resolve(obj):
     if isinstance(obj, tuple) and len(obj) == 5 and obj[0] == "lazy-tensor":
         _, lazy, offset, size, stride = obj
-        return _rebuild_tensor(lazy.array, offset, size, stride)
+        return rebuild_tensor(lazy.array, offset, size, stride)
     if isinstance(obj, dict):
         out = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
         for k, v in obj.items():
             out[k] = _resolve(v)
         return out
     return obj
+
+
+def storage_from_bytes(data):
+    """torch.storage._load_from_bytes: a legacy torch.save stream holding one storage -> 1-D array."""
+    f = io.BytesIO(data)
+    header = [_plain_load(f, "storage") for _ in range(3)]  # magic, protocol, sys_info
+    if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
+        raise WeightsError("a pickled torch storage is not a legacy torch.save stream")
+    little = header[2].get("little_endian", True) if isinstance(header[2], dict) else True
+    pending = {}
+
+    def load_storage(key, storage_type):
+        return pending.setdefault(key, _Lazy(storage_type))
+
+    obj = _Unpickler(f, load_storage, "storage", table={}).load()
+    for key in _plain_load(f, "storage"):
+        (count,) = struct.unpack("<q" if little else ">q", f.read(8))
+        lazy = pending[str(key)]
+        lazy.array = _to_array(f.read(count * lazy.storage_type.itemsize), lazy.storage_type, little)
+    if not isinstance(obj, _Lazy) or obj.array is None:
+        raise WeightsError("a pickled torch storage holds no data")
+    return obj.array
 
 
 def read_state_dict(path):

@@ -1,10 +1,10 @@
 """The one way to resolve a model and its weights: `build_model(model, weights)`.
 
-model:   a registry name (MODELS), a `.keras` file, a SavedModel folder (saved_model.py), a dotted import path of a builder
-         (e.g. `keras.applications.InceptionV3`), or a Lucid zoo graph: `lucid:InceptionV1`, a frozen
-         GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
-weights: None (the model's default: random for builders, the saved weights for a `.keras` file),
-         "random", "imagenet" (through the manifest models/<name>.json), a `.weights.h5` or a `.keras` file,
+model:   a registry name (MODELS), a `.keras` or legacy full-model `.h5` / `.hdf5` file (h5.py), a SavedModel
+         folder (saved_model.py), a dotted import path of a builder (e.g. `keras.applications.InceptionV3`), or a
+         Lucid zoo graph: `lucid:InceptionV1`, a frozen GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
+weights: None (the model's default: random for builders, the saved weights of a model file), "random",
+         "imagenet" (through the manifest models/<name>.json), a `.weights.h5`, `.keras` or Keras 2 `.h5` file,
          or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`, `.tar`)
          or a torchvision googlenet state dict (`.pth`); see converters.py.
 """
@@ -24,10 +24,12 @@ import keras
 
 from lucidtl.atomic import atomic_path
 from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, one_line
-from lucidtl.models import lucid_zoo, saved_model
+from lucidtl.models import h5, lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
+from lucidtl.models.h5 import H5_SUFFIXES
 from lucidtl.models.inception_v1 import inception_v1
-from lucidtl.models.resources import MANIFEST_DIR, keras_cache_dir  # noqa: F401 (re-exported)
+from lucidtl.models.info import RANDOM_SOURCE, ModelInfo  # noqa: F401 (re-exported)
+from lucidtl.models.resources import MANIFEST_DIR, check_cached, keras_cache_dir  # noqa: F401 (re-exported)
 
 MODELS = {"inception_v1": inception_v1}
 INPUT_RANGES = {"inception_v1": (0.0, 1.0)}  # registry models: the range their input layer expects
@@ -35,30 +37,23 @@ MANIFEST_FIELDS = ("name", "url", "sha256", "format", "input_range", "converter"
 SLIM_SUFFIXES = (".ckpt", ".index", ".tar.gz", ".tgz", ".tar")
 TORCH_SUFFIXES = (".pth", ".pt")
 KERAS_SUFFIXES = (".weights.h5", ".keras")
-WEIGHTS_HELP = ("pass 'random', 'imagenet', a .weights.h5 or .keras file, a TF-slim checkpoint (.ckpt, prefix, "
-                "folder, .tar.gz or .tar) or a torchvision googlenet state dict (.pth)")
+WEIGHT_FILE_SUFFIXES = KERAS_SUFFIXES + H5_SUFFIXES  # what load_weights reads
+MODEL_FILE_SUFFIXES = (".keras",) + H5_SUFFIXES  # model files build_model loads (a .weights.h5 is refused)
+WEIGHTS_HELP = ("pass 'random', 'imagenet', a .weights.h5, .keras or Keras .h5 file, a TF-slim checkpoint (.ckpt, "
+                "prefix, folder, .tar.gz or .tar) or a torchvision googlenet state dict (.pth)")
 
 # keras.applications builders: the input range their preprocess_input expects
 _MINUS_ONE_ONE = ("InceptionV3", "InceptionResNetV2", "Xception", "MobileNet", "MobileNetV2", "NASNetMobile",
                   "NASNetLarge", "ResNet50V2", "ResNet101V2", "ResNet152V2")
 _CAFFE = ("VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152")
 _TORCH = ("DenseNet121", "DenseNet169", "DenseNet201")
-RANDOM_SOURCE = "random (Keras initialisers; seed with keras.utils.set_random_seed)"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    weights_source: str
-    input_range: tuple
-    random_weights: bool
-    note: str = ""
 
 
 # ---- weight files -------------------------------------------------------------------------------------
 
-def _array_shapes(path):
-    """Shapes of the model arrays stored in a `.weights.h5` file or a `.keras` archive (optimizer excluded)."""
+def array_shapes(path):
+    """Shapes of the model arrays stored in a `.weights.h5` file, a `.keras` archive or a legacy `.h5` file
+    (optimizer excluded)."""
     import h5py
 
     def collect(f):
@@ -71,6 +66,9 @@ def _array_shapes(path):
         f.visititems(visit)
         return shapes
 
+    path = os.fspath(path)
+    if h5.is_h5(path) and not path.endswith(".weights.h5") and h5.kind(path) != h5.WEIGHTS:
+        return h5.legacy_array_shapes(path)  # a Keras 2 layout (its own one-line errors)
     try:
         if path.endswith(".keras"):
             with zipfile.ZipFile(path) as z:
@@ -84,20 +82,24 @@ def _array_shapes(path):
                            "(is it a Keras 3 weights file?)") from e
 
 
-def _check_weights_path(path, suffixes=KERAS_SUFFIXES):
+_array_shapes = array_shapes  # the old private name, until the run-folder reader imports array_shapes
+
+
+def _check_weights_path(path):
     path = os.fspath(path)
-    if not path.endswith(suffixes):
-        raise WeightsError(f"cannot read weights file {path}: expected a {' or '.join(suffixes)} file")
+    if not path.endswith(WEIGHT_FILE_SUFFIXES):
+        raise WeightsError(f"cannot read weights file {path}: expected a .weights.h5 or .keras file (or a Keras "
+                           "2 .h5 / .hdf5 file)")
     if not os.path.isfile(path):
         raise WeightsError(f"weights file {path} does not exist; check the path")
     return path
 
 
 def load_weights(model, path):
-    """Load a `.weights.h5` (or the weights of a `.keras` file) into `model`, all or nothing: on any mismatch
-    the model keeps its previous weights and a WeightsError names the file and the reason."""
+    """Load a `.weights.h5` (or the weights of a `.keras` or legacy `.h5` file) into `model`, all or nothing: on
+    any mismatch the model keeps its previous weights and a WeightsError names the file and the reason."""
     path = _check_weights_path(path)
-    stored = _array_shapes(path)
+    stored = array_shapes(path)
     wanted = [tuple(v.shape) for v in model.weights]
     if len(stored) != len(wanted):
         raise WeightsError(
@@ -163,16 +165,6 @@ def manifest(name):
     return data
 
 
-def _sha256(path):
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _imagenet(model, name):
     info = manifest(name)
     converter = CONVERTERS.get(info["converter"])
@@ -183,7 +175,8 @@ def _imagenet(model, name):
     fname = os.path.basename(urllib.parse.urlsplit(url).path)
     cache = keras_cache_dir()
     target = os.path.join(cache, "lucidtl", fname)
-    try:  # a cached file that fails the sha256 check is downloaded again by get_file
+    check_cached(target, info["sha256"], url)  # get_file would delete a cached file with another sha256
+    try:
         path = keras.utils.get_file(fname, origin=url, file_hash=info["sha256"], hash_algorithm="sha256",
                                     cache_subdir="lucidtl", cache_dir=cache)
     except ValueError as e:
@@ -196,11 +189,6 @@ def _imagenet(model, name):
     except Exception as e:
         reason = str(e)
         reason = reason[reason.index("[Errno"):] if "[Errno" in reason else reason  # the cause, not the URL again
-        if os.path.isfile(target):  # get_file rejected the cached copy by its sha256, then could not download
-            raise WeightsError(
-                f"{target} has sha256 {_sha256(target)[:12]}..., not the manifest's {info['sha256']} (another file "
-                f"or a damaged download) and no fresh copy can be downloaded ({one_line(reason, 60)}); replace it "
-                f"with the file from {url}, or delete it and run again online") from e
         raise WeightsError(
             f"cannot download {fname} ({one_line(reason, 120)}); download it from {url} and place it at {target}"
         ) from e
@@ -299,7 +287,7 @@ def _apply_weights(net, weights, name):
     if not isinstance(weights, (str, os.PathLike)):
         raise WeightsError(f"cannot use weights {weights!r}; {WEIGHTS_HELP}")
     path = os.fspath(weights)
-    if path.endswith(KERAS_SUFFIXES):
+    if path.endswith(WEIGHT_FILE_SUFFIXES):
         load_weights(net, path)
     elif path.endswith(TORCH_SUFFIXES):
         CONVERTERS["torchvision_googlenet"](net, path)
@@ -352,7 +340,8 @@ def _missing_class(error):
     import re
 
     text = str(error)
-    found = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    found = (re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+             or re.search(r"Unknown [a-z ]+: '([^']+)'", text))  # the legacy .h5 loader's words
     if not found:
         return None
     module = re.search(r"'module': '([^']+)', 'class_name': '" + re.escape(found.group(1)) + "'", text)
@@ -363,6 +352,10 @@ def _from_keras_file(path, weights, objects=None):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"model file {path} does not exist; check the path")
+    if h5.is_h5(path) and h5.kind(path) != h5.MODEL:
+        raise WeightsError(f"cannot use {path} as a model: it holds weights only (written by save_weights, no "
+                           "model_config), not the architecture; pass it as --weights with the --model it was "
+                           "saved from")
     objects = load_custom_objects(objects)
     try:
         net = keras.models.load_model(path, compile=False, custom_objects=objects)
@@ -378,7 +371,9 @@ def _from_keras_file(path, weights, objects=None):
         raise WeightsError(f"cannot load model file {path}: {one_line(e, 300)}") from e
     ours = "input_scaling" in [layer.name for layer in net.layers]
     rng = (0.0, 1.0)
-    note = "" if ours else "input range (0, 1) assumed for a .keras file; pass --input-range LO,HI if it expects another"
+    kind = ".keras" if path.endswith(".keras") else ".h5"
+    note = "" if ours else (f"input range (0, 1) assumed for a {kind} file; pass --input-range LO,HI if it expects "
+                            "another")
     if weights is None:
         return net, ModelInfo(path, path, rng, False, note)
     if weights == "random":
@@ -403,15 +398,17 @@ def with_input_range(info, model, input_range):
 def is_builder(model):
     """Whether `model` is built by lucidtl (a registry name or a dotted builder), so include_top applies."""
     name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    return name in MODELS or (bool(name) and not lucid_zoo.is_graph_source(name) and not name.endswith(".keras")
+    return name in MODELS or (bool(name) and not lucid_zoo.is_graph_source(name)
+                              and not name.endswith(MODEL_FILE_SUFFIXES)
                               and not os.path.exists(name) and ("." in name.strip(".") or ":" in name))
 
 
 def build_model(model="inception_v1", weights=None, include_top=False, custom_objects=None, input_range=None,
                 before_weights=None, **kw):
-    """(keras.Model, ModelInfo) for a registry name, a `.keras` file or a dotted builder path; see module doc.
+    """(keras.Model, ModelInfo) for a registry name, a `.keras` / `.h5` file or a dotted builder path; see module
+    doc.
 
-    custom_objects: for a `.keras` file, `module[:Name,...]` or a dict (see load_custom_objects()).
+    custom_objects: for a `.keras` or `.h5` file, `module[:Name,...]` or a dict (see load_custom_objects()).
     input_range: (lo, hi) the model expects, instead of what lucidtl knows or assumes (ModelInfo.input_range).
     before_weights: called with the built network before its weights are looked for (a registry model) or
     as soon as it exists (others): checks such as "the layer exists" fail before a download."""
@@ -425,15 +422,16 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
         net, info = build_model(model, weights, include_top, custom_objects, before_weights=before_weights, **kw)
         return net, with_input_range(info, model, input_range)
     if not isinstance(model, (str, os.PathLike)):
-        raise InvalidArgumentError(f"model must be a name, a .keras file or a dotted builder path, got {model!r}")
+        raise InvalidArgumentError(f"model must be a name, a .keras or .h5 file or a dotted builder path, got "
+                                   f"{model!r}")
     name = os.fspath(model)
     if lucid_zoo.is_graph_source(name):  # lucid:NAME, a frozen graph .pb or a Lucid manifest .json
         return done(*lucid_zoo.build(name, weights, **kw))
     if saved_model.is_saved_model(name):  # a SavedModel folder: its ops and Keras layers by name
         return done(*saved_model.build(name, weights, **kw))
-    if custom_objects is not None and not name.endswith(".keras"):
-        raise InvalidArgumentError(f"--custom-objects applies to a .keras model file, not {name}")
-    if name.endswith(".keras"):
+    if custom_objects is not None and not name.endswith(MODEL_FILE_SUFFIXES):
+        raise InvalidArgumentError(f"--custom-objects applies to a .keras or .h5 model file, not {name}")
+    if name.endswith(MODEL_FILE_SUFFIXES):
         if kw:
             raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a saved model file {name}")
         return done(*_from_keras_file(name, weights, custom_objects))
@@ -450,11 +448,11 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
             return net, ModelInfo(name, _imagenet(net, name), input_range, False, note)
         return net, ModelInfo(name, _apply_weights(net, weights, name), input_range, False, note)
     if os.sep in name or os.path.exists(name):
-        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras file, a SavedModel folder (with "
-                                f"{saved_model.MARKER}), a Lucid graph .pb (or a registry name)")
+        raise UnknownModelError(f"cannot use model file {name!r}: pass a .keras or .h5 file, a SavedModel folder "
+                                f"(with {saved_model.MARKER}), a Lucid graph .pb (or a registry name)")
     if "." not in name.strip(".") and ":" not in name:
         raise UnknownModelError(
-            f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras file or a dotted builder "
+            f"unknown model {name!r}{did_you_mean(name, MODELS)}; or pass a .keras or .h5 file or a dotted builder "
             "path such as keras.applications.InceptionV3"
         )
     builder = _import_builder(name)

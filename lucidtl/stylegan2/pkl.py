@@ -13,7 +13,6 @@ import collections
 import dataclasses
 import hashlib
 import importlib
-import io
 import json
 import os
 import pickle
@@ -83,33 +82,11 @@ def _numpy_global(module, name):
     return None
 
 
-def _storage_from_bytes(data):
-    """torch.storage._load_from_bytes: a legacy torch.save stream holding one storage -> 1-D array."""
-    f = io.BytesIO(data)
-    header = [torch_pickle._plain_load(f, "storage") for _ in range(3)]  # magic, protocol, sys_info
-    if header[0] != torch_pickle.LEGACY_MAGIC or header[1] != torch_pickle.LEGACY_PROTOCOL:
-        raise WeightsError("a pickled torch storage is not a legacy torch.save stream")
-    little = header[2].get("little_endian", True) if isinstance(header[2], dict) else True
-    pending = {}
-
-    def load_storage(key, storage_type):
-        return pending.setdefault(key, torch_pickle._Lazy(storage_type))
-
-    obj = torch_pickle._Unpickler(f, load_storage, "storage", table={}).load()
-    for key in torch_pickle._plain_load(f, "storage"):
-        (count,) = struct.unpack("<q" if little else ">q", f.read(8))
-        lazy = pending[str(key)]
-        lazy.array = torch_pickle._to_array(f.read(count * lazy.storage_type.itemsize), lazy.storage_type, little)
-    if not isinstance(obj, torch_pickle._Lazy) or obj.array is None:
-        raise WeightsError("a pickled torch storage holds no data")
-    return obj.array
-
-
 _TORCH = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): Persistent,
-    ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
-    ("torch._utils", "_rebuild_tensor_v2"): torch_pickle._rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): torch_pickle._rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): torch_pickle.storage_from_bytes,
+    ("torch._utils", "_rebuild_tensor_v2"): torch_pickle.rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): torch_pickle.rebuild_parameter,
     ("torch", "Size"): tuple,
 }
 _COMMON = {
@@ -353,7 +330,7 @@ def sha256(path, chunk=1 << 20):
 
 
 def default_cache_dir():
-    from lucidtl.models.weights import keras_cache_dir
+    from lucidtl.models.resources import keras_cache_dir
 
     return os.path.join(keras_cache_dir(), "lucidtl", "stylegan2")
 

@@ -231,7 +231,7 @@ def train(dataset, weights="imagenet", recipe="paper", model="inception_v1", top
     Args:
         weights: imagenet | random | a weights file
         recipe (paper|temporal|authors-code|authors-code-temporal): the paper's recipe (lucidtl.train.recipes)
-        model: inception_v1 | a .keras file | keras.applications.X | a dotted builder
+        model: inception_v1 | a .keras or .h5 file | keras.applications.X | a dotted builder
         top (paper|single): the head put on the backbone (default: the recipe's)
         epochs (int >= 1): epochs to train (default: the recipe's)
         batch_size (int >= 1): training batch (default: the recipe's)
