@@ -126,8 +126,8 @@ def test_class_objective_reads_the_logit(nets, head):
     prob = objectives.class_probability(None, 1)
     fm = features.feature_model(nets[head], [features.SCORE])
     e = np.exp(want - want.max(-1, keepdims=True))
-    np.testing.assert_allclose(float(prob(lambda name: fm(x, training=False))), (e / e.sum(-1, keepdims=True))[:, 1].sum(),
-                               rtol=1e-5)
+    want_prob = (e / e.sum(-1, keepdims=True))[:, 1].sum()
+    np.testing.assert_allclose(float(prob(lambda name: fm(x, training=False))), want_prob, rtol=1e-5)
 
 
 @pytest.mark.parametrize("head", ["softmax_layer", "activation_softmax", "nested_head"])
@@ -141,5 +141,6 @@ def test_atlas_cell_attribution_reads_the_logits(nets, head):
         a, logits = split(images, training=False)
         total = tf.reduce_sum(logits[:, 2])
     g, a = np.asarray(tape.gradient(total, a)), np.asarray(a)
-    want = (g[sample.image, sample.yx[:, 0], sample.yx[:, 1]] * a[sample.image, sample.yx[:, 0], sample.yx[:, 1]]).sum(-1)
+    at = (sample.image, sample.yx[:, 0], sample.yx[:, 1])
+    want = (g[at] * a[at]).sum(-1)
     np.testing.assert_allclose(sample.attributions, want, rtol=1e-4, atol=1e-7)

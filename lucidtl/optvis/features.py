@@ -312,6 +312,10 @@ def class_score(model, output=None):
         out = flat(model).outputs[0] if _has_nested(model) else model.outputs[0]
         score = _before_squash(out)
         _score_cache[model] = out if score is None else score
+    if len(_score_cache[model].shape) != 2:
+        raise UnknownLayerError(f"model {model.name!r} has no class scores: its output has shape "
+                                f"{tuple(_score_cache[model].shape)}, not [batch, classes]; use a model with its "
+                                "classifier head, or name the score layer")
     return _score_cache[model]
 
 
