@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from lucidtl import attribution
 
-SIZE, CLASSES = 48, 3
+SIZE, CLASSES = 32, 3
 LAYER = "expanded_conv_2_add"  # a residual block's output: the backbone above it reads nothing else
 
 
