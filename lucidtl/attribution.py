@@ -79,7 +79,7 @@ class Attributor:
         self.input_range = tuple(float(v) for v in input_range)
         if hasattr(model, "lucid_graph"):
             self._split_graph(model.lucid_graph, output)
-        elif features._named(model):
+        elif features.names_itself(model):
             raise InvalidArgumentError(f"attribution cannot split {model.name} at a layer; use a Keras model or a "
                                        "Lucid graph")
         else:

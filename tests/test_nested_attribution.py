@@ -78,3 +78,34 @@ def test_nested_layer_attribution_is_activation_times_gradient(base, wrapped, me
     np.testing.assert_allclose(attr, attr_want, rtol=1e-3, atol=1e-4 * scale)
     spatial = attribution.spatial_attribution(model, x, LAYER, 2, method=method, steps=steps or 64)  # bare name
     np.testing.assert_allclose(spatial, attr_want[1].sum(-1), rtol=1e-3, atol=1e-3 * scale)
+
+
+def test_analyze_attribution_cli_on_a_nested_run(base, tmp_path, capsys):
+    """The user's own model.fit with IterationCheckpoint, then `python -m lucidtl.analyze attribution` at a
+    layer inside the nested backbone: each row is the mean over the images of activation x gradient."""
+    from lucidtl import analyze
+    from lucidtl.analysis import tables
+    from lucidtl.train.callbacks import IterationCheckpoint
+    from lucidtl.train.run import load_checkpoint
+
+    model = _wrap(base, "sequential")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (4, SIZE, SIZE, 3)).astype("float32")
+    model.compile(keras.optimizers.SGD(1e-3), "categorical_crossentropy", run_eagerly=True)
+    run = str(tmp_path / "run")
+    model.fit(x, keras.utils.to_categorical([0, 1, 2, 0], CLASSES), batch_size=2, epochs=1, verbose=0,
+              callbacks=[IterationCheckpoint(run, save_at="2", save_format="keras")])
+    images = (rng.uniform(size=(3, SIZE, SIZE, 3)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "images.npz", images=images, labels=np.array([0, 1, 2]))
+    path = f"{base.name}/{LAYER}"
+    analyze.main(["attribution", "--run", run, "--layers", path, "--classes", "0,2", "--dataset",
+                  str(tmp_path / "images.npz"), "--indices", "0", "--noprogress", "--out", str(tmp_path / "a")])
+    rows = tables.read_csv(str(tmp_path / "a" / "attribution.csv"))
+    saved = load_checkpoint(run, 2)
+    inner = saved.get_layer(base.name)
+    _, attr = _independent(inner, saved, "sequential", images.astype(np.float32) / 255, [0, 2])
+    want = attr.sum((2, 3)).mean(1)  # [classes, channels]: summed over positions, mean over the images
+    assert {r["layer"] for r in rows} == {path} and len(rows) == 2 * want.shape[-1]
+    for r in rows:
+        k = [0, 2].index(r["class"])
+        assert r["attribution"] == pytest.approx(want[k, r["channel"]], rel=1e-3, abs=1e-4 * float(np.abs(want).max()))

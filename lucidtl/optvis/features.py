@@ -118,10 +118,9 @@ def _named(model):
     return getattr(model, "named_endpoints", None)
 
 
-def _graph_nodes(model):
-    """The nodes of a model's own functional graph (a Sequential keeps its graph in `_functional`)."""
-    graph = getattr(model, "_functional", None) or model
-    return [n for nodes in (getattr(graph, "_nodes_by_depth", None) or {}).values() for n in nodes]
+def names_itself(model):
+    """Whether the model addresses its tensors by name itself (a Lucid zoo graph; see the module notes)."""
+    return _named(model) is not None
 
 
 def _nested(layer):
