@@ -144,3 +144,27 @@ def test_atlas_cell_attribution_reads_the_logits(nets, head):
     at = (sample.image, sample.yx[:, 0], sample.yx[:, 1])
     want = (g[at] * a[at]).sum(-1)
     np.testing.assert_allclose(sample.attributions, want, rtol=1e-4, atol=1e-7)
+
+
+def test_render_cli_draws_class_scores_behind_a_softmax_layer(nets, tmp_path):
+    """`render --layer class_score --channels 0,2`: the record's float32 values are the linear head's logits
+    of the saved PNGs (channel k = class k), and the optimisation raised them."""
+    import json
+
+    from lucidtl import imageio
+    from lucidtl.models import save_model
+    from lucidtl.render import main
+
+    save_model(nets["softmax_layer"], str(tmp_path / "probs.keras"))
+    out = tmp_path / "r"
+    main(["--model", str(tmp_path / "probs.keras"), "--layer", features.SCORE, "--channels", "0,2", "--size", "16",
+          "--steps", "8", "--thresholds", "0,8", "--out", str(out), "--noprogress"])
+    record = json.loads((out / f"{features.SCORE}_render.json").read_text())
+    logits = {}
+    for t in (0, 8):
+        images = np.stack([imageio.load_png(str(out / f"{features.SCORE}_{c:04d}_{t}.png")) for c in (0, 2)])
+        z = _logits(nets["linear"], tf.image.resize(images, (SIZE, SIZE)))  # the model's fixed input size
+        logits[t] = z[0, 0] + z[1, 2]  # image i draws channel (class) i of the batch
+        assert record["objective_values_float32"][f"{t}:0-2"] == pytest.approx(float(logits[t]), rel=1e-4,
+                                                                               abs=1e-5)
+    assert logits[8] > logits[0]
