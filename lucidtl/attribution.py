@@ -2,8 +2,9 @@
 al. 2018; Lucid's building-blocks notebooks).
 
 The model is split at the layer: `lower(x) -> a` (the layer's activations) and `upper(a, x) -> logits`
-(everything after it; paths that bypass the layer read x). The score is a pre-softmax logit (a head's
-softmax/sigmoid Dense is read before its activation).
+(everything after it; paths that bypass the layer read x). The score is the class score of the resolver
+(optvis.features.class_score: the pre-activation of the final softmax / sigmoid, wherever it sits); a model
+holding nested models is split in its flat graph, so a layer inside a nested backbone is on the path to it.
 
 - linear (Lucid's "linear approximation"): attr = a * d logit_k / d a, at the actual activations.
 - integrated gradients (Sundararajan et al. 2017) along the layer's activations from a baseline b (zeros):
@@ -63,55 +64,6 @@ def class_label(k, class_names=None):
 
 # ---- the split model ---------------------------------------------------------------------------------
 
-def _logits_tensor(model, output=None):
-    """The symbolic score tensor: `output` (a layer name) or the model's output, read before a final
-    Dense's softmax / sigmoid."""
-    import keras
-
-    from lucidtl.optvis import features
-
-    if output is not None:
-        return features.endpoint(model, str(output))
-    out = model.outputs[0]
-    layer = out._keras_history.operation
-    act = getattr(getattr(layer, "activation", None), "__name__", "")
-    if isinstance(layer, keras.layers.Dense) and act in ("softmax", "sigmoid"):
-        return _DenseLogits(layer)(layer.input)
-    return out
-
-
-def _graph_logits(graph):
-    """A Lucid graph's score tensor: its output, read before a final Softmax."""
-    from lucidtl.models.lucid_zoo import _split
-
-    name = graph.default_output()
-    node = graph.nodes.get(_split(name)[0])
-    if node is not None and node.op == "Softmax":
-        return "%s:%d" % _split(node.input[0])
-    return name
-
-
-def _dense_logits_class():
-    import keras
-
-    class DenseLogits(keras.layers.Layer):
-        """A Dense layer's pre-activation, sharing its kernel and bias."""
-
-        def __init__(self, dense, **kwargs):
-            super().__init__(name=f"{dense.name}_logits", **kwargs)
-            self.dense = dense
-
-        def call(self, x):
-            y = keras.ops.matmul(keras.ops.cast(x, self.dense.kernel.dtype), self.dense.kernel)
-            return y + self.dense.bias if self.dense.use_bias else y
-
-    return DenseLogits
-
-
-def _DenseLogits(dense):  # noqa: N802 - a layer factory (keras is imported lazily)
-    return _dense_logits_class()(dense)
-
-
 class Attributor:
     """The model split at `layer`, for attributing its activations to output classes, batch by batch.
 
@@ -127,7 +79,7 @@ class Attributor:
         self.input_range = tuple(float(v) for v in input_range)
         if hasattr(model, "lucid_graph"):
             self._split_graph(model.lucid_graph, output)
-        elif features._named(model):
+        elif features.names_itself(model):
             raise InvalidArgumentError(f"attribution cannot split {model.name} at a layer; use a Keras model or a "
                                        "Lucid graph")
         else:
@@ -143,7 +95,7 @@ class Attributor:
         if len(act.shape) != 4:
             raise InvalidArgumentError(f"layer {self.layer!r} has output shape {tuple(act.shape)}; attribution "
                                        "needs a spatial [H, W, C] layer")
-        logits = _logits_tensor(model, output)
+        logits = features.class_score(model, output)
         if len(logits.shape) != 2:
             raise InvalidArgumentError(f"the score output has shape {tuple(logits.shape)}; pass output= a layer "
                                        "of class scores [batch, classes]")
@@ -162,7 +114,9 @@ class Attributor:
         """A Lucid frozen graph: the layer's tensor replaced by `a` when the graph is imported (its input_map)."""
         import tensorflow as tf
 
-        out = str(output) if output is not None else _graph_logits(graph)
+        from lucidtl.optvis import features
+
+        out = str(output) if output is not None else features.graph_score(graph)
         shape, scores = graph.shape(self.layer), graph.shape(out)
         if len(shape) != 4 or len(scores) != 2:
             raise InvalidArgumentError(f"attribution needs a spatial layer and class scores; {self.layer} has shape "

@@ -566,8 +566,9 @@ def user_error(e):
     """One line for an error bad input causes; None for what looks like a bug."""
     import json
 
-    if isinstance(e, LucidtlError):
-        return str(e)
+    found = lucidtl_error(e)
+    if found is not None:
+        return found
     if isinstance(e, json.JSONDecodeError):
         where = _file_in(e.__traceback__)
         return (f"{where or 'a JSON file'} is not valid JSON ({e.msg}, line {e.lineno}); the file is corrupt: "
@@ -588,6 +589,37 @@ def user_error(e):
     if type(e).__name__ == "UnpicklingError":
         return f"cannot read {_file_in(e.__traceback__) or 'a pickle'}: {e}; the file is corrupt"
     return None
+
+
+_WRAPPERS = ("tensorflow", "tsl", "keras")  # modules whose errors may wrap the one a user caused
+
+
+def _error_classes(cls=LucidtlError):
+    return [cls] + [c for sub in cls.__subclasses__() for c in _error_classes(sub)]
+
+
+def lucidtl_error(e):
+    """The message of the LucidtlError behind `e`, else None: `e` itself, the one it was raised from, the one
+    a TensorFlow / Keras error was raised while handling (autograph's StagingError keeps an error raised while
+    a tf.function is traced as its context), or the one a TensorFlow error quotes by its full name
+    ("lucidtl.errors.UnknownLayerError: ..." from a py_function or tf.data)."""
+    seen, todo = set(), [e]
+    while todo:
+        x = todo.pop(0)
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, LucidtlError):
+            return str(x)
+        todo.append(x.__cause__)
+        if type(x).__module__.startswith(_WRAPPERS):
+            todo.append(x.__context__)
+    if not type(e).__module__.startswith(_WRAPPERS):
+        return None
+    names = "|".join(sorted({re.escape(f"{c.__module__}.{c.__qualname__}") for c in _error_classes()},
+                            key=len, reverse=True))
+    quoted = re.findall(rf"(?:{names}): (.+)", str(getattr(e, "message", None) or e))
+    return quoted[-1].strip() if quoted else None
 
 
 def _one_line(text):

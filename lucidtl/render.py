@@ -229,7 +229,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
             range, else 0,1; recorded in the render record
         custom_objects: module[:Name,...] imported (its Keras classes registered) before a .keras or .h5 model loads
         layer: the layer whose channels are drawn (`python -m lucidtl.render layers` lists them; a layer of a
-            nested model by its path, resnet50/conv3_block1_out)
+            nested model by its path, resnet50/conv3_block1_out; class_score: the class scores, channel k being
+            class k's score before the final softmax / sigmoid)
         channels (channels): which channels: 7 | 0:8 | 1,5,9 | all
         size (int in [16, 4096]): side of the rendered images in px
         steps (int >= 0): optimisation steps

@@ -436,6 +436,21 @@ def test_ascent_raises_the_objective(tiny_g, classifier):
     assert res.penalties[0, 0] == pytest.approx(0.0, abs=1e-9) and res.penalties[0, -1] > 0  # starts at w_avg
 
 
+def test_ascent_targets_the_class_score_behind_a_softmax_layer(tiny_g, classifier):
+    """layer features.SCORE: the logit of class k, also where the classifier ends in a Softmax layer."""
+    import keras
+
+    from lucidtl.optvis import features
+
+    probs = keras.Model(classifier.inputs[0], keras.layers.Softmax()(classifier.output), name="probs")
+    run = asc.Ascent(tiny_g, probs, layer=features.SCORE, channel=2, lam=1e-3, lr=0.05, noise="fixed", seed=0)
+    for steps in (0, 4):
+        res = run.run(steps)
+        want = float(classifier(res.images, training=False)[0, 2])  # the linear head's logit of that image
+        assert res.final_values[0] == pytest.approx(want, rel=1e-4, abs=1e-5)
+    assert res.values[0, -1] > res.values[0, 0]
+
+
 def test_repeats_differ_only_through_noise(tiny_g, classifier):
     fixed = asc.ascent(tiny_g, classifier, layer="fused", channel=2, steps=4, noise="fixed", repeats=2)
     np.testing.assert_array_equal(fixed.images[0], fixed.images[1])

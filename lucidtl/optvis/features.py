@@ -3,8 +3,15 @@ endpoints, and the feature extractor the render loop differentiates through.
 
 A layer inside a nested model (a keras.applications backbone inside a Sequential or functional wrapper, the
 usual way to fine-tune) is addressed by its path, `resnet50/conv3_block1_out`; a bare `conv3_block1_out`
-works where exactly one nested layer has that name. The endpoint is the nested layer's output computed from
-the outer model's input, through the outer layers that feed the nested model.
+works where exactly one nested layer has that name. A model holding nested models is read through its flat
+graph: every nested model's layers called on the outer tensors (as the nested model's own call runs them), so
+a nested layer's tensor lies on the path from the input to the output and a model split there (attribution)
+reaches the score through it.
+
+The score of class k (`class_score`, the endpoint name SCORE): the pre-activation of the model's final
+softmax / sigmoid, wherever it sits: a Dense(activation="softmax"|"sigmoid") read without its activation, the
+input of a Softmax / Activation("softmax"|"sigmoid") layer that ends the model (top level or inside a nested
+model), or a layer the user names (output=...). A Lucid graph's score is the input of its final Softmax op.
 
 A model that addresses its tensors by name itself (a Lucid zoo graph, lucidtl.models.lucid_zoo) provides
 `named_endpoints(names)` (symbolic tensors from model.inputs[0]; UnknownLayerError for unknown names),
@@ -19,7 +26,10 @@ from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean
 
 PRE_RELU = "_pre_relu"
 SEP = "/"  # path separator of nested models' layers
-_nested_cache = weakref.WeakKeyDictionary()  # model -> {path: endpoint tensor}: one sub-graph per path
+SCORE = "class_score"  # the endpoint name of the class scores (a layer of that name wins)
+SQUASHES = ("softmax", "sigmoid")  # the final activations the class score is read before
+_flat_cache = weakref.WeakKeyDictionary()  # model -> _Flat: one flat graph per model
+_score_cache = weakref.WeakKeyDictionary()  # model -> its class score tensor
 
 
 def _is_relu_layer(layer):
@@ -39,8 +49,9 @@ def _fused_relu(layer):
 
 
 class WithoutActivation(keras.layers.Layer):
-    """A layer with a fused ReLU called with its activation replaced by the identity: its pre-ReLU value,
-    from the same weights (the `_pre_relu` endpoint of Conv2D(activation="relu"), as VGG's convs are)."""
+    """A layer with a fused activation called with it replaced by the identity: its pre-activation value,
+    from the same weights (the `_pre_relu` endpoint of Conv2D(activation="relu"), as VGG's convs are; the
+    class score of a Dense(activation="softmax") head)."""
 
     def __init__(self, layer, **kwargs):
         super().__init__(trainable=False, **kwargs)
@@ -63,6 +74,17 @@ def _producer(tensor):
     return history.operation if history else None
 
 
+def _node_inputs(tensor):
+    """The input tensors of the call that produced `tensor` (not the layer's first call: in a flat graph a
+    nested model's layers are called again)."""
+    history = tensor._keras_history
+    return list(history.operation._inbound_nodes[history.node_index].input_tensors)
+
+
+def _layer_name(name):
+    return name.replace(SEP, "_")  # Keras layer names cannot hold "/"
+
+
 def _require_functional(model):
     try:
         inputs = model.inputs
@@ -78,13 +100,14 @@ def _require_functional(model):
 def _pre_activation(tensor, name):
     """The tensor before the ReLU that produced `tensor` (through concatenations of ReLU outputs)."""
     layer = _producer(tensor)
+    inputs = _node_inputs(tensor) if layer is not None else []
     if layer is not None and _is_relu_layer(layer):
-        return layer.input
-    if layer is not None and _fused_relu(layer) and not isinstance(layer.input, (list, tuple)):
-        return WithoutActivation(layer, name=name)(layer.input)
+        return inputs[0]
+    if layer is not None and _fused_relu(layer) and len(inputs) == 1:
+        return WithoutActivation(layer, name=_layer_name(name))(inputs[0])
     if isinstance(layer, keras.layers.Concatenate):
-        parts = [_pre_activation(t, name) for t in layer.input]
-        return keras.layers.Concatenate(axis=layer.axis, name=name)(parts)
+        parts = [_pre_activation(t, name) for t in inputs]
+        return keras.layers.Concatenate(axis=layer.axis, name=_layer_name(name))(parts)
     raise UnknownLayerError(
         f"no pre-ReLU endpoint {name!r}: {layer.name if layer else 'its layer'} is not a ReLU (a ReLU layer, "
         "a layer with activation='relu', or a concatenation of them); pick the layer that feeds the activation"
@@ -95,10 +118,9 @@ def _named(model):
     return getattr(model, "named_endpoints", None)
 
 
-def _graph_nodes(model):
-    """The nodes of a model's own functional graph (a Sequential keeps its graph in `_functional`)."""
-    graph = getattr(model, "_functional", None) or model
-    return [n for nodes in (getattr(graph, "_nodes_by_depth", None) or {}).values() for n in nodes]
+def names_itself(model):
+    """Whether the model addresses its tensors by name itself (a Lucid zoo graph; see the module notes)."""
+    return _named(model) is not None
 
 
 def _nested(layer):
@@ -145,6 +167,76 @@ def _resolve(model, name):
     )
 
 
+def _graph(model):
+    """A model's own functional graph (a Sequential keeps it in `_functional`), or None (subclassed)."""
+    graph = getattr(model, "_functional", None) or model
+    return graph if getattr(graph, "_nodes_by_depth", None) else None
+
+
+def _flattenable(layer):
+    return _nested(layer) and _graph(layer) is not None
+
+
+class _Flat:
+    """A model's flat graph: every nested (functional / Sequential) model's layers called on the outer
+    tensors, as the nested model's call runs them (an explicit `training=` of its call passed on). The
+    tensors upstream of every nested model are the model's own. `tensors`: path -> tensor (None where a
+    layer is called more than once, so its path names no single tensor); `outputs`: the flat outputs."""
+
+    def __init__(self, model):
+        self.tensors, self.calls, self.derived = {}, {}, {}
+        self.outputs = self._run(model, list(model.inputs), "", None)
+
+    def _run(self, model, inputs, prefix, training):
+        graph = _graph(model)
+        known = {id(a): b for a, b in zip(graph.inputs, inputs)}
+        for depth in sorted(graph._nodes_by_depth, reverse=True):
+            for node in graph._nodes_by_depth[depth]:
+                op = node.operation
+                if not op or node.is_input or any(id(t) not in known for t in node.input_tensors):
+                    continue
+                args, kwargs = node.arguments.fill_in(known)
+                given = [known[id(t)] for t in node.input_tensors]
+                path = prefix + op.name
+                self.calls[path] = self.calls.get(path, 0) + 1
+                if _flattenable(op):
+                    outs = self._run(op, given, path + SEP, kwargs.get("training", training))
+                elif all(g is t for g, t in zip(given, node.input_tensors)):
+                    outs = list(node.output_tensors)  # upstream of every nested model: the model's own
+                else:
+                    if training is not None and "training" in getattr(op, "_call_context_args", {}):
+                        kwargs["training"] = training
+                    outs = keras.tree.flatten(op(*args, **kwargs))
+                for x, y in zip(node.output_tensors, outs):
+                    known[id(x)] = y
+                self.tensors[path] = outs[0] if len(outs) == 1 and self.calls[path] == 1 else None
+        return [known[id(x)] for x in graph.outputs]
+
+    def tensor(self, model, path):
+        if path not in self.tensors:
+            head = path.split(SEP, 1)[0]
+            raise UnknownLayerError(f"layer {head!r} of model {model.name!r} is not a functional nested model; "
+                                    f"{path!r} names nothing it can read (wrap it in a functional keras.Model)")
+        out = self.tensors[path]
+        if out is None:
+            calls = self.calls[path]
+            why = f"it is called {calls} times" if calls > 1 else "it has several outputs"
+            raise UnknownLayerError(f"layer {path!r} of model {model.name!r} has no single endpoint: {why}; build "
+                                    "a functional model that calls it once, or pick a single-output layer")
+        return out
+
+
+def _has_nested(model):
+    return any(_flattenable(layer) for layer in model.layers)
+
+
+def flat(model):
+    """The model's flat graph (see _Flat), built once per model."""
+    if model not in _flat_cache:
+        _flat_cache[model] = _Flat(model)
+    return _flat_cache[model]
+
+
 def _top_endpoint(model, name):
     names = [layer.name for layer in model.layers]
     if name in names:
@@ -155,44 +247,93 @@ def _top_endpoint(model, name):
     return _pre_activation(model.get_layer(name[: -len(PRE_RELU)]).output, name)
 
 
-def _input_in(model, layer):
-    """The symbolic input(s) of the nested model `layer` inside `model`'s graph."""
-    nodes = [n for n in _graph_nodes(model) if n.operation is layer]
-    if len(nodes) != 1:
-        raise UnknownLayerError(
-            f"nested model {layer.name!r} is called {len(nodes)} times in model {model.name!r}, so its layers "
-            "have no single endpoint; build a functional model that calls it once")
-    tensors = list(nodes[0].input_tensors)
-    return tensors[0] if len(tensors) == 1 else tensors
-
-
-def _nested_endpoint(model, path):
-    """A nested layer's endpoint computed from `model`'s input: the nested model's graph from its input to
-    the layer, applied to the tensor that feeds the nested model in `model`."""
-    cache = _nested_cache.setdefault(model, {})
-    if path not in cache:
-        head, rest = path.split(SEP, 1)
-        inner = model.get_layer(head)
-        if not _nested(inner):
-            raise UnknownLayerError(f"layer {head!r} of model {model.name!r} is not a nested model; "
-                                    f"{path!r} names nothing")
-        part = endpoint(inner, rest)
-        inputs = inner.inputs[0] if len(inner.inputs) == 1 else inner.inputs
-        cache[path] = keras.Model(inputs, part, name=f"{inner.name}_to_{rest.replace(SEP, '_')}")(
-            _input_in(model, inner))
-    return cache[path]
+def _flat_endpoint(model, path):
+    """A layer's tensor in the model's flat graph (a nested layer's on the path to the output)."""
+    base = path[: -len(PRE_RELU)] if path.endswith(PRE_RELU) and path not in layer_names(model) else None
+    graph = flat(model)
+    tensor = graph.tensor(model, base or path)
+    if base and path not in graph.derived:  # one pre-activation layer per path (names are unique in a model)
+        graph.derived[path] = _pre_activation(tensor, path)
+    return graph.derived[path] if base else tensor
 
 
 def endpoint(model, name):
     """The symbolic output of layer `name` (a path into nested models, or a bare name unique among them),
-    or its pre-ReLU input for `<layer>_pre_relu`."""
+    its pre-ReLU input for `<layer>_pre_relu`, or the class scores for SCORE (see class_score)."""
     if _named(model):
-        return model.named_endpoints([name])[0]
+        return model.named_endpoints([_graph_score(model) if str(name) == SCORE else name])[0]
     _require_functional(model)
+    if str(name) == SCORE and SCORE not in layer_names(model):
+        return class_score(model)
     path = _resolve(model, str(name))
+    if _has_nested(model):
+        return _flat_endpoint(model, path)
     if SEP in path:
-        return _nested_endpoint(model, path)
+        return endpoint(model.get_layer(path.split(SEP, 1)[0]), path.split(SEP, 1)[1])  # a subclassed one
     return _top_endpoint(model, path)
+
+
+# ---- the class score ----------------------------------------------------------------------------------
+
+def _activation_name(layer):
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def _before_squash(tensor):
+    """The pre-activation of a tensor made by a final softmax / sigmoid, else None."""
+    layer = _producer(tensor)
+    if layer is None:
+        return None
+    if isinstance(layer, keras.layers.Softmax) or (
+            isinstance(layer, keras.layers.Activation) and _activation_name(layer) in SQUASHES):
+        return _node_inputs(tensor)[0]
+    if not isinstance(layer, keras.layers.Activation) and _activation_name(layer) in SQUASHES:
+        inputs = _node_inputs(tensor)
+        if len(inputs) == 1:
+            return WithoutActivation(layer, name=f"{layer.name}_logits")(inputs[0])
+    return None
+
+
+def class_score(model, output=None):
+    """The symbolic class scores [batch, classes] of `model` (in its flat graph when it holds nested models,
+    so every endpoint is upstream of them): `output` (a layer name) when given, else the model's output read
+    before its final softmax / sigmoid (a Dense's fused one, or a Softmax / Activation layer, top level or
+    inside a nested model), else the output itself (already logits)."""
+    if _named(model):
+        return model.named_endpoints([_graph_score(model) if output is None else str(output)])[0]
+    if output is not None:
+        return endpoint(model, str(output))
+    _require_functional(model)
+    if len(model.outputs) != 1:
+        raise InvalidArgumentError(f"model {model.name!r} has {len(model.outputs)} outputs; name the class score "
+                                   "layer (output=...)")
+    if model not in _score_cache:
+        out = flat(model).outputs[0] if _has_nested(model) else model.outputs[0]
+        score = _before_squash(out)
+        _score_cache[model] = out if score is None else score
+    if len(_score_cache[model].shape) != 2:
+        raise UnknownLayerError(f"model {model.name!r} has no class scores: its output has shape "
+                                f"{tuple(_score_cache[model].shape)}, not [batch, classes]; use a model with its "
+                                "classifier head, or name the score layer")
+    return _score_cache[model]
+
+
+def _graph_score(model):
+    graph = getattr(model, "lucid_graph", None)
+    if graph is None:
+        raise InvalidArgumentError(f"model {model.name!r} names its tensors itself but has no default output; "
+                                   "name the class score layer")
+    return graph_score(graph)
+
+
+def graph_score(graph):
+    """A Lucid graph's score tensor name: its output, read before a final Softmax op."""
+    name = graph.default_output()
+    node = graph.nodes.get(name.split(":")[0])
+    if node is not None and node.op == "Softmax":
+        op, _, k = node.input[0].partition(":")
+        return f"{op}:{int(k) if k.isdigit() else 0}"
+    return name
 
 
 def feature_model(model, names):
@@ -211,7 +352,7 @@ def partial_feature_model(model, name, channels):
     layer = _producer(out)
     if not isinstance(layer, keras.layers.Concatenate) or layer.axis not in (-1, len(out.shape) - 1):
         return None
-    parts = list(layer.input)
+    parts = _node_inputs(out)
     widths = [p.shape[-1] for p in parts]
     if None in widths or out.shape[-1] is None:
         return None

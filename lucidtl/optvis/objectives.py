@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.optvis.features import SCORE
 
 INPUT = "input"
 
@@ -316,7 +317,10 @@ def deepdream(layer):
 
 
 def class_logit(layer, label, batch=None):
-    """sum(logits[:, label]) of a [B, classes] layer."""
+    """sum(scores[:, label]) of a [B, classes] layer; layer None (or features.SCORE): the model's class score,
+    the pre-activation of its final softmax / sigmoid wherever it sits (optvis.features.class_score)."""
+    layer = SCORE if layer is None else layer
+
     @objective(_label("class_logit", layer, label, batch=batch), layer)
     def inner(T):
         return tf.reduce_sum(_pick(_f32(T(layer)), batch)[:, label])
@@ -324,7 +328,10 @@ def class_logit(layer, label, batch=None):
 
 
 def class_probability(layer, label, batch=None):
-    """sum(softmax(logits)[:, label]): like class_logit, on the softmax of `layer`'s last axis."""
+    """sum(softmax(logits)[:, label]): like class_logit, on the softmax of `layer`'s last axis (None: the
+    class score)."""
+    layer = SCORE if layer is None else layer
+
     @objective(_label("class_probability", layer, label, batch=batch), layer)
     def inner(T):
         return tf.reduce_sum(tf.nn.softmax(_pick(_f32(T(layer)), batch), axis=-1)[:, label])

@@ -55,7 +55,7 @@ def sample_activations(model, layer, data, number_activations=100000, positions_
                        seed=0, input_range=(0.0, 1.0), class_logit=None, max_images=None, progress=False):
     """Sample a layer's activation vectors: images of `data` (see analysis.streaming.batches) until
     number_activations points are taken (or the data ends). class_logit k: also each point's attribution
-    to output unit k of the model (Lucid's collection: the forward-mode derivative of the logit along the
+    to class k's score (features.class_score; Lucid's collection: the forward-mode derivative of the logit along the
     activation at that position, = gradient . activation there)."""
     import tensorflow as tf
 
@@ -70,7 +70,7 @@ def sample_activations(model, layer, data, number_activations=100000, positions_
         need_images = min(need_images, int(max_images))
     outputs = [features.endpoint(model, layer)]
     if class_logit is not None:
-        out = model.outputs[0]
+        out = features.class_score(model)  # the logits, also behind a softmax / sigmoid layer
         if len(out.shape) != 2 or not 0 <= int(class_logit) < out.shape[-1]:
             raise InvalidArgumentError(f"--class-logit {class_logit} is not an output unit of the model "
                                        f"(output shape {tuple(out.shape)})")
