@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.run import Run
 
 PARTS = "parts"
 COLUMNS = {"attribution": ["run", "iteration", "layer", "class", "class_name", "channel", "attribution",
@@ -61,29 +62,19 @@ def inputs(checkpoints, model_fn, input_range, source, class_names, layers, labe
                   str(dataset))
 
 
-def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None):
-    """Inputs of a training run folder (its run.json or .keras checkpoints give the model) over --dataset."""
-    from lucidtl import analyze
+def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None, split="train"):
+    """Inputs of a Run (a run folder: its run.json, its .keras checkpoints or the Run's model give the
+    architecture) over --dataset, at the saved iterations `checkpoints` (None: all)."""
+    from lucidtl.analysis.streaming import load_data
 
-    cps = select(analyze._checkpoints(run, None), checkpoints)
-    model_fn, input_range = analyze.architecture(None, None, "paper", False, cps, run)
-    settings = analyze._settings(run)
+    run = Run.of(run)
+    cps = run.select(checkpoints)
+    model_fn, input_range = run.architecture()
+    settings = run.settings
     net = model_fn()
-    source, names = analyze.load_data(dataset, image_side(net, image_size, settings), "train", batch_size)
-    return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers,
-                  analyze._label(run, None), batch_size, dataset, net)
-
-
-def select(cps, iterations):
-    """The checkpoints at `iterations` (None: all); an iteration not saved is a one-line error."""
-    if iterations is None:
-        return list(cps)
-    saved = {c.iteration: c for c in cps}
-    missing = [i for i in iterations if i not in saved]
-    if missing:
-        raise InvalidArgumentError(f"no checkpoint at iteration {missing[0]}; the run saved iterations "
-                                   f"{', '.join(str(c.iteration) for c in cps)}")
-    return [saved[i] for i in sorted(set(iterations))]
+    source, names = load_data(dataset, image_side(net, image_size, settings), split, batch_size)
+    return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers, run.label,
+                  batch_size, dataset, net)
 
 
 def first_images(source, batch_size):
@@ -228,7 +219,7 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
     heatmap per class: orange for the class, blue against). Returns the files written."""
     from lucidtl import attribution as A
     from lucidtl.analysis import plots, tables
-    from lucidtl.analysis.streaming import _load, batches
+    from lucidtl.analysis.streaming import batches, load_into
     from lucidtl.imageio import save_grid, save_json
 
     model = inp.model
@@ -254,7 +245,7 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
             continue
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         part = []
         for layer, attr in attributors.items():
             sums, class_sums = np.zeros((len(ks), attr.channels)), np.zeros((len(ks), attr.channels))
@@ -317,9 +308,9 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
 
 
 def _big(image, min_size=64):
-    from lucidtl.analysis.examples import _display
+    from lucidtl.analysis.examples import enlarged
 
-    return _display(np.clip(image, 0, 1), min_size)
+    return enlarged(np.clip(image, 0, 1), min_size)
 
 
 # ---- neuron groups -----------------------------------------------------------------------------------
@@ -336,7 +327,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
     iter_<i>/<layer>_groups.png and iter_<i>/<layer>_dictionary_<image>.png. Returns the files written."""
     from lucidtl.analysis import groups as G
     from lucidtl.analysis import plots, tables
-    from lucidtl.analysis.streaming import _load, _outputs, scale_input
+    from lucidtl.analysis.streaming import layer_outputs, load_into, scale_input
     from lucidtl.atomic import atomic_path
     from lucidtl.imageio import save_grid
     from lucidtl.misc.channel_reducer import NON_NEGATIVE
@@ -374,7 +365,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
             continue
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         part, arrays = [], {}
         for layer in inp.layers:
             X = G.layer_rows(model, layer, inp.source, positions, batch_size, max_images, inp.input_range, seed)
@@ -404,7 +395,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
             save_grid([[_big(i) for i in icons]], os.path.join(folder, f"{_safe(layer)}_groups.png"),
                       col_labels=[f"group {g}" for g in range(n_groups)])
             for i, img in sorted(pictures.items()):
-                a = _outputs(fmodels[layer], scale_input(img[None], inp.input_range))[0][0]
+                a = layer_outputs(fmodels[layer], scale_input(img[None], inp.input_range))[0][0]
                 weights = red.transform(np.maximum(a, 0) if reduction_alg in NON_NEGATIVE else a)[..., order]
                 view = G.semantic_dictionary(weights, icons)
                 save_grid([[_big(img[..., :3], view.shape[0]), view]],
@@ -441,7 +432,7 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
     iter_<i>/caricature_<image>_<layer>.png and one strip per image and layer,
     caricature_<image>_<layer>.png (the image, then each checkpoint). Returns the files written."""
     from lucidtl.analysis import tables
-    from lucidtl.analysis.streaming import _load
+    from lucidtl.analysis.streaming import load_into
     from lucidtl.imageio import load_png, save_grid, save_png
     from lucidtl.recipes import caricature as car
 
@@ -463,7 +454,7 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
             continue
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         part = []
         for i, img in sorted(pictures.items()):
             result = car.caricature(img, model, inp.layers, n_steps=steps, cossim_pow=cossim_pow, verbose=False,

@@ -93,16 +93,16 @@ def _sample_from(arrays):
 
 class _Models:
     def __init__(self, model_fn):
-        from lucidtl.analysis.streaming import _fresh
+        from lucidtl.analysis.streaming import fresh_model
 
-        self.model = _fresh(model_fn)
+        self.model = fresh_model(model_fn)
         self.at = None
 
     def load(self, ck):
-        from lucidtl.analysis.streaming import _load
+        from lucidtl.analysis.streaming import load_into
 
         if self.at != ck.path:
-            _load(self.model, ck.path)
+            load_into(self.model, ck.path)
             self.at = ck.path
         return self.model
 
