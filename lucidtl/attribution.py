@@ -121,13 +121,11 @@ class Attributor:
     def __init__(self, model, layer, output=None, input_range=(0.0, 1.0)):
         import tensorflow as tf
 
-        from lucidtl.optvis import features
-
         self.layer = str(layer)
         self.input_range = tuple(float(v) for v in input_range)
         if hasattr(model, "lucid_graph"):
             self._split_graph(model.lucid_graph, output)
-        elif features._named(model):
+        elif getattr(model, "named_endpoints", None):
             raise InvalidArgumentError(f"attribution cannot split {model.name} at a layer; use a Keras model or a "
                                        "Lucid graph")
         else:

@@ -223,6 +223,12 @@ class Run:
         """`run` itself when it is a Run, else Run(run, **kwargs)."""
         return run if isinstance(run, Run) else cls(run, **kwargs)
 
+    def __fspath__(self):
+        """The run folder (a Run goes wherever a path does)."""
+        if self.path is None:
+            raise TypeError("a Run of loose checkpoint files has no folder")
+        return self.path
+
     def __repr__(self):
         return f"Run({self.path!r})" if self.weights is None else f"Run(weights={self.weights!r})"
 

@@ -12,7 +12,17 @@ import pickle
 
 import numpy as np
 
+from lucidtl import atomic
+from lucidtl import attribution as A
+from lucidtl.analysis import groups as G
+from lucidtl.analysis import plots, tables
+from lucidtl.analysis.examples import enlarged
+from lucidtl.analysis.streaming import batches, layer_outputs, load_data, load_into, scale_input
+from lucidtl.atomic import atomic_path, write_bytes
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.imageio import load_png, save_grid, save_json, save_png
+from lucidtl.misc.channel_reducer import NON_NEGATIVE
+from lucidtl.recipes import caricature as car
 from lucidtl.run import Run
 
 PARTS = "parts"
@@ -65,8 +75,6 @@ def inputs(checkpoints, model_fn, input_range, source, class_names, layers, labe
 def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None, split="train"):
     """Inputs of a Run (a run folder: its run.json, its .keras checkpoints or the Run's model give the
     architecture) over --dataset, at the saved iterations `checkpoints` (None: all)."""
-    from lucidtl.analysis.streaming import load_data
-
     run = Run.of(run)
     cps = run.select(checkpoints)
     model_fn, input_range = run.architecture()
@@ -79,8 +87,6 @@ def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints
 
 def first_images(source, batch_size):
     """The dataset's first batch (an error if it yields no images)."""
-    from lucidtl.analysis.streaming import batches
-
     for images, labels, _ in batches(source, batch_size, batch_size):
         return images, labels
     raise InvalidArgumentError("the dataset yielded no images; check --dataset (a folder with one sub-folder of "
@@ -89,8 +95,6 @@ def first_images(source, batch_size):
 
 def pick_images(source, indices, batch_size=32):
     """{index: [H, W, 3] image} of the dataset images at `indices` (an error past the dataset's end)."""
-    from lucidtl.analysis.streaming import batches
-
     want, found, n = set(int(i) for i in indices), {}, 0
     if not want:
         return found
@@ -122,7 +126,6 @@ def check_indices(indices):
 
 class Parts:
     """Per-checkpoint results under <out>/parts/, and the job's settings (checked on resume)."""
-
     def __init__(self, out, job, settings, overwrite=False):
         self.out, self.job, self.overwrite = os.fspath(out), job, bool(overwrite)
         self.settings = json.loads(json.dumps(settings))
@@ -150,9 +153,6 @@ class Parts:
     def start(self):
         """Before the first write: remove what a killed run left half-written, write the settings."""
         if not self._started:
-            from lucidtl import atomic
-            from lucidtl.imageio import save_json
-
             for root, _, files in os.walk(self.out):
                 for f in sorted(files):
                     if f.startswith(".tmp-"):
@@ -161,8 +161,6 @@ class Parts:
             self._started = True
 
     def save_arrays(self, key, **arrays):
-        from lucidtl.atomic import atomic_path
-
         self.start()
         with atomic_path(self.path(key, "npz")) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -172,8 +170,6 @@ class Parts:
             return {k: z[k] for k in z.files}
 
     def save_object(self, key, obj):
-        from lucidtl.atomic import write_bytes
-
         self.start()
         write_bytes(self.path(key, "pkl"), pickle.dumps(obj))
 
@@ -187,8 +183,6 @@ class Parts:
             return pickle.load(f)
 
     def save(self, key, obj):
-        from lucidtl.imageio import save_json
-
         self.start()
         save_json(obj, self.path(key, "json"))
 
@@ -217,11 +211,6 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
     Writes attribution.csv, attribution_summary.json, attribution_<layer>.png (the attribution of each
     class's top channels over iterations) and iter_<i>/<layer>_attribution_<image>.png (the image and a
     heatmap per class: orange for the class, blue against). Returns the files written."""
-    from lucidtl import attribution as A
-    from lucidtl.analysis import plots, tables
-    from lucidtl.analysis.streaming import batches, load_into
-    from lucidtl.imageio import save_grid, save_json
-
     model = inp.model
     attributors = {layer: A.Attributor(model, layer, input_range=inp.input_range) for layer in inp.layers}
     num = next(iter(attributors.values())).num_classes
@@ -308,8 +297,6 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
 
 
 def _big(image, min_size=64):
-    from lucidtl.analysis.examples import enlarged
-
     return enlarged(np.clip(image, 0, 1), min_size)
 
 
@@ -325,12 +312,6 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
     Writes groups.csv (per iteration, layer, mode and group: mean weight, cosine to the first checkpoint's
     group, the relative reconstruction error), groups_components.npz, groups_<layer>_error.png,
     iter_<i>/<layer>_groups.png and iter_<i>/<layer>_dictionary_<image>.png. Returns the files written."""
-    from lucidtl.analysis import groups as G
-    from lucidtl.analysis import plots, tables
-    from lucidtl.analysis.streaming import layer_outputs, load_into, scale_input
-    from lucidtl.atomic import atomic_path
-    from lucidtl.imageio import save_grid
-    from lucidtl.misc.channel_reducer import NON_NEGATIVE
     from lucidtl.optvis import features
 
     model = inp.model
@@ -431,11 +412,6 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
     layer). Writes caricature.csv (the cosine of the caricature's activations to the image's at the end),
     iter_<i>/caricature_<image>_<layer>.png and one strip per image and layer,
     caricature_<image>_<layer>.png (the image, then each checkpoint). Returns the files written."""
-    from lucidtl.analysis import tables
-    from lucidtl.analysis.streaming import load_into
-    from lucidtl.imageio import load_png, save_grid, save_png
-    from lucidtl.recipes import caricature as car
-
     model = inp.model
     indices = check_indices(indices)
     if not indices:

@@ -19,7 +19,7 @@ import numpy as np
 
 from lucidtl.analysis import metrics as M
 from lucidtl.errors import InvalidArgumentError, WeightsError, did_you_mean
-from lucidtl.run import Checkpoint, read_run, resolve_checkpoints  # noqa: F401 (the analyses' names for them)
+from lucidtl.run import Checkpoint, resolve_checkpoints  # noqa: F401 (the analyses' names for them)
 
 SAMPLES = ("positions", "pooled")
 LAYER_METRICS = ("pwsm_theta", "procrustes_norm", "cka")

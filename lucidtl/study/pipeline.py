@@ -18,7 +18,6 @@ the last shard to finish (or any rerun) computes the scale stage and the site.
 """
 import dataclasses
 import itertools
-import json
 import os
 import shutil
 import sys
