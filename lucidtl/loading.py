@@ -5,7 +5,7 @@ import os
 
 from lucidtl import cli
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, WeightsError
-from lucidtl.run import load_run
+from lucidtl.run import MANIFEST, load_run
 
 PARAMS = ("fft", "pixel", "laplacian", "cppn")  # the --param choices
 TRANSFORMS = ("standard", "distill", "none")  # the named transform sets
@@ -107,7 +107,7 @@ def _load(model, weights, include_top, check, custom_objects):
                                        custom_objects=custom_objects)
     except WeightsError as e:
         folder = os.path.dirname(os.fspath(weights or "")) or "."
-        if weights is not None and os.path.isfile(os.path.join(folder, "checkpoints.json")):
+        if weights is not None and os.path.isfile(os.path.join(folder, MANIFEST)):
             raise WeightsError(f"{weights} is a checkpoint of the training run {folder}: use --run {folder} "
                                f"--checkpoint N, which rebuilds the run's architecture, head included ({e})") from None
         raise
