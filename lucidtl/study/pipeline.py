@@ -246,7 +246,7 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
         for layer, _ in selection:
             if os.path.isfile(activation_atlas_path(out, r.name, layer)):
                 continue
-            checkpoint_atlases(r.build, r.path, layer, data,
+            checkpoint_atlases(r.build, r, layer, data,
                                os.path.join(out, "activation_atlas", r.name), grid_size=grid_size, icon_size=size,
                                n_steps=steps + 1, icon_batch_size=batch_size, number_activations=points,
                                positions_per_image=per_image, seed=seed,
