@@ -20,6 +20,7 @@ import json
 import os
 import re
 
+from lucidtl.cli import split_list
 from lucidtl.errors import InvalidArgumentError, WeightsError
 
 RUN_FILE = "run.json"
@@ -287,8 +288,6 @@ class Run:
                                        "--weights FILE[,FILE...]")
         if self.weights is None:
             return resolve_checkpoints(self.path)
-        from lucidtl.cli import split_list
-
         return resolve_checkpoints(split_list(self.weights))
 
     def select(self, iterations):
