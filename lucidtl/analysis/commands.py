@@ -12,20 +12,21 @@ import numpy as np
 
 from lucidtl import cli
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.run import Run
 
 DEFAULT_METRICS = "pwsm_theta,procrustes_norm,cka"
 
 
 @dataclasses.dataclass
 class Written:
+    """What a command wrote (files) and the other lines it prints."""
     files: list
     lines: list = dataclasses.field(default_factory=list)  # what to print besides the files
 
 
 def _run(run, weights=None, model=None, num_classes=None, top="paper", multi_label=False, label=None):
-    """The Run of --run / --weights (+ --model and its head); "no checkpoints" when neither is given."""
-    from lucidtl.run import Run
-
+    """The Run of --run (a folder or a Run) / --weights (+ --model and its head); "no checkpoints" when
+    neither is given."""
     if run is None and weights is None:
         raise InvalidArgumentError("no checkpoints; pass --run RUN_FOLDER (with checkpoints.json) or "
                                    "--weights FILE[,FILE...]")
