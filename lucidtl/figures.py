@@ -22,17 +22,6 @@ def short_name(layer, channel):
     return f"{layer.replace('Mixed_', '').replace('Branch_', '')}:{channel}"
 
 
-def _iterations(records, iterations):
-    saved = [r["iteration"] for r in records]
-    if iterations is None:
-        return saved
-    wanted = [int(i) for i in (str(iterations).split(",") if isinstance(iterations, (str, int)) else iterations)]
-    missing = [i for i in wanted if i not in saved]
-    if missing:
-        raise InvalidArgumentError(f"no checkpoint at iteration {missing[0]}; saved: {', '.join(map(str, saved))}")
-    return wanted
-
-
 FIGURE7_LAYERS = ("Conv2d_2b_1x1", "Mixed_3b_Branch_3_b_1x1", "Mixed_4b_Branch_1_a_1x1", "Mixed_4c_Branch_2_a_1x1",
                   "Mixed_4d_Branch_0_a_1x1", "Mixed_4e_Branch_1_b_3x3", "Mixed_4f_Branch_2_b_3x3",
                   "Mixed_5b_Branch_3_b_1x1")  # the paper's: every 7th conv layer, ending with the deepest
@@ -153,7 +142,7 @@ def temporal(run, channels, checkpoints=None, size=None, steps=None, seed=0, out
         atlas (str): an atlas folder of this run; its images are used instead of rendering
     """
     run = Run.of(run)
-    its = _iterations(run.records, checkpoints)
+    its = run.saved(checkpoints)
     chans = _layer_channels(run, channels, its[0])
     return _figure(run, [(i, f"iter {i}", chans) for i in its], [short_name(*c) for c in chans], "temporal",
                    size, steps, seed, out, progress, atlas)

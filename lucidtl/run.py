@@ -290,6 +290,17 @@ class Run:
             return resolve_checkpoints(self.path)
         return resolve_checkpoints(split_list(self.weights))
 
+    def saved(self, iterations=None):
+        """The saved iterations asked for (comma separated or a list), in the order given; None: all."""
+        saved = list(self.iterations)
+        if iterations is None:
+            return saved
+        wanted = [int(i) for i in (str(iterations).split(",") if isinstance(iterations, (str, int)) else iterations)]
+        missing = [i for i in wanted if i not in saved]
+        if missing:
+            raise InvalidArgumentError(f"no checkpoint at iteration {missing[0]}; saved: {', '.join(map(str, saved))}")
+        return wanted
+
     def select(self, iterations):
         """The checkpoints at the saved `iterations` (None: all)."""
         return select(self.checkpoints, iterations)

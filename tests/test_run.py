@@ -60,3 +60,10 @@ def test_loose_files_and_the_errors_of_a_missing_run(tmp_path):
     (folder / "run.json").write_text("{not json")
     with pytest.raises(InvalidArgumentError, match="settings are corrupt"):
         Run(str(folder)).settings  # noqa: B018
+
+
+def test_saved_keeps_the_order_asked_and_names_the_saved_ones(tmp_path):
+    run = Run(str(_run_folder(tmp_path / "r")))
+    assert run.saved() == [0, 5, 20] and run.saved("20,0") == [20, 0] and run.saved([5]) == [5]
+    with pytest.raises(InvalidArgumentError, match="no checkpoint at iteration 3; saved: 0, 5, 20"):
+        run.saved("3")
