@@ -230,6 +230,10 @@ class Run:
             raise TypeError("a Run of loose checkpoint files has no folder")
         return self.path
 
+    def __str__(self):
+        """The folder (or the loose files), so that a Run goes where a --run / --runs value does."""
+        return self.path if self.path is not None else str(self.weights)
+
     def __repr__(self):
         return f"Run({self.path!r})" if self.weights is None else f"Run(weights={self.weights!r})"
 

@@ -67,3 +67,12 @@ def test_saved_keeps_the_order_asked_and_names_the_saved_ones(tmp_path):
     assert run.saved() == [0, 5, 20] and run.saved("20,0") == [20, 0] and run.saved([5]) == [5]
     with pytest.raises(InvalidArgumentError, match="no checkpoint at iteration 3; saved: 0, 5, 20"):
         run.saved("3")
+
+
+def test_a_run_goes_where_a_run_folder_does(tmp_path):
+    """str / os.fspath give the folder, so commands taking --runs accept Runs as they accept folders."""
+    from lucidtl.cli import split_list
+
+    run = Run(str(_run_folder(tmp_path / "r")))
+    assert str(run) == os.fspath(run) == run.path and split_list([run]) == [run.path]
+    assert str(Run(weights="a.weights.h5")) == "a.weights.h5"
