@@ -73,6 +73,8 @@ class Attributor:
     def __init__(self, model, layer, output=None, input_range=(0.0, 1.0)):
         import tensorflow as tf
 
+        from lucidtl.optvis import features
+
         self.layer = str(layer)
         self.input_range = tuple(float(v) for v in input_range)
         if hasattr(model, "lucid_graph"):
