@@ -115,6 +115,7 @@ def _render_digests(tmp_path, name):
     return {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in files}
 
 
+@pytest.mark.slow  # two processes each building InceptionV1
 def test_same_seed_same_bytes_in_two_fresh_processes(tmp_path):
     first = _render_digests(tmp_path, "a")
     second = _render_digests(tmp_path, "b")

@@ -21,11 +21,9 @@ from lucidtl.study import pipeline as P
 from lucidtl.study import site
 from lucidtl.study import study
 from lucidtl.study.__main__ import main as study_main
-from lucidtl.train import fit
 from lucidtl.train import run as runs
 from conftest import cli_exit
 from test_atlas import _chromium
-from tiny_models import make_image_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
@@ -42,17 +40,9 @@ class Killed(BaseException):
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    base = tmp_path_factory.mktemp("study")
-    folder = make_image_folder(str(base / "data"))
-    made = []
-    for name, seed in (("ta", 0), ("tb", 1)):
-        out = str(base / name)
-        fit.train(f"folder:{folder}", iterations=4, save_at="0,2,4", out=out, model="tiny_models.tiny_backbone",
-                  weights="random", recipe="temporal", image_size=16, batch_size=4, seed=seed, progress=False,
-                  tensorboard=False)
-        made.append(out)
-    return made, folder
+def pair(tiny_runs):
+    """The session's two tiny runs ta, tb (conftest.tiny_runs) and their image folder."""
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")
