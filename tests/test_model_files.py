@@ -29,6 +29,7 @@ def resnet_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # a 224-only ResNet50 rendered at two sizes; test_render.py renders a fixed-size tiny model
 def test_fixed_size_keras_file_renders_from_the_command_line_at_64_and_128(resnet_file, tmp_path, capsys):
     for size in (64, 128):
         out = tmp_path / f"s{size}"

@@ -198,6 +198,7 @@ def _similarity_files(out):
     return [f for _, _, fs in os.walk(os.path.join(out, "similarity")) for f in fs if not f.startswith(".tmp-")]
 
 
+@pytest.mark.slow  # a SIGKILLed study process; the interrupted-study test above stays in the quick loop
 def test_two_shards_one_sigkilled_share_the_work_and_the_last_builds_the_site(pair, full, tmp_path):
     """Shard 0/2 as `python -m lucidtl.study`, SIGKILLed inside its similarity stage, rerun (no render again,
     only its missing comparisons), then shard 1/2, which finds every shard done and writes the site."""

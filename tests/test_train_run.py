@@ -197,7 +197,7 @@ def _wait_for(out, count, proc, timeout=120):
     raise AssertionError("timed out waiting for checkpoints")
 
 
-@pytest.mark.slow  # the quick loop's training chain: the tiny temporal run and resume tests above
+@pytest.mark.slow  # four `python -m lucidtl.train` processes; the in-process resume tests above stay quick
 def test_sigkill_and_resume_matches_an_uninterrupted_run(folder, tmp_path):
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0")
