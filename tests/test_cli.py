@@ -107,6 +107,7 @@ def test_subprocess_module_entry_point(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # InceptionV1 rendered three times; tests/test_kill_resume.py's killed render stays in the quick loop
 def test_killed_run_resumes_to_the_same_result(tmp_path, capsys):
     args = ["--layer", "Mixed_3b", "--channels", "0:4", "--batch-size", "2", "--thresholds", "1,2", *SMALL]
     full, cut = tmp_path / "full", tmp_path / "cut"

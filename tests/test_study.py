@@ -381,6 +381,7 @@ def test_site_in_headless_chromium(full, tmp_path):
     print(f"screenshots in {shots}")
 
 
+@pytest.mark.slow  # the opt-in blocks stage on top of the study; test_building_blocks_cli.py covers the blocks quickly
 def test_building_blocks_pages(pair, full, tmp_path):
     """A study killed after its scale stage, resumed with --blocks 1: the building blocks stage (attribution to
     the head's classes, neuron groups, caricatures) and their pages: a unit's attribution to each class, a
