@@ -162,7 +162,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
 
     tag = (f"{layer}_neg" if negative else layer).replace("/", "_")  # Lucid graph names hold slashes
     settings = {
-        "model": str(model), "weights": info.weights_source, "random_weights": info.random_weights,
+        "model": str(model) if run is None else info.name,  # a run's own model, by its name
+        "weights": info.weights_source, "random_weights": info.random_weights,
         "layer": layer, "objective_layer": target, "channels": chans, "size": size,
         "thresholds": thresholds, "updates_at_threshold": [t + 1 for t in thresholds],
         "transforms": transforms, "param": param, "decorrelate": bool(decorrelate), "negative": bool(negative),
