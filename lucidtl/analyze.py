@@ -34,7 +34,7 @@ def main(argv=None):
              (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
               ("examples", examples), ("activation-atlas", activation_atlas), ("attribution", attribution),
               ("groups", groups), ("caricature", caricature))}, default="similarity", argv=argv,
-            aliases={"checkpoints": "weights", "embed": "embed_layer"})
+            aliases={"embed": "embed_layer"})
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def _run(run, weights=None, model=None, num_classes=None, top="paper", multi_lab
 
 # ---- commands ----------------------------------------------------------------------------------------
 
-def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None, top="paper", multi_label=False,
+def similarity(run=None, checkpoints=None, layers=None, dataset=None, model=None, num_classes=None, top="paper", multi_label=False,
                weights=None, reference="first", alpha=0.0, samples="positions", per_channel=True,
                metrics=DEFAULT_METRICS, split="train", image_size=None, batch_size=16, max_images=256,
                label=None, out="analysis"):
@@ -48,6 +48,7 @@ def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None
 
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
         weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
@@ -78,7 +79,7 @@ def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None
         raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
                                    "python -m lucidtl.render layers)")
     r = _run(run, weights, model, num_classes, top, multi_label, label)
-    cps = r.checkpoints
+    cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
     source, _ = streaming.load_data(dataset, image_size or r.image_size or 224, split, batch_size)
     result = streaming.compare_checkpoints(
@@ -221,7 +222,7 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
                            f"over {r['channels']} channels" for r in rows])
 
 
-def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num_classes=None, top="paper",
+def examples(run=None, checkpoints=None, layer=None, channels="0:4", dataset=None, model=None, num_classes=None, top="paper",
              multi_label=False, weights=None, k=8, reduce="max", split="train", image_size=None,
              batch_size=16, max_images=1024, out="analysis/examples"):
     """Dataset examples per checkpoint: the top-k images of each channel, heatmaps, class-average crops.
@@ -231,6 +232,7 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
 
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
         weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
@@ -257,7 +259,7 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
     if layer is None:
         raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
     r = _run(run, weights, model, num_classes, top, multi_label)
-    cps = r.checkpoints
+    cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
     chans = parse_channels(channels, features.channel_count(model_fn(), str(layer)))
     source, class_names = load_data(dataset, image_size or r.image_size or 224, split, batch_size)
@@ -270,7 +272,7 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
                    [f"{len(pngs)} PNGs in {out}/iter_*/"])
 
 
-def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=None, num_classes=None, top="paper",
+def activation_atlas(run=None, checkpoints=None, layer=None, dataset=None, weights=None, model=None, num_classes=None, top="paper",
                      multi_label=False, grid_size=10, size=96, steps=127, icon_batch_size=32,
                      number_activations=100000, positions_per_image=1, threshold=5, attempts=1, fit="first",
                      seed=0, class_filter=None, class_logit=None, patches=4, n_neighbors=50, min_dist=0.05,
@@ -288,6 +290,7 @@ def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=Non
 
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
         weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
@@ -333,7 +336,7 @@ def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=Non
         raise InvalidArgumentError("no images; pass --dataset folder:PATH, a dataset name or an .npy/.npz file")
     require_umap()
     r = _run(run, weights, model, num_classes, top, multi_label)
-    cps = r.checkpoints
+    cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
     probe = model_fn()
     from lucidtl.recipes.activation_atlas.main import spatial_shape

@@ -1,0 +1,97 @@
+"""Issue 26, item 7: the defects met along a nested backbone's path (a small functional model nested in a
+Sequential, fitted in the user's own model.fit with IterationCheckpoint), each with its test."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tiny_models import make_image_folder
+
+SIZE = 16
+NESTED = "inner/conv2_relu"
+
+
+def nested_model():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = keras.layers.Conv2D(5, 3, strides=2, padding="same", name="conv2")(x)
+    inner = keras.Model(inp, keras.layers.ReLU(name="conv2_relu")(x), name="inner")
+    return keras.Sequential([keras.Input((SIZE, SIZE, 3)), inner, keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(3, activation="softmax")], name="mine")
+
+
+@pytest.fixture(scope="module")
+def nested_run(tmp_path_factory):
+    """A user's own fit of a nested model: checkpoints (.keras) at iterations 0 and 2, no run.json."""
+    from lucidtl.train.callbacks import IterationCheckpoint
+
+    out = str(tmp_path_factory.mktemp("d26") / "mine")
+    model = nested_model()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (8, SIZE, SIZE, 3)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 3, 8), 3)
+    model.compile(keras.optimizers.SGD(0.1), "categorical_crossentropy", run_eagerly=True)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[IterationCheckpoint(out, save_at="0,2", save_format="keras")])
+    return out
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return make_image_folder(str(tmp_path_factory.mktemp("d26img") / "data"), size=SIZE)
+
+
+def test_aligned_render_of_a_nested_path(nested_run, tmp_path):
+    """render --aligned --layer inner/conv2_relu: Keras forbids "/" in the strip model's layer name."""
+    from lucidtl.render import main
+
+    out = str(tmp_path / "aligned")
+    code, _, err = _exit(main, ["--run", nested_run, "--aligned", "--layer", NESTED, "--channels", "0:2",
+                                "--size", str(SIZE), "--steps", "2", "--out", out, "--noprogress"])
+    assert code == 0, err
+    record = json.load(open(os.path.join(out, "inner_conv2_relu_aligned_render.json")))
+    assert record["layer"] == NESTED and len(record["pngs"]) == 2 * 2
+    assert np.isfinite(np.array(record["objective_values"]["0-1"])).all()
+
+
+def test_render_record_names_the_runs_model(nested_run, tmp_path):
+    """The record of `render --run` names the run's model, not the default inception_v1."""
+    from lucidtl.render import render
+
+    out = str(tmp_path / "r")
+    result = render(run=nested_run, layer=NESTED, channels="0", size=SIZE, steps=1, out=out, progress=False)
+    record = json.load(open(result.record))
+    assert record["model"] == "mine"
+    assert record["weights"].endswith("iteration 2")
+
+
+def _exit(main, argv):
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_analyze_examples_picks_saved_iterations(nested_run, images, tmp_path):
+    """--checkpoints N,N picks saved iterations (it was read as --weights files: "cannot read --weights file 0")."""
+    from lucidtl.analyze import main
+
+    out = str(tmp_path / "ex")
+    code, _, err = _exit(main, ["examples", "--run", nested_run, "--checkpoints", "2", "--layer", NESTED,
+                                "--channels", "0:2", "--dataset", f"folder:{images}", "--max-images", "6",
+                                "--k", "2", "--out", out])
+    assert code == 0, err
+    assert sorted(d for d in os.listdir(out) if d.startswith("iter_")) == ["iter_000002"]
+    code, _, err = _exit(main, ["examples", "--run", nested_run, "--checkpoints", "0,48", "--layer", NESTED,
+                                "--dataset", f"folder:{images}", "--out", str(tmp_path / "ex2")])
+    assert code == 2 and "no checkpoint at iteration 48" in err and "0, 2" in err
