@@ -95,3 +95,26 @@ def test_analyze_examples_picks_saved_iterations(nested_run, images, tmp_path):
     code, _, err = _exit(main, ["examples", "--run", nested_run, "--checkpoints", "0,48", "--layer", NESTED,
                                 "--dataset", f"folder:{images}", "--out", str(tmp_path / "ex2")])
     assert code == 2 and "no checkpoint at iteration 48" in err and "0, 2" in err
+
+
+def test_unknown_layer_names_the_command_that_lists_this_models_layers(nested_run, images, tmp_path):
+    """Without --run, `render layers` lists InceptionV1's layers: the message names the run (or the model)."""
+    from lucidtl import models
+    from lucidtl.analyze import main as analyze
+    from lucidtl.errors import UnknownLayerError
+    from lucidtl.optvis import features
+    from lucidtl.render import main as render
+
+    code, _, err = _exit(render, ["--run", nested_run, "--layer", "conv9", "--channels", "0", "--out",
+                                  str(tmp_path / "r")])
+    assert code == 2 and f"python -m lucidtl.render layers --run {nested_run})" in err
+    code, _, err = _exit(analyze, ["examples", "--run", nested_run, "--layer", "conv9", "--dataset",
+                                   f"folder:{images}", "--out", str(tmp_path / "e")])
+    assert code == 2 and f"python -m lucidtl.render layers --run {nested_run})" in err
+    path = os.path.join(nested_run, "iter_000000.keras")
+    net, _ = models.build_model(path)
+    with pytest.raises(UnknownLayerError, match=f"render layers --model {path}\\)"):
+        features.endpoint(net, "conv9")
+    # and the command it names lists the layer the message is about
+    code, out, _ = _exit(render, ["layers", "--run", nested_run])
+    assert code == 0 and NESTED in out

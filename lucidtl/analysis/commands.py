@@ -77,7 +77,7 @@ def similarity(run=None, checkpoints=None, layers=None, dataset=None, model=None
         raise InvalidArgumentError(f"--alpha must be a number in [0, 1], got {alpha!r}")
     if layers is None:
         raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
-                                   "python -m lucidtl.render layers)")
+                                   "python -m lucidtl.render layers --run RUN)")
     r = _run(run, weights, model, num_classes, top, multi_label, label)
     cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
@@ -257,7 +257,8 @@ def examples(run=None, checkpoints=None, layer=None, channels="0:4", dataset=Non
 
     cli.choice("reduce", reduce, ex.REDUCES)
     if layer is None:
-        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers "
+                                   "--run RUN)")
     r = _run(run, weights, model, num_classes, top, multi_label)
     cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
@@ -331,7 +332,8 @@ def activation_atlas(run=None, checkpoints=None, layer=None, dataset=None, weigh
     size = cli.integer("size", size, minimum=16)
     steps = cli.integer("steps", steps, minimum=0)
     if layer is None:
-        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers "
+                                   "--run RUN)")
     if dataset is None:
         raise InvalidArgumentError("no images; pass --dataset folder:PATH, a dataset name or an .npy/.npz file")
     require_umap()
