@@ -118,3 +118,36 @@ def test_unknown_layer_names_the_command_that_lists_this_models_layers(nested_ru
     # and the command it names lists the layer the message is about
     code, out, _ = _exit(render, ["layers", "--run", nested_run])
     assert code == 0 and NESTED in out
+
+
+@pytest.fixture(scope="module")
+def bad_images(tmp_path_factory):
+    """An image folder with one undecodable file."""
+    root = make_image_folder(str(tmp_path_factory.mktemp("d26bad") / "data"), size=SIZE)
+    with open(os.path.join(root, "class_1", "broken.png"), "wb") as f:
+        f.write(b"not a png")
+    return root
+
+
+def test_skip_bad_images_in_similarity_and_study(nested_run, bad_images, tmp_path):
+    """Their corrupt-image message says "pass --skip-bad-images": analyze similarity and study take it."""
+    from lucidtl.analyze import main as analyze
+    from lucidtl.study.__main__ import main as study
+
+    argv = ["similarity", "--run", nested_run, "--layers", NESTED, "--dataset", f"folder:{bad_images}",
+            "--max-images", "8", "--batch-size", "4", "--out", str(tmp_path / "sim")]
+    code, _, err = _exit(analyze, argv)
+    assert code == 2 and "broken.png" in err and "--skip-bad-images" in err
+    code, _, err = _exit(analyze, argv + ["--skip-bad-images"])
+    assert code == 0, err
+    rows = open(tmp_path / "sim" / "similarity.csv").read().splitlines()
+    assert len(rows) == 1 + 2  # a header, the two checkpoints
+    out = str(tmp_path / "study")
+    argv = ["--runs", nested_run, "--layers", NESTED, "--channels", "0", "--size", str(SIZE), "--steps", "1",
+            "--batch-size", "4", "--dataset", f"folder:{bad_images}", "--max-images", "4", "--examples", "1",
+            "--out", out, "--noprogress"]
+    code, _, err = _exit(study, argv)
+    assert code == 2 and "broken.png" in err
+    code, _, err = _exit(study, argv + ["--skip-bad-images"])
+    assert code == 0, err
+    assert os.path.isfile(os.path.join(out, "index.html"))
