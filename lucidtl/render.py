@@ -186,7 +186,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         if not overwrite and all(key in values for key in keys) and all(os.path.exists(p) for p in paths.values()):
             for t in thresholds:  # done before a kill: the record holds its values, every PNG exists
                 rows[t] += [imageio.load_png(paths[c, t]) for c in chunk]
-            pngs += list(paths.values())
+                pngs += [paths[c, t] for c in chunk]  # the order a render writes them in
             continue
         if progress and len(chunks) > 1:
             print(f"batch {k + 1}/{len(chunks)}: channels {chunk[0]}..{chunk[-1]}")

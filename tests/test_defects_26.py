@@ -151,3 +151,42 @@ def test_skip_bad_images_in_similarity_and_study(nested_run, bad_images, tmp_pat
     code, _, err = _exit(study, argv + ["--skip-bad-images"])
     assert code == 0, err
     assert os.path.isfile(os.path.join(out, "index.html"))
+
+
+def _killed_then_rerun(fn, kwargs, out, after, monkeypatch):
+    """fn(**kwargs, out=out) killed at its `after`+1-th PNG write, then rerun; its record's bytes."""
+    from lucidtl import imageio
+
+    real, count = imageio.save_png, [0]
+
+    def save_png(*args, **kw):
+        count[0] += 1
+        if count[0] > after:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(imageio, "save_png", save_png)
+    with pytest.raises(KeyboardInterrupt):
+        fn(out=out, **kwargs)
+    monkeypatch.setattr(imageio, "save_png", real)
+    fn(out=out, **kwargs)
+    return {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out) if f.endswith(".json")}
+
+
+def test_record_after_a_kill_and_rerun_is_byte_identical(nested_run, tmp_path, monkeypatch):
+    """The resumed batches' PNGs were listed channel-major, the rendered ones threshold-major."""
+    from lucidtl.recipes.aligned_strips import aligned_render
+    from lucidtl.render import render
+
+    kwargs = dict(run=nested_run, layer=NESTED, channels="0:4", size=SIZE, steps=2, thresholds=[1],
+                  batch_size=2, progress=False)
+    whole = str(tmp_path / "whole")
+    render(out=whole, **kwargs)
+    want = {f: open(os.path.join(whole, f), "rb").read() for f in os.listdir(whole) if f.endswith(".json")}
+    assert _killed_then_rerun(render, kwargs, str(tmp_path / "killed"), 4, monkeypatch) == want
+    kwargs = dict(run=nested_run, layer=NESTED, channels="0:2", size=SIZE, steps=2, thresholds=(1, 2),
+                  batch_size=2, progress=False)  # one channel of 2 checkpoints per batch
+    aligned_render(out=whole, **kwargs)
+    want = {f: open(os.path.join(whole, f), "rb").read() for f in os.listdir(whole) if f.endswith("aligned_render.json")}
+    got = _killed_then_rerun(aligned_render, kwargs, str(tmp_path / "killed2"), 4, monkeypatch)
+    assert {f: v for f, v in got.items() if "aligned" in f} == want and want

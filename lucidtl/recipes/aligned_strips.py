@@ -198,7 +198,7 @@ def aligned_render(run, layer="Mixed_4c", channels="0:8", size=128, steps=512, t
     chunks = [chans[i:i + per] for i in range(0, len(chans), per)]
     for chunk in chunks:
         key = f"{chunk[0]}-{chunk[-1]}"
-        paths = [png(c, it, t) for c in chunk for it in iterations for t in thresholds]
+        paths = [png(c, it, t) for t in thresholds for c in chunk for it in iterations]  # the order of writing
         if key in values and all(os.path.exists(p) for p in paths):
             for c in chunk:
                 finals[c] = np.stack([imageio.load_png(png(c, it, last)) for it in iterations])
