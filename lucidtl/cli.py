@@ -698,8 +698,11 @@ def run(commands, default, argv=None, prog=None, aliases=None):
         target(**kwargs)
 
     args = [f"--{k}={_fire_arg(v)}" for k, v in call.values.items()]
+    lost = _LostInterrupts()
     try:
-        fire.Fire(command, command=args, name=prog or _prog() or default)
+        with lost:
+            fire.Fire(command, command=args, name=prog or _prog() or default)
+            lost.check()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -711,6 +714,44 @@ def run(commands, default, argv=None, prog=None, aliases=None):
             raise
         print(f"error: {_one_line(message)}", file=sys.stderr)
         sys.exit(2)
+
+
+class _LostInterrupts:
+    """A Ctrl-C is never lost. When SIGINT's KeyboardInterrupt is raised inside a weakref callback or a
+    __del__ (a WeakKeyDictionary's `remove`, say), Python only prints "Exception ignored in ..." and goes on;
+    here it is delivered to the main thread again, and a command that still ends normally ends as interrupted."""
+
+    def __init__(self):
+        self.seen, self._timers, self._previous = False, [], None
+
+    def __enter__(self):
+        self._previous = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        return self
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self._previous
+        for timer in self._timers:
+            timer.cancel()
+        return False
+
+    def _hook(self, unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return self._previous(unraisable)
+        import _thread
+        import threading
+
+        self.seen = True  # raised again in the main thread, outside the callback that swallowed it
+        timer = threading.Timer(0.01, _thread.interrupt_main)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+        return None
+
+    def check(self):
+        """Raise the KeyboardInterrupt a command swallowed and finished despite."""
+        if self.seen:
+            raise KeyboardInterrupt
 
 
 def _emit(text):

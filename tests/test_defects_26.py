@@ -190,3 +190,28 @@ def test_record_after_a_kill_and_rerun_is_byte_identical(nested_run, tmp_path, m
     want = {f: open(os.path.join(whole, f), "rb").read() for f in os.listdir(whole) if f.endswith("aligned_render.json")}
     got = _killed_then_rerun(aligned_render, kwargs, str(tmp_path / "killed2"), 4, monkeypatch)
     assert {f: v for f, v in got.items() if "aligned" in f} == want and want
+
+
+def test_a_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_command():
+    """SIGINT's KeyboardInterrupt raised inside a weakref callback (WeakKeyDictionary's remove) is only printed
+    by Python ("Exception ignored in ..."); the command went on and exited 0."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time, weakref\n"
+        "from lucidtl import cli\n"
+        "def work():\n"
+        "    '''Work during which a Ctrl-C lands in a weakref callback.'''\n"
+        "    class K: pass\n"
+        "    def remove(ref):\n"
+        "        raise KeyboardInterrupt\n"
+        "    k = K(); r = weakref.ref(k, remove); del k\n"
+        "    for _ in range(300): time.sleep(0.01)\n"
+        "    print('finished')\n"
+        "cli.run({'work': work}, default='work', argv=[])\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 130 and "interrupted" in done.stderr, done.stderr[-500:]
+    assert "finished" not in done.stdout
