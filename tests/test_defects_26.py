@@ -215,3 +215,56 @@ def test_a_ctrl_c_swallowed_by_a_weakref_callback_still_stops_the_command():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 130 and "interrupted" in done.stderr, done.stderr[-500:]
     assert "finished" not in done.stdout
+
+
+def test_atlas_places_a_drifted_checkpoint_without_collapsing_it():
+    """Fine-tuning shifts a layer's activations by one shared vector (BatchNorm statistics and biases move):
+    in a fine-tuned MobileNetV2 the mean vector was 99.9 % of a vector's norm, any two points' cosine 0.998.
+    With the cosine metric, every such point then has the same nearest neighbours among the reference's
+    points, and UMAP's transform put them all on those: one cell. Each checkpoint is placed by its
+    variation around its own mean, moved to the reference's mean."""
+    pytest.importorskip("umap")
+    from lucidtl.recipes.activation_atlas import layout as L
+    from lucidtl.recipes.activation_atlas import main as M
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 16)) * 3
+    ref = np.maximum(centres[rng.integers(0, 6, 400)] + rng.normal(size=(400, 16)), 0)
+    drift = 40.0 * np.abs(rng.normal(size=16))
+    later = ref + drift + rng.normal(scale=0.05, size=ref.shape)
+    laid = L.checkpoint_layout([ref.astype(np.float32), later.astype(np.float32)], "first", {"n_neighbors": 15}, 0)
+    cells = [len(M.bin_cells(lay, np.zeros((len(lay), 1)), 10, 5).coordinates) for lay in laid.layouts]
+    assert cells[0] > 10 and cells[1] >= cells[0] // 2, cells
+    # the same points, hardly changed but for the drift, stay near where the reference's are
+    assert np.median(np.linalg.norm(laid.layouts[1] - laid.layouts[0], axis=1)) < 0.1
+
+
+def test_figures_temporal_columns_are_as_wide_as_their_cells(nested_run, tmp_path):
+    """A nested path's label (inner/conv2_relu:0) made each column as wide as its text: wide white gaps."""
+    from PIL import Image
+
+    from lucidtl.figures import main
+
+    out = str(tmp_path / "fig")
+    code, _, err = _exit(main, ["temporal", "--run", nested_run, "--channels", f"{NESTED}:0:3", "--size", "64",
+                                "--steps", "1", "--out", out, "--noprogress"])
+    assert code == 0, err
+    width, _ = Image.open(os.path.join(out, "temporal.png")).size
+    left = len("iter 2") * 7 + 4  # the row labels' column
+    assert width == left + 3 * (64 + 4) + 4
+
+
+def test_plot_title_stays_inside_the_figure(tmp_path):
+    """The groups plot's title (a layer path and "reconstruction error (fixed: ...)") ran off both edges."""
+    from PIL import Image
+
+    from lucidtl.analysis import plots
+
+    rows = [{"iteration": i, "error": 1.0 / (i + 1), "curve": m} for i in (0, 10) for m in ("fixed", "refit")]
+    title = ("mobilenetv2_1.00_96/block_6_expand_relu: reconstruction error (fixed: first checkpoint's groups; "
+             "refit)")
+    path = plots.plot_curves(rows, "error", str(tmp_path / "g.png"), group="curve", title=title)
+    img = np.asarray(Image.open(path).convert("L"), np.float64)
+    band = img[: img.shape[0] // 8]  # the title's rows
+    assert (band < 128).any()  # the title is drawn
+    assert band[:, :3].min() > 200 and band[:, -3:].min() > 200  # and touches neither edge
