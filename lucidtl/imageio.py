@@ -57,9 +57,9 @@ def wrap_label(text, chars):
     return lines + [rest]
 
 
-def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, title=None):
+def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, title=None, title_fill=(160, 0, 0)):
     """A grid of [H,W,C] float images (rows x cols) with text labels on the left and on top, and a title line
-    above them (e.g. that the network's weights were random)."""
+    above them (e.g. that the network's weights were random: red, the default title_fill)."""
     cells = [[Image.fromarray(to_uint8(img)).convert("RGB") for img in row] for row in rows]
     h = max(c.height for row in cells for c in row)
     cell_w = max(c.width for row in cells for c in row)
@@ -75,7 +75,7 @@ def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, tit
     grid = Image.new("RGB", (width, top + len(cells) * (h + pad) + pad), (background,) * 3)
     draw = ImageDraw.Draw(grid)
     if title:
-        draw.text((pad, pad // 2), str(title), fill=(160, 0, 0), font=font)
+        draw.text((pad, pad // 2), str(title), fill=tuple(title_fill), font=font)
     for j, lines in enumerate(wrapped):
         for k, line in enumerate(lines):
             draw.text((left + pad + j * (w + pad), head + pad // 2 + 12 * k), line, fill=(0, 0, 0), font=font)
@@ -91,7 +91,7 @@ def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, tit
 RANDOM_TITLE = "RANDOM weights: an untrained network"
 
 
-def save_grid(rows, path, row_labels=(), col_labels=(), title=None):
+def save_grid(rows, path, row_labels=(), col_labels=(), title=None, title_fill=(160, 0, 0)):
     with atomic_path(path) as tmp:
-        labelled_grid(rows, row_labels, col_labels, title=title).save(tmp, format="PNG")
+        labelled_grid(rows, row_labels, col_labels, title=title, title_fill=title_fill).save(tmp, format="PNG")
     return path

@@ -214,12 +214,22 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
                 pngs.append(imageio.save_png(img, paths[c, t]))
                 rows[t].append(img)
 
+    title, fill = (imageio.RANDOM_TITLE, (160, 0, 0)) if info.random_weights else (None, (0, 0, 0))
+    if run is not None:  # which checkpoint the grid shows
+        from lucidtl.run import Run
+
+        title = checkpoint_title(Run.of(run), checkpoint)
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans],
-                             title=imageio.RANDOM_TITLE if info.random_weights else None)
+                             title=title, title_fill=fill)
     record = imageio.save_json(dict(settings, status="complete", objective_values=values,
                                     objective_values_float32=values32, pngs=[os.path.basename(p) for p in pngs]), record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
+
+
+def checkpoint_title(run, checkpoint):
+    """The grid title of a run's checkpoint: `<run folder name>, iteration N`."""
+    return f"{run.name}, iteration {run.last(checkpoint)}"
 
 
 def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,

@@ -268,3 +268,21 @@ def test_plot_title_stays_inside_the_figure(tmp_path):
     band = img[: img.shape[0] // 8]  # the title's rows
     assert (band < 128).any()  # the title is drawn
     assert band[:, :3].min() > 200 and band[:, -3:].min() > 200  # and touches neither edge
+
+
+def test_render_grid_of_a_run_says_which_checkpoint(nested_run, tmp_path):
+    """The grid PNG of `render --run --checkpoint N` carries the run and the iteration as its title."""
+    from lucidtl import imageio
+    from lucidtl.render import render
+
+    for checkpoint, iteration in ((0, 0), (None, 2)):
+        out = str(tmp_path / f"r{checkpoint}")
+        result = render(run=nested_run, checkpoint=checkpoint, layer=NESTED, channels="0:2", size=SIZE, steps=1,
+                        out=out, progress=False)
+        cells = [[imageio.load_png(p) for p in result.pngs]]
+        want = imageio.labelled_grid(cells, ["t=1"], ["ch 0", "ch 1"], title=f"mine, iteration {iteration}",
+                                     title_fill=(0, 0, 0))
+        untitled = imageio.labelled_grid(cells, ["t=1"], ["ch 0", "ch 1"])
+        got = np.asarray(imageio.Image.open(result.grid).convert("RGB"))
+        assert got.shape != np.asarray(untitled).shape
+        np.testing.assert_array_equal(got, np.asarray(want))
