@@ -62,7 +62,7 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "progress": ("bool", "show progress bars"),
     "dry_run": ("bool", "check the command line, print the plan, write nothing"),
     "precision": ("float32|bfloat16|float16", "what the network computes in: float32 (Lucid's numbers) or a lower "
-                  "precision, faster on hardware made for it (README, 'Precision')"),
+                  "precision, faster on hardware made for it (docs/guide/precision.md)"),
 }
 ALIASES = {"batch": "batch_size", "lr": "learning_rate", "data": "dataset", "iterations": "checkpoints",
            "run_dir": "run"}  # old spellings, accepted for one release
