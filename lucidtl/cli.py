@@ -14,7 +14,8 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
 
 A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
 int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list
-(comma list), int list, range (LO,HI), channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
+(comma list), int list, range (LO,HI), weights (imagenet | random | weights files, existing),
+channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
 (N | last), run (existing folders), file, files (existing), dataset, folder (an output folder that can be made).
 """
 import ast
@@ -37,9 +38,10 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "checkpoint": ("checkpoint", "one saved iteration of --run (`10`), or `last`"),
     "checkpoints": ("int list", "saved iterations of --run, comma separated (default: all)"),
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
-    "model": ("str", "inception_v1 | a .keras or .h5 model file | a SavedModel folder | keras.applications.X | "
+    "model": ("str", "inception_v1 | a .keras or .h5 file | a SavedModel folder | keras.applications.X | "
                      "a dotted builder"),
-    "weights": ("str", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz)"),
+    "weights": ("weights", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz); "
+                           "several files, comma separated, where a command walks checkpoints of --model"),
     "input_range": ("range", "LO,HI: the value range the model expects its input in (0,255, -1,1); default: "
                              "the model's known range, else 0,1"),
     "custom_objects": ("str", "module[:Name,...]: imported (its Keras classes registered) before a .keras "
@@ -315,6 +317,14 @@ def convert(param, text):
         if text.endswith((".npy", ".npz")) and not os.path.isfile(text):
             raise InvalidArgumentError(f"{f}: file {text} does not exist")
         return text
+    if kind == "weights":
+        items = split_list(text)
+        if not items:
+            raise InvalidArgumentError(f"{f} needs a value: imagenet, random or a weights file, got {text!r}")
+        for p in items:  # a slim checkpoint is a prefix (model.ckpt -> model.ckpt.index)
+            if p not in ("imagenet", "random") and not os.path.exists(p) and not os.path.exists(p + ".index"):
+                raise InvalidArgumentError(f"cannot read {f} file {p}: it does not exist")
+        return text
     if kind == "file":
         if not os.path.isfile(text):
             raise InvalidArgumentError(f"cannot read {f} file {text}: it does not exist")
@@ -520,8 +530,8 @@ def help_text(commands, default, call, prog=None):
 
 def _metavar(p):
     return {"int list": "N,N", "list": "A,B", "channels": "CHANNELS", "layer channels": "LAYER:CHANNELS", "checkpoint": "N|last", "run": "PATH",
-            "folder": "DIR", "file": "FILE", "files": "FILE,FILE", "range": "LO,HI"}.get(p.kind, p.kind.split()[0].upper()
-                                                                      if "|" not in p.kind else "CHOICE")
+            "folder": "DIR", "file": "FILE", "files": "FILE,FILE", "range": "LO,HI", "weights": "WEIGHTS"}.get(
+        p.kind, p.kind.split()[0].upper() if "|" not in p.kind else "CHOICE")
 
 
 def _show(value):

@@ -187,7 +187,8 @@ def test_record_after_a_kill_and_rerun_is_byte_identical(nested_run, tmp_path, m
     kwargs = dict(run=nested_run, layer=NESTED, channels="0:2", size=SIZE, steps=2, thresholds=(1, 2),
                   batch_size=2, progress=False)  # one channel of 2 checkpoints per batch
     aligned_render(out=whole, **kwargs)
-    want = {f: open(os.path.join(whole, f), "rb").read() for f in os.listdir(whole) if f.endswith("aligned_render.json")}
+    want = {f: open(os.path.join(whole, f), "rb").read() for f in os.listdir(whole)
+            if f.endswith("aligned_render.json")}
     got = _killed_then_rerun(aligned_render, kwargs, str(tmp_path / "killed2"), 4, monkeypatch)
     assert {f: v for f, v in got.items() if "aligned" in f} == want and want
 

@@ -49,7 +49,7 @@ def similarity(run=None, checkpoints=None, layers=None, dataset=None, skip_bad_i
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
-        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        weights (weights): checkpoint files of --model instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
@@ -169,21 +169,21 @@ def _curve(row):
     return row["layer"] if row.get("run") is None else f"{row['run']} {row['layer']}"
 
 
-def redundancy(images=None, out="analysis", method="pixels", model="inception_v1", weights=None,
+def redundancy(images=None, out="analysis", compare="pixels", model="inception_v1", weights=None,
                embed_layer=None, run=None, checkpoint=None):
     """Redundancy of each layer's rendered channels: mean off-diagonal cosine similarity between them.
 
-    Of their pixels (mean colour removed) or, with --method activations, of their spatially averaged
+    Of their pixels (mean colour removed) or, with --compare activations, of their spatially averaged
     activations in --embed-layer of a model. Writes redundancy.csv, redundancy_matrices.npz and (with
     several iterations) redundancy.png.
 
     Args:
         images (str): an atlas folder (read through its manifest) or a folder of the render command's PNGs
         out (folder): the output folder
-        method (pixels|activations): compare pixels, or activations of --embed-layer
-        model: the embedding model of --method activations
+        compare (pixels|activations): compare pixels, or activations of --embed-layer (was --method)
+        model: the embedding model of --compare activations
         weights: its weights: imagenet | random | a weights file
-        embed_layer: the layer whose activations embed each image (--method activations)
+        embed_layer: the layer whose activations embed each image (--compare activations)
         run (run): embed with this training run's model instead of --model (at --checkpoint)
         checkpoint (checkpoint): the saved iteration of --run, or last (default: last)
     """
@@ -191,16 +191,16 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
     from lucidtl.analysis import redundancy as red
     from lucidtl.atomic import atomic_path
 
-    cli.choice("method", method, red.METHODS)
+    cli.choice("compare", compare, red.METHODS)
     if images is None:
         raise InvalidArgumentError("no images; pass --images FOLDER of rendered PNGs")
     net, input_range = None, (0.0, 1.0)
-    if method == "activations":
+    if compare == "activations":
         from lucidtl.models import build_model
         from lucidtl.optvis import features
 
         if embed_layer is None:
-            raise InvalidArgumentError("--method activations needs --embed_layer (a layer of --model)")
+            raise InvalidArgumentError("--compare activations needs --embed_layer (a layer of --model)")
         if run is not None:
             from lucidtl.run import load_run
 
@@ -209,7 +209,7 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
             net, info = build_model(model, weights=weights)
         features.endpoint(net, str(embed_layer))
         input_range = tuple(info.input_range)
-    rows, matrices = red.folder_redundancy(str(images), method, net, None if embed_layer is None else
+    rows, matrices = red.folder_redundancy(str(images), compare, net, None if embed_layer is None else
                                            str(embed_layer), input_range)
     files = [tables.write_csv(rows, os.path.join(out, "redundancy.csv"))]
     path = os.path.join(out, "redundancy_matrices.npz")
@@ -235,7 +235,7 @@ def examples(run=None, checkpoints=None, layer=None, channels="0:4", dataset=Non
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
-        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        weights (weights): checkpoint files of --model instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
@@ -295,7 +295,7 @@ def activation_atlas(run=None, checkpoints=None, layer=None, dataset=None, skip_
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
-        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        weights (weights): checkpoint files of --model instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
