@@ -63,8 +63,36 @@ def read_settings(out):
     return settings
 
 
+def not_a_run(path):
+    """Why `path` names a model rather than a run folder (one set of weights, no checkpoints), or None."""
+    if not isinstance(path, (str, os.PathLike)):
+        return (f"a {type(path).__name__} object holds one set of weights, not a run's checkpoints; fit it with "
+                "IterationCheckpoint(out) in its callbacks (or python -m lucidtl.train) and pass that out folder")
+    path = os.fspath(path)
+    fine_tune = "fine-tune it with IterationCheckpoint in model.fit (or python -m lucidtl.train) and pass that --out"
+    if os.path.isfile(path) and path.endswith(".pb"):
+        return (f"{path} is a frozen graph: its weights are constants, so it has no checkpoints to go over "
+                f"(nor can lucidtl train it); render or analyse it with --model {path}")
+    if os.path.isfile(path):
+        return f"{path} is a model file, not a run folder: it holds one set of weights, no checkpoints; {fine_tune}"
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return (f"{path} is a SavedModel folder, not a run folder: it holds one set of weights, no checkpoints; "
+                f"{fine_tune}")
+    if not os.path.exists(path):
+        from lucidtl.models.weights import MODELS
+
+        name = os.path.basename(os.path.normpath(path))  # --runs inception_v1 reaches here as an absolute path
+        if name in MODELS:
+            return (f"{name} is a built-in model, not a run folder: it holds one set of weights, no checkpoints; "
+                    f"fine-tune it with python -m lucidtl.train --model {name} and pass that --out")
+    return None
+
+
 def checkpoints(out):
     """The run's manifest records; a one-line error when the folder holds none."""
+    why = not_a_run(out)
+    if why is not None:
+        raise InvalidArgumentError(why)
     out = os.fspath(out)
     if not os.path.isdir(out):
         raise InvalidArgumentError(f"run folder {out} does not exist; pass the --out folder of a training run")
@@ -150,6 +178,9 @@ def iteration_from_name(path, default):
 
 def read_run(directory):
     """The checkpoints of a run folder (its checkpoints.json), ascending iteration."""
+    why = not_a_run(directory)
+    if why is not None:
+        raise InvalidArgumentError(why)
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise InvalidArgumentError(f"run folder {directory} does not exist; pass the folder the training "
@@ -212,6 +243,8 @@ class Run:
 
     def __init__(self, path=None, weights=None, model=None, num_classes=None, top="paper", multi_label=False,
                  label=None):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InvalidArgumentError(not_a_run(path))  # a model object
         self.path = None if path is None else os.fspath(path)
         self.weights = weights
         self.model, self.num_classes, self.top, self.multi_label = model, num_classes, top, multi_label

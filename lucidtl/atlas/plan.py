@@ -56,6 +56,10 @@ def split_list(value, flag):
 
     if value is None:
         return []
+    if flag == "runs" and not isinstance(value, (str, os.PathLike, list, tuple)):  # a model object
+        from lucidtl.run import not_a_run
+
+        raise InvalidArgumentError(not_a_run(value))
     items = items_of(value)
     if not items:
         raise InvalidArgumentError(f"--{flag} is empty")
