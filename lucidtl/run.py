@@ -20,7 +20,7 @@ import json
 import os
 import re
 
-from lucidtl.cli import split_list
+from lucidtl.cli import not_a_run, split_list
 from lucidtl.errors import InvalidArgumentError, WeightsError
 
 RUN_FILE = "run.json"
@@ -61,31 +61,6 @@ def read_settings(out):
     if not isinstance(settings, dict):
         raise InvalidArgumentError(f"{path} is not a run's settings (a JSON object); restore the file")
     return settings
-
-
-def not_a_run(path):
-    """Why `path` names a model rather than a run folder (one set of weights, no checkpoints), or None."""
-    if not isinstance(path, (str, os.PathLike)):
-        return (f"a {type(path).__name__} object holds one set of weights, not a run's checkpoints; fit it with "
-                "IterationCheckpoint(out) in its callbacks (or python -m lucidtl.train) and pass that out folder")
-    path = os.fspath(path)
-    fine_tune = "fine-tune it with IterationCheckpoint in model.fit (or python -m lucidtl.train) and pass that --out"
-    if os.path.isfile(path) and path.endswith(".pb"):
-        return (f"{path} is a frozen graph: its weights are constants, so it has no checkpoints to go over "
-                f"(nor can lucidtl train it); render or analyse it with --model {path}")
-    if os.path.isfile(path):
-        return f"{path} is a model file, not a run folder: it holds one set of weights, no checkpoints; {fine_tune}"
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return (f"{path} is a SavedModel folder, not a run folder: it holds one set of weights, no checkpoints; "
-                f"{fine_tune}")
-    if not os.path.exists(path):
-        from lucidtl.models.weights import MODELS
-
-        name = os.path.basename(os.path.normpath(path))  # --runs inception_v1 reaches here as an absolute path
-        if name in MODELS:
-            return (f"{name} is a built-in model, not a run folder: it holds one set of weights, no checkpoints; "
-                    f"fine-tune it with python -m lucidtl.train --model {name} and pass that --out")
-    return None
 
 
 def checkpoints(out):

@@ -34,7 +34,7 @@ REFUSED = {(form, view): ("its weights are constants" if form == "lucid_graph" e
            for form in FORMS if form != "run" for view in CHECKPOINT_VIEWS}
 MATRIX = {(form, view): REFUSED.get((form, view), "works") for form in FORMS for view in VIEWS}
 SLOW_FORMS = ("inception_v1",)  # 224 px for its class score; its views are also covered by their own tests
-SLOW_VIEWS = ("study", "activation_atlas_full")
+SLOW_VIEWS = ("study",)  # a whole study (every stage) per cell
 
 SIZE, CLASSES = 32, 3
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "guide", "own-model.md")
@@ -166,13 +166,12 @@ def folder(tmp_path_factory):
     return tmp_path_factory.mktemp("matrix")
 
 
-_made = {}
-
-
 @pytest.fixture(scope="module")
 def forms(folder):
     """name -> Form, each built on first use (one per module)."""
     from lucidtl.models import build_model
+
+    _made = {}
 
     def make(name):
         if name in _made:
@@ -330,7 +329,7 @@ def _examples(form, dataset):
     result = dataset_examples(form.model, form.layer, [0, 1], (x, labels), k=3,
                               input_range=form.input_range)
     a = form.reference(x, 0)[0]
-    for slot, c in enumerate([0, 1]):
+    for c in (0, 1):
         best = a[..., c].max(axis=(1, 2))
         want = np.lexsort((np.arange(len(best)), -best))[:3]
         assert [e.index for e in result.top[c]] == list(want)
@@ -421,6 +420,20 @@ def test_cell(forms, dataset, tmp_path, form_name, view, expected):
         (_render_checkpoints if view == "render_checkpoints" else _study)(form, dataset, tmp_path)
     else:
         CHECKS[view](form, dataset)
+
+
+@pytest.mark.parametrize("form_name", ["inception_v1", "keras_file", "saved_model", "lucid_graph"])
+def test_refusals_on_the_command_line(forms, tmp_path, capsys, form_name):
+    """`python -m lucidtl.study --runs X` and `python -m lucidtl.atlas render --runs X`: one line, exit 2."""
+    from conftest import cli_exit
+    from lucidtl.atlas.__main__ import main as atlas_main
+    from lucidtl.study.__main__ import main as study_main
+
+    value = "inception_v1" if form_name == "inception_v1" else forms(form_name).value  # a name: nothing to build
+    for main, argv, view in ((study_main, [], "study"), (atlas_main, ["render"], "render_checkpoints")):
+        code, cap = cli_exit(main, argv + ["--runs", value, "--out", str(tmp_path / view)], capsys)
+        assert code == 2 and len(cap.err.strip().splitlines()) == 1 and "Traceback" not in cap.err
+        assert MATRIX[form_name, view] in cap.err and not os.path.exists(tmp_path / view)
 
 
 @pytest.mark.slow
