@@ -307,6 +307,8 @@ def convert(param, text):
         return text
     if kind == "run":
         for p in [p for p in text.split(",") if p]:
+            if not_a_run(p) is not None:
+                raise InvalidArgumentError(not_a_run(p))
             if not os.path.isdir(p):
                 raise InvalidArgumentError(f"run folder {p} does not exist; pass the --out folder of a training run")
         return text
@@ -387,6 +389,31 @@ def choice(flag_name, value, options):
     if value not in options:
         raise InvalidArgumentError(f"unknown --{flag_name} {value!r}; choose one of {', '.join(options)}")
     return value
+
+
+MANIFESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "manifests")  # the built-in models
+
+
+def not_a_run(path):
+    """Why `path` names a model rather than a run folder (one set of weights, no checkpoints), or None."""
+    if not isinstance(path, (str, os.PathLike)):
+        return (f"a {type(path).__name__} object holds one set of weights, not a run's checkpoints; fit it with "
+                "IterationCheckpoint(out) in its callbacks (or python -m lucidtl.train) and pass that out folder")
+    path = os.fspath(path)
+    fine_tune = "fine-tune it with IterationCheckpoint in model.fit (or python -m lucidtl.train) and pass that --out"
+    if os.path.isfile(path) and path.endswith(".pb"):
+        return (f"{path} is a frozen graph: its weights are constants, so it has no checkpoints to go over "
+                f"(nor can lucidtl train it); render or analyse it with --model {path}")
+    if os.path.isfile(path):
+        return f"{path} is a model file, not a run folder: it holds one set of weights, no checkpoints; {fine_tune}"
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return (f"{path} is a SavedModel folder, not a run folder: it holds one set of weights, no checkpoints; "
+                f"{fine_tune}")
+    name = os.path.basename(os.path.normpath(path))  # --runs inception_v1 reaches here as an absolute path
+    if not os.path.exists(path) and name and os.path.isfile(os.path.join(MANIFESTS, name + ".json")):
+        return (f"{name} is a built-in model, not a run folder: it holds one set of weights, no checkpoints; "
+                f"fine-tune it with python -m lucidtl.train --model {name} and pass that --out")
+    return None
 
 
 def split_list(value):

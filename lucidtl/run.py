@@ -20,7 +20,7 @@ import json
 import os
 import re
 
-from lucidtl.cli import split_list
+from lucidtl.cli import not_a_run, split_list
 from lucidtl.errors import InvalidArgumentError, WeightsError, listed_by
 
 RUN_FILE = "run.json"
@@ -65,6 +65,9 @@ def read_settings(out):
 
 def checkpoints(out):
     """The run's manifest records; a one-line error when the folder holds none."""
+    why = not_a_run(out)
+    if why is not None:
+        raise InvalidArgumentError(why)
     out = os.fspath(out)
     if not os.path.isdir(out):
         raise InvalidArgumentError(f"run folder {out} does not exist; pass the --out folder of a training run")
@@ -154,6 +157,9 @@ def iteration_from_name(path, default):
 
 def read_run(directory):
     """The checkpoints of a run folder (its checkpoints.json), ascending iteration."""
+    why = not_a_run(directory)
+    if why is not None:
+        raise InvalidArgumentError(why)
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise InvalidArgumentError(f"run folder {directory} does not exist; pass the folder the training "
@@ -216,6 +222,8 @@ class Run:
 
     def __init__(self, path=None, weights=None, model=None, num_classes=None, top="paper", multi_label=False,
                  label=None):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InvalidArgumentError(not_a_run(path))  # a model object
         self.path = None if path is None else os.fspath(path)
         self.weights = weights
         self.model, self.num_classes, self.top, self.multi_label = model, num_classes, top, multi_label

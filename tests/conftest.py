@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 # The test files that take longest, longest first (measured with --durations). With `--dist loadfile` xdist
 # hands whole files to its workers in collection order: starting with these keeps one worker from running a
 # long file alone at the end. Unlisted files follow in their usual order; tests within a file keep theirs.
-LONGEST_FIRST = ("test_kill_resume.py", "test_study.py", "test_own_models.py", "test_train_run.py",
+LONGEST_FIRST = ("test_matrix.py", "test_kill_resume.py", "test_study.py", "test_own_models.py", "test_train_run.py",
+                 "test_defects_26.py",
                  "test_activation_atlas_study.py", "test_render_reference.py", "test_distribute.py",
                  "test_converters.py", "test_export.py", "test_cli.py", "test_atlas.py", "test_command_line.py",
                  "test_model_files.py", "test_models.py", "test_building_blocks_cli.py", "test_notebook.py",

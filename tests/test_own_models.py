@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lucidtl.analysis import tables
 from lucidtl.errors import UnknownLayerError
 from lucidtl.optvis import features, objectives
 from lucidtl.optvis.render import render_vis
@@ -147,6 +148,14 @@ def test_transfer_pattern_fit_render_study(backbones, images, tmp_path, name, wr
     strips = os.path.join(result.out, "examples", os.path.basename(run), "iter_000002", path)
     assert sorted(os.listdir(strips)) == ["0000.png", "0001.png"]
     assert os.path.isfile(os.path.join(result.out, "atlas", os.path.basename(run), "iter_000002", path, "0001.png"))
+    # the building blocks run by default with a dataset, at the nested path (attribution on the path to the score)
+    assert result.stages["blocks"] == "done"
+    blocks = os.path.join(result.out, "blocks", os.path.basename(run))
+    rows = [r for r in tables.read_csv(os.path.join(blocks, "attribution", "attribution.csv")) if r["layer"] == path]
+    assert {r["iteration"] for r in rows} == {0, 2} and any(r["attribution"] != 0 for r in rows)
+    assert os.path.isfile(os.path.join(blocks, "groups", path, "groups.csv")) or os.path.isfile(
+        os.path.join(blocks, "groups", path, "skipped.json"))
+    assert any(f.endswith(".png") for _, _, fs in os.walk(os.path.join(blocks, "caricature")) for f in fs)
     if name == "VGG19":
         _nested_path_site(result.out, os.path.basename(run), path)
 

@@ -381,7 +381,27 @@ def test_site_in_headless_chromium(full, tmp_path):
     print(f"screenshots in {shots}")
 
 
-@pytest.mark.slow  # the opt-in blocks stage on top of the study; test_building_blocks_cli.py covers the blocks quickly
+def test_blocks_default_on_with_a_dataset_and_old_studies_resume(pair, full, tmp_path):
+    """--blocks left out: 2 images (P.BLOCK_IMAGES) with --dataset, 0 without; a study made before the default
+    changed (blocks 0, or no "blocks" key at all) resumes as it was made, with every stage skipped."""
+    import shutil
+
+    (a, b), folder = pair
+    assert P._default_blocks(str(tmp_path / "new"), f"folder:{folder}", False) == P.BLOCK_IMAGES == 2
+    assert P._default_blocks(str(tmp_path / "new"), None, False) == 0
+    out = str(tmp_path / "S")
+    shutil.copytree(full, out)
+    settings = P.read_json(os.path.join(out, P.SETTINGS_FILE))
+    assert settings["blocks"] == 0
+    del settings["blocks"]  # as a study from before --blocks existed wrote it
+    imageio.save_json(settings, os.path.join(out, P.SETTINGS_FILE))
+    kept = {k: v for k, v in STUDY.items() if k != "blocks"}
+    result = study(runs=f"{a},{b}", out=out, dataset=f"folder:{folder}", **kept)
+    assert set(result.stages.values()) == {"skipped"} and "blocks" not in result.stages
+    assert P._default_blocks(out, f"folder:{folder}", True) == 2  # --overwrite starts a new study
+
+
+@pytest.mark.slow  # the blocks stage's pages on top of the study; test_building_blocks_cli.py covers the blocks quickly
 def test_building_blocks_pages(pair, full, tmp_path):
     """A study killed after its scale stage, resumed with --blocks 1: the building blocks stage (attribution to
     the head's classes, neuron groups, caricatures) and their pages: a unit's attribution to each class, a

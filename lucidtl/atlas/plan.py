@@ -52,10 +52,13 @@ def parse_shard(shard):
 
 def split_list(value, flag):
     """A comma-separated string, a list/tuple or None -> a list of non-empty strings."""
+    from lucidtl.cli import not_a_run
     from lucidtl.cli import split_list as items_of
 
     if value is None:
         return []
+    if flag == "runs" and not isinstance(value, (str, os.PathLike, list, tuple)):  # a model object
+        raise InvalidArgumentError(not_a_run(value))
     items = items_of(value)
     if not items:
         raise InvalidArgumentError(f"--{flag} is empty")

@@ -327,9 +327,13 @@ def _graph_score(model):
 
 
 def graph_score(graph):
-    """A Lucid graph's score tensor name: its output, read before a final Softmax op."""
+    """A Lucid graph's score tensor name: its output, read before a final Softmax op (through the Identity ops
+    a SavedModel's signature puts after it)."""
     name = graph.default_output()
     node = graph.nodes.get(name.split(":")[0])
+    seen = 0
+    while node is not None and node.op == "Identity" and node.input and seen < 16:
+        node, seen = graph.nodes.get(node.input[0].split(":")[0].lstrip("^")), seen + 1
     if node is not None and node.op == "Softmax":
         op, _, k = node.input[0].partition(":")
         return f"{op}:{int(k) if k.isdigit() else 0}"

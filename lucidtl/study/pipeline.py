@@ -255,6 +255,7 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
             done += 1
     return {"items": len(runs) * len(selection), "computed": done}
 BLOCK_GROUPS = 6  # neuron groups per layer (the NeuronGroups notebook's), at most the layer's channels
+BLOCK_IMAGES = 2  # --blocks' default with --dataset: the dataset images that get an image page
 
 
 def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2,
@@ -300,13 +301,26 @@ def _first_indices(source, n, batch_size):
 
 # ---- the study ---------------------------------------------------------------------------------------
 
+def _old_settings(path):
+    old = {"blocks": 0, **read_json(path)}  # a study from before --blocks had none
+    old.setdefault("precision", "float32")  # studies from before the setting existed
+    return old
+
+
+def _default_blocks(out, dataset, overwrite):
+    """--blocks left out: the value of the study resumed in `out`, else BLOCK_IMAGES with a dataset."""
+    path = os.path.join(out, SETTINGS_FILE)
+    if not overwrite and os.path.isfile(path):
+        return _old_settings(path)["blocks"]
+    return BLOCK_IMAGES if dataset else 0
+
+
 def _prepare_out(out, settings, overwrite):
     path = os.path.join(out, SETTINGS_FILE)
     if overwrite and os.path.isfile(path):
         shutil.rmtree(out)
     if os.path.isfile(path):
-        old = {"blocks": 0, **read_json(path)}  # a study from before --blocks had none
-        old.setdefault("precision", "float32")  # studies from before the setting existed
+        old = _old_settings(path)
         changed = [k for k in settings if old.get(k) != settings[k]]
         if changed:
             raise InvalidArgumentError(
@@ -343,7 +357,7 @@ def _stage_done(out, stage, n):
 
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
-          shard="0/1", dataset=None, max_images=256, examples=6, blocks=0, overwrite=False, progress=True,
+          shard="0/1", dataset=None, max_images=256, examples=6, blocks=None, overwrite=False, progress=True,
           precision="float32", aligned=False, activation_atlas=False, grid_size=10, skip_bad_images=False):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
@@ -366,9 +380,9 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         dataset: dataset examples and similarity images (the same spec as train); default: the runs' own.
         max_images (int >= 1): images for similarity and examples (the first ones, unshuffled).
         examples (int >= 1): dataset examples per channel and checkpoint (top-k).
-        blocks (int >= 0): dataset images that get an image page (semantic dictionary, attribution heatmaps,
-            caricatures); 0 (the default): no building blocks (attribution, neuron groups, caricatures) at all
-            (opt-in: attribution cannot yet split a model at a layer inside a nested model).
+        blocks (int >= 0): with --dataset, the dataset images that get an image page (semantic dictionary,
+            attribution heatmaps, caricatures); 0: no building blocks (attribution, neuron groups, caricatures)
+            at all. Default: 2 with --dataset, 0 without; a study resumed keeps the value it was made with.
         overwrite: delete the study in out and start again.
         progress: show a progress line per stage.
         precision (float32|bfloat16|float16): what the network computes in for the renders (float32: Lucid's)
@@ -388,8 +402,10 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     from lucidtl.optvis import precision as precision_lib
 
     precision = precision_lib.require_fast(precision_lib.check(precision))
-    blocks = cli.integer("blocks", blocks, minimum=0)
+    blocks = cli.integer("blocks", blocks, minimum=0, optional=True)
     out = os.fspath(out)
+    if blocks is None:
+        blocks = _default_blocks(out, dataset, overwrite)
     run_list = _runs(runs)
     _, work, _ = job.plan_work(runs=[r.path for r in run_list], layers=layers, channels=channels,
                                batch=batch_size, seed=seed)

@@ -68,35 +68,32 @@ def sample_activations(model, layer, data, number_activations=100000, positions_
     need_images = -(-int(number_activations) // per)
     if max_images is not None:
         need_images = min(need_images, int(max_images))
-    outputs = [features.endpoint(model, layer)]
-    if class_logit is not None:
-        out = features.class_score(model)  # the logits, also behind a softmax / sigmoid layer
-        if len(out.shape) != 2 or not 0 <= int(class_logit) < out.shape[-1]:
-            raise InvalidArgumentError(f"--class-logit {class_logit} is not an output unit of the model "
-                                       f"(output shape {tuple(out.shape)})")
-        outputs.append(out)
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    import keras
+    attributor = None
+    if class_logit is not None:  # the layer split on the path to the class score (lucidtl.attribution)
+        from lucidtl.attribution import Attributor
 
-    fm = keras.Model(inputs, outputs)
+        attributor = Attributor(model, layer, input_range=input_range)
+        if not 0 <= int(class_logit) < attributor.num_classes:
+            raise InvalidArgumentError(f"--class-logit {class_logit} is not an output unit of the model "
+                                       f"(output shape {(None, attributor.num_classes)})")
+    fm = features.feature_model(model, [layer])
     acts_all, img_all, yx_all, lab_all, att_all = [], [], [], [], []
     map_shape = image_shape = None
     seen = 0
     bar = progress_bar(need_images, progress, unit="img", desc=f"sampling {layer}")
     try:
         for x, y, first in batches(data, batch_size, need_images):
-            x = features.fit_input(model, tf.constant(scale_input(x[..., :3] if x.shape[-1] > 3 else x,
-                                                                  input_range)))
-            image_shape = image_shape or tuple(x.shape[1:3])
-            if class_logit is None:
+            x = x[..., :3] if x.shape[-1] > 3 else x
+            if attributor is None:
+                x = features.fit_input(model, tf.constant(scale_input(x, input_range)))
                 a = fm(x, training=False)
                 a = a[0] if isinstance(a, (list, tuple)) else a
-                grad = None
-            else:
-                with tf.GradientTape() as tape:
-                    a, logits = fm(x, training=False)
-                    score = tf.reduce_sum(logits[:, int(class_logit)])
-                grad = np.asarray(tape.gradient(score, a), np.float32)
+                grad_a = None
+            else:  # the attributor scales the [0, 1] images itself
+                x = features.fit_input(model, tf.constant(x, tf.float32))
+                a, attr = attributor(np.asarray(x), [int(class_logit)])
+                grad_a = np.asarray(attr[0], np.float32)  # gradient x activation at every position
+            image_shape = image_shape or tuple(x.shape[1:3])
             a = np.asarray(a, np.float32)
             map_shape = tuple(a.shape[1:3])
             for i in range(len(a)):
@@ -106,8 +103,8 @@ def sample_activations(model, layer, data, number_activations=100000, positions_
                 yx_all.append(pos)
                 if y is not None:
                     lab_all.append(np.full(per, y[i]))
-                if grad is not None:
-                    att_all.append((grad[i, pos[:, 0], pos[:, 1]] * a[i, pos[:, 0], pos[:, 1]]).sum(-1))
+                if grad_a is not None:
+                    att_all.append(grad_a[i, pos[:, 0], pos[:, 1]].sum(-1))
             seen += len(a)
             bar.update(len(a))
     finally:
