@@ -560,23 +560,55 @@ def catalogue(model):
         return [LayerEntry(n, kind, shape[-1] if len(shape) > 1 else None, tuple(shape), pre)
                 for n, kind, shape, pre in model.named_catalogue()]
     _require_functional(model)
-    return _entries(model, "")
+    return _entries(model, "", model)
 
 
-def _entries(model, prefix):
+def _kind(layer):
+    fused = getattr(getattr(layer, "activation", None), "__name__", "")
+    return "" if isinstance(layer, keras.layers.Activation) or fused == "linear" else fused
+
+
+def _grid_shape(model, shape):
+    side = taps.grid_side(shape[1], taps.prefix_tokens(model)) if len(shape) == 3 else None
+    return (shape[0], side, side, shape[2]) if side else shape
+
+
+def _entries(model, prefix, root):
     entries = []
     for layer in model.layers:
         out = layer.output
         if not isinstance(out, (list, tuple)):
-            shape = tuple(out.shape)
+            shape = _grid_shape(root, tuple(out.shape))
             channels = shape[-1] if len(shape) > 1 else None
             pre = (_is_relu_layer(layer) or isinstance(layer, keras.layers.Concatenate)
                    or _fused_relu(layer)) and _has_pre_relu(layer)
-            fused = getattr(getattr(layer, "activation", None), "__name__", "")
-            fused = "" if isinstance(layer, keras.layers.Activation) or fused == "linear" else fused
-            entries.append(LayerEntry(prefix + layer.name, type(layer).__name__, channels, shape, pre, fused))
+            entries.append(LayerEntry(prefix + layer.name, type(layer).__name__, channels, shape, pre, _kind(layer)))
         if _nested(layer):
-            entries += _entries(layer, prefix + layer.name + SEP)
+            entries += _entries(layer, prefix + layer.name + SEP, root)
+        elif taps.sublayers(layer):
+            entries += _sublayer_entries(root, prefix + layer.name, layer)
+    return entries
+
+
+def _sublayer_entries(root, path, layer):
+    """The sublayers of graph node `path` with the shapes one traced call of it gives them (none listed
+    where the node is not called exactly once in the model's graph)."""
+    found = list(taps.walk(layer, path))
+    nodes = flat(root).nodes if _graph(root) is not None else {}
+    if path not in nodes or flat(root).calls[path] != 1:
+        return []
+    op, args, kwargs = nodes[path]
+    template, tensors = taps.structure(args, kwargs)
+    tap = taps.Tap(op, [s for _, s in found], [p for p, _ in found], template, lenient=True,
+                   name=_layer_name(path) + "_catalogue")
+    outs = tap.compute_output_spec(tensors)  # shapes only: no node is added to any graph
+    entries = []
+    for (sub_path, sub), out in zip(found, outs):
+        if out is None or isinstance(out, (list, tuple)):
+            continue
+        shape = _grid_shape(root, tuple(out.shape))
+        entries.append(LayerEntry(sub_path, type(sub).__name__, shape[-1] if len(shape) > 1 else None, shape,
+                                  False, _kind(sub)))
     return entries
 
 
