@@ -10,7 +10,7 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
 
     Args:
         size (int >= 16): side of the rendered images in px
-        transforms (standard|distill|none): the transformation robustness set
+        transforms (standard|distill|none|patch): the transformation robustness set
 
 A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
 int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list

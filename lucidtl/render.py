@@ -16,7 +16,7 @@ from lucidtl.errors import InvalidArgumentError, LucidtlError, UnknownLayerError
 from lucidtl.selection import parse_channels
 
 PARAMS = ("fft", "pixel", "laplacian", "cppn")
-TRANSFORMS = ("standard", "distill", "none")
+TRANSFORMS = ("standard", "distill", "none", "patch")
 MIN_SIZE = 16
 MAX_SIZE = 4096  # a 4096 px image of 3 float32 channels is 200 MB per batch item already
 
@@ -63,10 +63,12 @@ def channel_objective(layer, channels, negative=False, diversity=0.0):
     return total
 
 
-def _transformed_min_size(size, transforms):
+def _transformed_min_size(size, transforms, patch=16):
     """Smallest image the model can see after the named transform set."""
     if transforms == "standard":  # pad 12, jitter 8, scale 0.9 (truncated), jitter 4
         return int(0.9 * (size + 16)) - 4
+    if transforms == "patch":  # pad p, jitter p, scale 0.8 (truncated), jitter p // 2
+        return int(0.8 * (size + patch)) - max(1, patch // 2)
     return size
 
 
@@ -77,7 +79,9 @@ def _check_size(model, layer, size, transforms, input_range):
 
     from lucidtl.optvis import features
 
-    probe = _transformed_min_size(size, transforms)
+    from lucidtl.optvis.taps import patch_size
+
+    probe = _transformed_min_size(size, transforms, patch_size(model) or 16)
     fixed = features.fixed_input_size(model)
     channels = model.inputs[0].shape[-1] or 3
     fm = features.feature_model(model, [layer])
@@ -235,7 +239,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         size (int in [16, 4096]): side of the rendered images in px
         steps (int >= 0): optimisation steps
         thresholds (int list): also save the images after these steps (comma list, e.g. 64,512)
-        transforms (standard|distill|none): the transformation robustness set (Lucid's standard_transforms)
+        transforms (standard|distill|none|patch): the transformation robustness set (Lucid's standard_transforms)
         param (fft|pixel|laplacian|cppn): the image parameterisation
         decorrelate (bool): optimise in decorrelated colour space
         negative (bool): maximise minus the channel (of the pre-ReLU activation): Lucid's negative images

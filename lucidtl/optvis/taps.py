@@ -142,6 +142,15 @@ def prefix_tokens(model):
     return (1 if found.get("use_class_token", True) else 0) + int(found.get("num_register_tokens") or 0)
 
 
+def patch_size(model):
+    """The patch size a config of the model (or a layer or model in it) names, else None."""
+    for config in _configs(model):
+        size = config.get("patch_size")
+        if size is not None:
+            return int(size[0] if isinstance(size, (list, tuple)) else size)
+    return None
+
+
 def _configs(model, depth=0):
     try:
         config = model.get_config()

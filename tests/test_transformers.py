@@ -1,0 +1,225 @@
+"""Vision transformers (issue 27): taps on sublayers, tokens as a grid, the patch transform set, keras-hub
+presets, and a tiny ViT fine-tuning run through every view. Tiny random-weight configs (32 px, patch 8)."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+keras_hub = pytest.importorskip("keras_hub")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lucidtl.errors import InvalidArgumentError, LucidtlError, UnknownLayerError  # noqa: E402
+from lucidtl.optvis import features, objectives, param, taps  # noqa: E402
+from lucidtl.optvis.render import Renderer  # noqa: E402
+
+SIZE, PATCH = 32, 8
+MLP = {"vit": "transformer_block_1/mlp/dense_1", "dinov2": "layers_0/mlp/fc1", "clip": "encoder_block_0/activation"}
+
+
+def vit(seed=0, layers=1):
+    keras.utils.set_random_seed(seed)
+    return keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=layers,
+                                        num_heads=2, hidden_dim=16, mlp_dim=32)
+
+
+def backbone(kind):
+    keras.utils.set_random_seed(0)
+    if kind == "vit":
+        return vit()
+    if kind == "dinov2":
+        return keras_hub.models.DINOV2Backbone(patch_size=PATCH, num_layers=1, hidden_dim=16, num_heads=2,
+                                               intermediate_dim=32, image_shape=(SIZE, SIZE, 3),
+                                               num_register_tokens=2, position_embedding_shape=(SIZE, SIZE, 3))
+    return keras_hub.models.CLIPVisionEncoder(patch_size=PATCH, hidden_dim=16, num_layers=1, num_heads=2,
+                                              intermediate_dim=32, image_shape=(SIZE, SIZE, 3))
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return keras_hub.models.ViTImageClassifier(backbone=vit(), num_classes=3)
+
+
+def images(n=2, seed=0):
+    return np.random.RandomState(seed).rand(n, SIZE, SIZE, 3).astype("float32")
+
+
+def untouched(model):
+    """No layer of the model has a wrapped call left behind."""
+    return not any("call" in vars(layer) for layer in model._flatten_layers(include_self=True, recursive=True))
+
+
+# ---- 1. taps --------------------------------------------------------------------------------------------
+
+def test_tap_reads_the_mlp_neurons_of_the_models_own_forward_pass():
+    model = vit()
+    x = images()
+    before = np.asarray(model(x))
+    out = features.feature_model(model, ["vit_encoder/transformer_block_1/mlp/dense_1"])(x)
+    # independently: the block's layers called as ViTEncoderBlock.call calls them
+    enc = model.get_layer("vit_encoder")
+    block = enc.encoder_layers[0]
+    h = model.get_layer("vit_patching_and_embedding")(x)
+    h1 = block.layer_norm_1(h)
+    h = block.mha(h1, h1) + h
+    neurons = block.mlp.dense_1(block.layer_norm_2(h)).numpy()  # [B, 1 + 16, 32]
+    np.testing.assert_allclose(np.asarray(out), neurons[:, 1:].reshape(2, 4, 4, 32), rtol=1e-5, atol=1e-6)
+    assert untouched(model)
+    np.testing.assert_array_equal(np.asarray(model(x)), before)  # the user's model is unchanged
+
+
+def test_class_token_and_heads_are_endpoints():
+    model = vit()
+    x = images()
+    names = ["vit_encoder:cls", "vit_encoder", "transformer_block_1/mha:head0", "transformer_block_1/mha:head1",
+             "transformer_block_1/mha"]
+    cls, grid, h0, h1, mha = (np.asarray(v) for v in features.feature_model(model, names)(x))
+    tokens = np.asarray(model(x))
+    np.testing.assert_array_equal(cls, tokens[:, 0])
+    np.testing.assert_array_equal(grid, tokens[:, 1:].reshape(2, 4, 4, 16))
+    assert h0.shape == h1.shape == (2, 4, 4, 8)
+    # the heads, stacked and projected by the attention's output layer, are the attention's output
+    dense = features.layer_at(model, "vit_encoder/transformer_block_1/mha")._output_dense
+    heads = np.stack([h0, h1], axis=3).reshape(2, 16, 2, 8)  # [B, tokens, heads, dim], patch tokens only
+    projected = np.asarray(dense(tf.constant(heads))).reshape(2, 4, 4, 16)
+    np.testing.assert_allclose(projected, mha, rtol=1e-5, atol=1e-6)
+    with pytest.raises(UnknownLayerError, match="2 heads"):
+        features.endpoint(model, "transformer_block_1/mha:head2")
+    with pytest.raises(UnknownLayerError, match="called 2 times"):
+        features.endpoint(model, "transformer_block_1/mlp/dropout")
+
+
+def test_tokens_are_grids_after_class_and_register_tokens():
+    dino = backbone("dinov2")
+    assert taps.prefix_tokens(dino) == 3 and taps.patch_size(dino) == PATCH  # class token + 2 registers
+    x = images()
+    tokens = np.asarray(dino(x))  # [B, 3 + 16, 16]
+    assert tokens.shape == (2, 19, 16)
+    grid = np.asarray(features.feature_model(dino, ["layernorm"])(x))
+    np.testing.assert_array_equal(grid, tokens[:, 3:].reshape(2, 4, 4, 16))
+    assert features.endpoint(dino, "layernorm:cls").shape[1:] == (16,)
+
+
+def test_render_layers_lists_sublayers_with_shapes(capsys, tmp_path):
+    from lucidtl import render
+
+    model = vit()
+    model.save_to_preset(str(tmp_path / "vit"))
+    render.main(["layers", "--model", str(tmp_path / "vit"), "--all"])
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["vit_encoder/transformer_block_1/mlp/dense_1"][1:] == ["Dense(gelu)", "32", "4x4x32"]
+    assert rows["vit_encoder/transformer_block_1/mha/query"][-1] == "17x2x8"  # not a token grid [T, C]
+
+
+@pytest.mark.parametrize("kind", ["vit", "dinov2", "clip"])
+def test_mlp_neuron_render_raises_its_activation(kind):
+    model = backbone(kind)
+    layer = MLP[kind]
+    assert features.endpoint(model, layer).shape[1:] == (4, 4, 32)
+    r = Renderer(model, objectives.neuron(layer, 3), param_f=lambda: param.image(SIZE), seed=0, transforms="none")
+    random = [r.evaluate(images(1, seed)) for seed in range(16)]
+    r.run((64,), verbose=False)
+    reached = r.evaluate()  # the centre patch's neuron 3 (measured: 14 to 30 standard deviations above)
+    assert reached > 3 * max(random) and reached > np.mean(random) + 10 * np.std(random), (reached, random)
+    assert untouched(model)
+
+
+# ---- 2. attribution over tokens ---------------------------------------------------------------------------
+
+def _manual_logits(model, x, at):
+    """The classifier's logits computed block by block, with a GradientTape watching `at` ("mlp" or
+    "encoder"): (watched tensor, logits, tape)."""
+    bb = model.backbone
+    enc = bb.get_layer("vit_encoder")
+    block = enc.encoder_layers[0]
+    with tf.GradientTape() as tape:
+        h = bb.get_layer("vit_patching_and_embedding")(x)
+        h1 = block.layer_norm_1(h)
+        h = block.mha(h1, h1) + h
+        mid = block.mlp.dense_1(block.layer_norm_2(h))
+        if at == "mlp":
+            tape.watch(mid)
+        out = enc.layer_norm(h + block.mlp.dense_2(mid))
+        if at == "encoder":
+            tape.watch(out)
+        logits = model.get_layer("predictions")(out[:, 0])
+        watched = mid if at == "mlp" else out
+        score = tf.reduce_sum(logits[:, 1])
+    return watched, logits, tape.gradient(score, watched)
+
+
+@pytest.mark.parametrize("layer,at", [("transformer_block_1/mlp/dense_1", "mlp"), ("vit_encoder", "encoder")])
+def test_token_grid_attribution_is_activation_times_gradient(classifier, layer, at):
+    from lucidtl import attribution
+
+    x = images()
+    acts, attr = attribution.Attributor(classifier, layer)(x, [1])
+    watched, logits, grad = _manual_logits(classifier, x, at)
+    np.testing.assert_allclose(np.asarray(classifier(x)), logits.numpy(), rtol=1e-5, atol=1e-6)
+    c = watched.shape[-1]
+    expected = (watched.numpy() * grad.numpy())[:, 1:].reshape(2, 4, 4, c)
+    np.testing.assert_allclose(acts, watched.numpy()[:, 1:].reshape(2, 4, 4, c), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(attr[0], expected, rtol=1e-4, atol=1e-6)
+    spatial = attribution.spatial_attribution(classifier, x, layer, 1)
+    assert spatial.shape == (2, 4, 4)  # the patch grid
+    assert untouched(classifier)
+
+
+# ---- 3. the patch transform set ---------------------------------------------------------------------------
+
+def test_patch_transforms_are_sized_to_the_patch():
+    from lucidtl.optvis import transform
+    from lucidtl.optvis.render import resolve_transforms
+
+    model = vit()
+    chain = resolve_transforms("patch", model)
+    # pad p, jitter p, scale 0.8..1.2, rotate, jitter p // 2: sizes seen at many seeds lie in that range
+    sizes = {int(chain(tf.zeros([1, 64, 64, 3]), tf.constant([s, 1]))[0].shape[0]) for s in range(40)}
+    lo, hi = int(0.8 * (64 + PATCH)) - PATCH // 2, int(1.2 * (64 + PATCH))
+    assert min(sizes) >= lo and max(sizes) <= hi and len(sizes) > 5, sizes
+    assert [type(t).__name__ for t in transform.patch_transforms(16)] == ["Transform"] * 5
+    with pytest.raises(InvalidArgumentError, match="patch_size"):
+        transform.patch_transforms(0)
+
+
+# ---- 5. presets and the optional dependency ---------------------------------------------------------------
+
+def test_preset_folder_builds_the_classifier(classifier, tmp_path):
+    from lucidtl import models
+
+    folder = str(tmp_path / "vit_clf")
+    classifier.save_to_preset(folder)
+    net, info = models.build_model(folder)
+    assert type(net).__name__ == "ViTImageClassifier" and not info.random_weights
+    x = images()
+    np.testing.assert_array_equal(np.asarray(net(x)), np.asarray(classifier(x)))
+    fresh, info = models.build_model(folder, weights="random")
+    assert info.random_weights and np.abs(np.asarray(fresh(x)) - np.asarray(classifier(x))).max() > 1e-4
+
+
+def test_a_preset_that_cannot_be_loaded_says_what_to_do():
+    from lucidtl import models
+
+    with pytest.raises(LucidtlError, match="save_to_preset") as e:
+        models.build_model("keras_hub:no_such_preset_here")
+    assert "\n" not in str(e.value)
+
+
+def test_missing_keras_hub_names_the_extra(monkeypatch, tmp_path, capsys):
+    from conftest import cli_exit
+
+    from lucidtl import render
+
+    folder = tmp_path / "preset"
+    folder.mkdir()
+    for name in ("config.json", "metadata.json"):
+        (folder / name).write_text(json.dumps({}))
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub now fails
+    code, out = cli_exit(render.main, ["layers", "--model", str(folder)], capsys)
+    assert code == 2 and out.err.strip().splitlines() == [
+        'error: keras-hub is not installed; install the transformers extra: pip install "lucidtl[transformers]"']
+    assert os.listdir(folder) == ["config.json", "metadata.json"] or sorted(os.listdir(folder)) == [
+        "config.json", "metadata.json"]
