@@ -39,7 +39,8 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
     "model": ("str", "inception_v1 | a .keras or .h5 model file | a SavedModel folder | keras.applications.X | "
                      "a dotted builder"),
-    "weights": ("str", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz)"),
+    "weights": ("str", "imagenet | random | preset (a keras-hub preset's own) | a weights file (.weights.h5, .keras, "
+                       "slim .ckpt / .tar.gz)"),
     "input_range": ("range", "LO,HI: the value range the model expects its input in (0,255, -1,1); default: "
                              "the model's known range, else 0,1"),
     "custom_objects": ("str", "module[:Name,...]: imported (its Keras classes registered) before a .keras "

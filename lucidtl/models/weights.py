@@ -4,7 +4,8 @@ model:   a registry name (MODELS), a `.keras` or legacy full-model `.h5` / `.hdf
          folder (saved_model.py), a dotted import path of a builder (e.g. `keras.applications.InceptionV3`), or a
          Lucid zoo graph: `lucid:InceptionV1`, a frozen GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py),
          or a keras-hub preset (a save_to_preset folder, hf://..., keras_hub:NAME; see keras_hub.py).
-weights: None (the model's default: random for builders, the saved weights of a model file), "random",
+weights: None (the model's default: random for builders, the saved weights of a model file or preset), "random",
+         "preset" (a keras-hub preset's own),
          "imagenet" (through the manifest models/<name>.json), a `.weights.h5`, `.keras` or Keras 2 `.h5` file,
          or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`, `.tar`)
          or a torchvision googlenet state dict (`.pth`); see converters.py.
@@ -387,14 +388,20 @@ def _from_keras_file(path, weights, objects=None):
     return net, ModelInfo(path, _apply_weights(net, weights, path), rng, False, note)
 
 
-def _from_preset(name, weights, kw):
+def _from_preset(name, weights, include_top, kw):
+    """A keras-hub preset: weights None or "preset" (its own), "random", or a weights file; a task preset
+    (ImageClassifier) without its top where include_top is False (fine-tuning puts lucidtl's head on it)."""
     if kw:
         raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a keras-hub preset {name}")
     if weights == "imagenet":
-        raise WeightsError(f"a keras-hub preset brings its own weights; drop --weights imagenet for {name}")
-    if weights in (None, "random"):
-        return hub.build(name, weights)
-    net, info = hub.build(name, "random")
+        raise WeightsError(f"a keras-hub preset brings its own weights: pass --weights preset (its own), random "
+                           f"or a weights file for {name}")
+    own = weights in (None, "preset", "random")
+    net, info = hub.build(name, weights if weights == "random" else None if own else "random")
+    if not include_top and getattr(net, "backbone", None) is not None:
+        net = net.backbone
+    if own:
+        return net, info
     return net, dataclasses.replace(info, weights_source=_apply_weights(net, weights, name), random_weights=False)
 
 
@@ -443,7 +450,7 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
     if saved_model.is_saved_model(name):  # a SavedModel folder: its ops and Keras layers by name
         return done(*saved_model.build(name, weights, **kw))
     if hub.is_preset(name):  # a keras-hub preset: a folder written by save_to_preset, hf://, keras_hub:NAME
-        return done(*_from_preset(name, weights, kw))
+        return done(*_from_preset(name, weights, include_top, kw))
     if custom_objects is not None and not name.endswith(MODEL_FILE_SUFFIXES):
         raise InvalidArgumentError(f"--custom-objects applies to a .keras or .h5 model file, not {name}")
     if name.endswith(MODEL_FILE_SUFFIXES):

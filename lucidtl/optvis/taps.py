@@ -12,6 +12,7 @@ Token sequences [B, T, C] of patch models (ViT, DeiT, DINOv2, CLIP vision) are s
 `prefix` tokens before the patches (a class token, register tokens) are dropped and the rest reshaped to its
 square grid (`TokenView`); `:cls` reads the class token [B, C], `:head<k>` head k of an attention layer."""
 import math
+import weakref
 
 import keras
 
@@ -132,11 +133,7 @@ def prefix_tokens(model):
     """How many tokens come before the patches: a class token (unless a config says use_class_token=False)
     plus num_register_tokens, read from the configs of the model and the layers and models in it; None
     when no config names a patch size (not a patch model)."""
-    found = {}
-    for config in _configs(model):
-        for key in ("patch_size", "use_class_token", "num_register_tokens"):
-            if key in config and key not in found:
-                found[key] = config[key]
+    found = _token_config(model)
     if "patch_size" not in found:
         return None
     return (1 if found.get("use_class_token", True) else 0) + int(found.get("num_register_tokens") or 0)
@@ -144,14 +141,29 @@ def prefix_tokens(model):
 
 def patch_size(model):
     """The patch size a config of the model (or a layer or model in it) names, else None."""
-    for config in _configs(model):
-        size = config.get("patch_size")
-        if size is not None:
-            return int(size[0] if isinstance(size, (list, tuple)) else size)
-    return None
+    size = _token_config(model).get("patch_size")
+    if size is None:
+        return None
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+_KEYS = ("patch_size", "use_class_token", "num_register_tokens")
+_token_configs = weakref.WeakKeyDictionary()  # model -> {key: the first config's value}
+
+
+def _token_config(model):
+    if model not in _token_configs:
+        found = {}
+        for config in _configs(model):
+            for key in _KEYS:
+                if key in config and key not in found:
+                    found[key] = config[key]
+        _token_configs[model] = found
+    return _token_configs[model]
 
 
 def _configs(model, depth=0):
+    """The configs of the model and of the layers in it (nested models' layers, two levels down)."""
     try:
         config = model.get_config()
     except Exception:  # noqa: BLE001 - layers without a config
@@ -160,10 +172,9 @@ def _configs(model, depth=0):
         yield config
         if isinstance(config.get("backbone"), dict):
             yield config["backbone"].get("config", {})
-    if depth < 2:
-        for layer in getattr(model, "layers", []) or []:
-            if isinstance(layer, keras.Model):
-                yield from _configs(layer, depth + 1)
+    if depth < 3:
+        for layer in getattr(model, "layers", None) or []:
+            yield from _configs(layer, depth + 1)
         backbone = getattr(model, "backbone", None)
         if isinstance(backbone, keras.Model):
             yield from _configs(backbone, depth + 1)
