@@ -40,7 +40,8 @@ def backbone(kind):
 
 @pytest.fixture(scope="module")
 def classifier():
-    return keras_hub.models.ViTImageClassifier(backbone=vit(), num_classes=3)
+    """Two blocks: block 1's patch tokens reach the class token only through block 2's attention."""
+    return keras_hub.models.ViTImageClassifier(backbone=vit(layers=2), num_classes=3)
 
 
 def images(n=2, seed=0):
@@ -130,28 +131,30 @@ def test_mlp_neuron_render_raises_its_activation(kind):
 # ---- 2. attribution over tokens ---------------------------------------------------------------------------
 
 def _manual_logits(model, x, at):
-    """The classifier's logits computed block by block, with a GradientTape watching `at` ("mlp" or
-    "encoder"): (watched tensor, logits, tape)."""
+    """The classifier's logits computed block by block (as ViTEncoderBlock.call), with a GradientTape watching
+    `at`: "mlp" (block 1's MLP neurons) or "block" (block 1's output): (watched, logits, d logit_1)."""
     bb = model.backbone
     enc = bb.get_layer("vit_encoder")
-    block = enc.encoder_layers[0]
     with tf.GradientTape() as tape:
         h = bb.get_layer("vit_patching_and_embedding")(x)
-        h1 = block.layer_norm_1(h)
-        h = block.mha(h1, h1) + h
-        mid = block.mlp.dense_1(block.layer_norm_2(h))
-        if at == "mlp":
-            tape.watch(mid)
-        out = enc.layer_norm(h + block.mlp.dense_2(mid))
-        if at == "encoder":
-            tape.watch(out)
+        for i, block in enumerate(enc.encoder_layers):
+            h1 = block.layer_norm_1(h)
+            h = block.mha(h1, h1) + h
+            mid = block.mlp.dense_1(block.layer_norm_2(h))
+            if at == "mlp" and i == 0:
+                tape.watch(mid)
+                watched = mid
+            h = h + block.mlp.dense_2(mid)
+            if at == "block" and i == 0:
+                tape.watch(h)
+                watched = h
+        out = enc.layer_norm(h)
         logits = model.get_layer("predictions")(out[:, 0])
-        watched = mid if at == "mlp" else out
         score = tf.reduce_sum(logits[:, 1])
     return watched, logits, tape.gradient(score, watched)
 
 
-@pytest.mark.parametrize("layer,at", [("transformer_block_1/mlp/dense_1", "mlp"), ("vit_encoder", "encoder")])
+@pytest.mark.parametrize("layer,at", [("transformer_block_1/mlp/dense_1", "mlp"), ("transformer_block_1", "block")])
 def test_token_grid_attribution_is_activation_times_gradient(classifier, layer, at):
     from lucidtl import attribution
 
@@ -162,6 +165,7 @@ def test_token_grid_attribution_is_activation_times_gradient(classifier, layer, 
     c = watched.shape[-1]
     expected = (watched.numpy() * grad.numpy())[:, 1:].reshape(2, 4, 4, c)
     np.testing.assert_allclose(acts, watched.numpy()[:, 1:].reshape(2, 4, 4, c), rtol=1e-5, atol=1e-6)
+    assert np.abs(expected).max() > 1e-4  # patch tokens matter to the score
     np.testing.assert_allclose(attr[0], expected, rtol=1e-4, atol=1e-6)
     spatial = attribution.spatial_attribution(classifier, x, layer, 1)
     assert spatial.shape == (2, 4, 4)  # the patch grid
@@ -192,11 +196,12 @@ def test_preset_folder_builds_the_classifier(classifier, tmp_path):
 
     folder = str(tmp_path / "vit_clf")
     classifier.save_to_preset(folder)
-    net, info = models.build_model(folder)
+    net, info = models.build_model(folder, include_top=True)
     assert type(net).__name__ == "ViTImageClassifier" and not info.random_weights
+    assert type(models.build_model(folder)[0]).__name__ == "ViTBackbone"  # without its top, as train wants it
     x = images()
     np.testing.assert_array_equal(np.asarray(net(x)), np.asarray(classifier(x)))
-    fresh, info = models.build_model(folder, weights="random")
+    fresh, info = models.build_model(folder, weights="random", include_top=True)
     assert info.random_weights and np.abs(np.asarray(fresh(x)) - np.asarray(classifier(x))).max() > 1e-4
 
 
@@ -223,3 +228,105 @@ def test_missing_keras_hub_names_the_extra(monkeypatch, tmp_path, capsys):
         'error: keras-hub is not installed; install the transformers extra: pip install "lucidtl[transformers]"']
     assert os.listdir(folder) == ["config.json", "metadata.json"] or sorted(os.listdir(folder)) == [
         "config.json", "metadata.json"]
+
+
+# ---- 4. fine-tuning a ViT and every view over its checkpoints ---------------------------------------------
+
+BLOCKS = "transformer_block_1,transformer_block_2/mlp/dense_1"  # a block's output; a block's MLP neurons
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory):
+    """`python -m lucidtl.train` on a keras-hub ViT preset folder: 4 iterations, checkpoints 0, 2, 4."""
+    from tiny_models import make_image_folder
+
+    from lucidtl.train import fit
+
+    base = tmp_path_factory.mktemp("vit_run")
+    preset = str(base / "preset")
+    vit(layers=2).save_to_preset(preset)
+    folder = make_image_folder(str(base / "data"))
+    out = str(base / "run")
+    fit.train(f"folder:{folder}", iterations=4, save_at="0,2,4", out=out, model=preset, weights="preset",
+              recipe="temporal", image_size=SIZE, batch_size=4, seed=0, progress=False, tensorboard=False)
+    return out, folder, preset
+
+
+def test_train_fine_tunes_the_preset_and_checkpoints_rebuild(vit_run):
+    from lucidtl.run import Run
+
+    out, folder, preset = vit_run
+    run = Run(out)
+    assert list(run.iterations) == [0, 2, 4]
+    first, last = run.model_at(0), run.model_at(4, slot=1)
+    backbone = keras_hub.models.Backbone.from_preset(preset)
+    x = images()
+    # iteration 0 is the preset's backbone under a fresh head: its tokens are the preset's
+    tokens = np.asarray(backbone(x))
+    grid = np.asarray(features.feature_model(first, ["vit_encoder"])(x))
+    np.testing.assert_allclose(grid, tokens[:, 1:].reshape(2, 4, 4, 16), rtol=1e-5, atol=1e-6)
+    moved = np.asarray(features.feature_model(last, ["vit_encoder"])(x))
+    assert np.abs(moved - grid).max() > 1e-3  # fine-tuning changed the encoder
+    # a graph node's tokens split out of the graph: attribution = activation x gradient (a tape, here)
+    from lucidtl import attribution
+
+    acts, attr = attribution.Attributor(last, "vit_encoder")(x, [2])
+    with tf.GradientTape() as tape:
+        enc = last.get_layer("vit_encoder")(last.get_layer("vit_patching_and_embedding")(x))
+        tape.watch(enc)
+        dense = last.get_layer("predictions")  # Dense(softmax): the score is its pre-activation
+        logits = tf.matmul(last.get_layer("head_pool")(enc), dense.kernel) + dense.bias
+        score = tf.reduce_sum(logits[:, 2])
+    expected = (enc * tape.gradient(score, enc)).numpy()[:, 1:].reshape(2, 4, 4, 16)
+    assert np.abs(expected).max() > 1e-4
+    np.testing.assert_allclose(attr[0], expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_study_of_a_vit_run_shows_transformer_blocks(vit_run, tmp_path):
+    """Render over checkpoints (atlas), similarity, examples, activation atlas, attribution and neuron groups
+    (the building blocks) and the site, with transformer blocks as the layers."""
+    pytest.importorskip("umap")
+    from lucidtl.study import study
+
+    out, folder, _ = vit_run
+    site = str(tmp_path / "S")
+    result = study(runs=out, out=site, layers=BLOCKS, channels="0:2", size=SIZE, steps=3, batch_size=4,
+                   examples=2, blocks=1, activation_atlas=True, grid_size=2, max_images=6,
+                   dataset=f"folder:{folder}", progress=False)
+    assert set(result.stages.values()) == {"done"}
+    data = (tmp_path / "S" / "data" / "index.js").read_text()
+    index = json.loads(data[data.index("{"):data.rindex("}") + 1])
+    assert [layer["name"] for layer in index["layers"]] == BLOCKS.split(",")
+    assert index["blocks"]["run"]["no_groups"] == []  # signed token activations get PCA groups
+    for layer in index["layers"]:
+        cka = layer["curves"]["run"]["cka"]
+        assert cka[0] == pytest.approx(1.0) and len(cka) == 3  # iteration 0 against itself, then 2 and 4
+    renders = sorted(p.relative_to(tmp_path / "S" / "atlas") for p in (tmp_path / "S" / "atlas").rglob("*.png"))
+    assert {p.parts[1] for p in renders} == {"iter_000000", "iter_000002", "iter_000004"}
+    summary = json.loads((tmp_path / "S" / "blocks" / "run" / "attribution" / "attribution_summary.json").read_text())
+    assert set(BLOCKS.split(",")) <= set(json.dumps(summary).replace("\\/", "/").split('"'))
+    groups = tmp_path / "S" / "blocks" / "run" / "groups" / "transformer_block_1" / "signed.json"
+    assert json.loads(groups.read_text())["reduction_alg"] == "PCA"
+    assert (tmp_path / "S" / "activation_atlas.html").exists()
+
+
+def test_own_fit_with_iteration_checkpoints(tmp_path):
+    """The user's own model.fit of a keras-hub ViTImageClassifier with IterationCheckpoint (.keras files):
+    the run folder's checkpoints load (keras-hub's classes registered on the way) and attribute over tokens."""
+    from lucidtl import attribution
+    from lucidtl.run import Run
+    from lucidtl.train.callbacks import IterationCheckpoint
+
+    keras.utils.set_random_seed(0)
+    model = keras_hub.models.ViTImageClassifier(backbone=vit(layers=2), num_classes=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    x, y = images(8), np.arange(8) % 3
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0,
+              callbacks=[IterationCheckpoint(str(tmp_path / "own"), save_at="0,2", save_format="keras")])
+    run = Run(str(tmp_path / "own"))
+    assert list(run.iterations) == [0, 2]
+    net = run.model_at(2)
+    np.testing.assert_allclose(np.asarray(net(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    spatial = attribution.spatial_attribution(net, x[:2], "transformer_block_1/mlp/dense_1", [0, 1])
+    assert spatial.shape == (2, 2, 4, 4) and np.abs(spatial).max() > 0

@@ -416,9 +416,10 @@ def with_input_range(info, model, input_range):
 
 
 def is_builder(model):
-    """Whether `model` is built by lucidtl (a registry name or a dotted builder), so include_top applies."""
+    """Whether `model` is built by lucidtl (a registry name, a dotted builder or a keras-hub preset, whose task
+    is its top), so include_top applies."""
     name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    return name in MODELS or (bool(name) and not lucid_zoo.is_graph_source(name) and not hub.is_preset(name)
+    return name in MODELS or hub.is_preset(name) or (bool(name) and not lucid_zoo.is_graph_source(name)
                               and not name.endswith(MODEL_FILE_SUFFIXES)
                               and not os.path.exists(name) and ("." in name.strip(".") or ":" in name))
 
