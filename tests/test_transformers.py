@@ -113,6 +113,9 @@ def test_render_layers_lists_sublayers_with_shapes(capsys, tmp_path):
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows["vit_encoder/transformer_block_1/mlp/dense_1"][1:] == ["Dense(gelu)", "32", "4x4x32"]
     assert rows["vit_encoder/transformer_block_1/mha/query"][-1] == "17x2x8"  # not a token grid [T, C]
+    from lucidtl.atlas.plan import default_layers
+
+    assert default_layers(vit(layers=2)) == [f"vit_encoder/transformer_block_{i}/mlp/dense_1" for i in (1, 2)]
 
 
 @pytest.mark.parametrize("kind", ["vit", "dinov2", "clip"])
