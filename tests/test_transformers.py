@@ -333,3 +333,24 @@ def test_own_fit_with_iteration_checkpoints(tmp_path):
     np.testing.assert_allclose(np.asarray(net(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
     spatial = attribution.spatial_attribution(net, x[:2], "transformer_block_1/mlp/dense_1", [0, 1])
     assert spatial.shape == (2, 2, 4, 4) and np.abs(spatial).max() > 0
+
+
+def test_aligned_strips_of_an_mlp_neuron_over_the_checkpoints(vit_run, tmp_path):
+    """render --run --aligned: one strip per channel, a picture per checkpoint; each picture's recorded value
+    is that checkpoint's channel mean on it (recomputed here from the saved PNG and the checkpoint)."""
+    from lucidtl import imageio, render
+    from lucidtl.run import Run
+
+    out, _, _ = vit_run
+    layer = "transformer_block_1/mlp/dense_1"
+    render.main(["--run", out, "--layer", layer, "--channels", "0:2", "--size", str(SIZE), "--steps", "6",
+                 "--aligned", "--transforms", "patch", "--noprogress", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "transformer_block_1_mlp_dense_1_aligned_render.json").read_text())
+    assert record["iterations"] == [0, 2, 4] and record["layer"] == layer
+    run = Run(out)
+    for k, it in enumerate((0, 2, 4)):
+        fm = features.feature_model(run.model_at(it), [layer])
+        for c in (0, 1):
+            png = imageio.load_png(str(tmp_path / f"transformer_block_1_mlp_dense_1_{c:04d}_iter_{it:06d}_6.png"))
+            acts = np.asarray(fm(np.asarray(png, np.float32)[None]))  # load_png: [0, 1]
+            assert record["objective_values"]["0-1"][c][k] == pytest.approx(acts[..., c].mean(), rel=1e-4, abs=1e-5)

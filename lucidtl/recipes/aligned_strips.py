@@ -79,13 +79,19 @@ class _PerCheckpoint(keras.layers.Layer):
         return (None, None, None, self.channels)
 
 
+def strip_layer(layer):
+    """The name of the strip model's layer for endpoint `layer` (a Keras name: no "/" or ":")."""
+    return str(layer).replace("/", "_").replace(":", "_")
+
+
 def per_checkpoint_model(models, layer):
-    """A Keras model whose layer `layer` is each checkpoint's `layer` on that checkpoint's images."""
+    """A Keras model whose layer strip_layer(layer) is each checkpoint's `layer` on that checkpoint's images
+    (a path into nested models or sublayers, a token view: any endpoint)."""
     parts = [features.feature_model(m, [layer]) for m in models]
     channels = features.channel_count(models[0], layer)
     first = models[0].inputs[0]
     inp = keras.Input(tuple(first.shape[1:]), name="strip_images")
-    return keras.Model(inp, _PerCheckpoint(parts, channels, layer)(inp), name="strip")
+    return keras.Model(inp, _PerCheckpoint(parts, channels, strip_layer(layer))(inp), name="strip")
 
 
 def strip_objective(layer, channels, n_checkpoints):
@@ -109,7 +115,7 @@ def render_strips(models, layer, channels, size=128, steps=512, seed=0, aligned=
     K = len(models)
     model = per_checkpoint_model(models, layer)
     seeds = [(int(seed) * 7919 + c) % (2**31 - 1) for c in channels]
-    renderer = Renderer(model, strip_objective(layer, channels, K),
+    renderer = Renderer(model, strip_objective(strip_layer(layer), channels, K),
                         param_f=lambda: strip_param(len(channels), K, size, seeds, shared=aligned),
                         transforms=transforms, relu_gradient_override=relu_gradient_override, seed=seed,
                         input_range=input_range)
