@@ -366,9 +366,9 @@ def _heads(model, name):
 
 def _view(model, raw, view, name):
     """The token-grid view of a [B, T, C] (per head [B, T, heads, C]) tensor of a patch model."""
-    prefix = taps.prefix_tokens(model)
     shape = tuple(raw.shape)
     tokens = shape[1] if len(shape) in (3, 4) else None
+    prefix = taps.token_prefix(model, tokens)
     side = taps.grid_side(tokens, prefix)
     layer = _layer_name(name).replace(":", "_") + "_view"
     if view is None:
@@ -444,8 +444,8 @@ def split(model, name, output=None):
         raise InvalidArgumentError(f"attribution splits the model at a layer's output; {name!r} is a view of one "
                                    f"(use {base!r})")
     act = source(model, base)
-    prefix = taps.prefix_tokens(model)
     shape = tuple(act.shape)
+    prefix = taps.token_prefix(model, shape[1]) if len(shape) == 3 else None
     side = taps.grid_side(shape[1], prefix) if len(shape) == 3 else None
     grid = (lambda v: taps.as_grid(v, prefix)) if side else None
     x = model.inputs[0]
@@ -569,7 +569,7 @@ def _kind(layer):
 
 
 def _grid_shape(model, shape):
-    side = taps.grid_side(shape[1], taps.prefix_tokens(model)) if len(shape) == 3 else None
+    side = taps.grid_side(shape[1], taps.token_prefix(model, shape[1])) if len(shape) == 3 else None
     return (shape[0], side, side, shape[2]) if side else shape
 
 

@@ -147,7 +147,27 @@ def patch_size(model):
     return int(size[0] if isinstance(size, (list, tuple)) else size)
 
 
-_KEYS = ("patch_size", "use_class_token", "num_register_tokens")
+MAX_PREFIX = 16  # at most this many tokens before the patches (class, distillation, register tokens)
+
+
+def token_prefix(model, tokens):
+    """How many of `tokens` tokens come before a square patch grid, for a patch model: image side / patch
+    size gives the grid where the config names both (DeiT's class + distillation tokens, DINOv2's registers),
+    else the class and register tokens of prefix_tokens; None where they form no grid (not tokens of the
+    patches: an attention query of one probe token, a merged Swin stage of another size...)."""
+    found = _token_config(model)
+    if tokens is None or "patch_size" not in found:
+        return None
+    shape, size = found.get("image_shape"), patch_size(model)
+    if isinstance(shape, (list, tuple)) and len(shape) == 3 and shape[0] == shape[1] and shape[0] and size:
+        side = int(shape[0]) // size
+        if 0 <= tokens - side * side <= MAX_PREFIX:
+            return tokens - side * side
+    prefix = prefix_tokens(model)
+    return prefix if grid_side(tokens, prefix) else None
+
+
+_KEYS = ("patch_size", "use_class_token", "num_register_tokens", "image_shape")
 _token_configs = weakref.WeakKeyDictionary()  # model -> {key: the first config's value}
 
 
