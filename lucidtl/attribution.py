@@ -13,6 +13,11 @@ holding nested models is split in its flat graph, so a layer inside a nested bac
   sum(attr) = logit_k(a) - logit_k(b) up to the quadrature error.
 
 spatial = attr summed over channels [.., H, W]; channel = attr summed over positions [.., C].
+
+A token layer of a patch model [B, T, C] is split at its tokens; activations and attributions are returned on
+its patch grid [B, H, W, C] (the class and register tokens' share is left out, so completeness holds for the
+patch tokens plus that share). A sublayer that is not a graph node (a transformer block's MLP) is split by a
+tap that puts the activations in place of its output during the model's forward pass (optvis.taps).
 """
 import numpy as np
 
@@ -73,6 +78,8 @@ class Attributor:
     def __init__(self, model, layer, output=None, input_range=(0.0, 1.0)):
         import tensorflow as tf
 
+        self._grid = lambda values: values  # tokens [..., T, C] -> their patch grid, for token layers
+
         from lucidtl.optvis import features
 
         self.layer = str(layer)
@@ -87,25 +94,18 @@ class Attributor:
         self._grad = tf.function(self._gradients)
 
     def _split_keras(self, model, output):
-        import keras
-
         from lucidtl.optvis import features
 
-        act = features.endpoint(model, self.layer)
-        if len(act.shape) != 4:
+        lower, upper, grid = features.split(model, self.layer, output)
+        act, logits = lower.outputs[0], upper.outputs[0]
+        if grid is not None:
+            self._grid = grid
+        elif len(act.shape) != 4:
             raise InvalidArgumentError(f"layer {self.layer!r} has output shape {tuple(act.shape)}; attribution "
-                                       "needs a spatial [H, W, C] layer")
-        logits = features.class_score(model, output)
+                                       "needs a spatial [H, W, C] layer (or tokens forming a patch grid)")
         if len(logits.shape) != 2:
             raise InvalidArgumentError(f"the score output has shape {tuple(logits.shape)}; pass output= a layer "
                                        "of class scores [batch, classes]")
-        x = model.inputs[0]
-        lower = keras.Model(x, act, name="attribution_lower")
-        try:
-            upper = keras.Model([act, x], logits, name="attribution_upper")
-        except ValueError as e:
-            raise InvalidArgumentError(f"cannot split the model at {self.layer!r} ({e}); pick a layer the "
-                                       "output depends on") from e
         self.lower = lambda x: lower(x, training=False)
         self.upper = lambda a, x: upper([a, x], training=False)
         self.num_classes, self.channels = int(logits.shape[-1]), int(act.shape[-1])
@@ -149,7 +149,7 @@ class Attributor:
 
     def activations(self, images):
         """The layer's activations [B, H, W, C] of images in [0, 1]."""
-        return np.asarray(self._forward(images)[1])
+        return self._grid(np.asarray(self._forward(images)[1]))
 
     def __call__(self, images, classes, method="linear", steps=64, baseline=None):
         """(activations [B, H, W, C], attributions [K, B, H, W, C]) of images ([B, H, W, 3] in [0, 1])
@@ -162,7 +162,7 @@ class Attributor:
         x, a = self._forward(images)
         if method == "linear":
             g, _ = self._grad(a, x, classes)
-            return np.asarray(a), np.asarray(g * a[None])
+            return self._grid(np.asarray(a)), self._grid(np.asarray(g * a[None]))
         steps = int(steps)
         if steps < 1:
             raise InvalidArgumentError(f"integrated gradients need steps >= 1, got {steps}")
@@ -172,7 +172,7 @@ class Attributor:
             alpha = (n + 0.5) / steps
             g, _ = self._grad(b + alpha * (a - b), x, classes)
             total = g if total is None else total + g
-        return np.asarray(a), np.asarray(total / steps * (a - b)[None])
+        return self._grid(np.asarray(a)), self._grid(np.asarray(total / steps * (a - b)[None]))
 
     def reduced(self, images, classes, method="linear", steps=64, baseline=None, chunk=8):
         """(channel [K, B, C], spatial [K, B, H, W]) for many classes, `chunk` classes at a time (so a

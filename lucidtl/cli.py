@@ -10,7 +10,7 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
 
     Args:
         size (int >= 16): side of the rendered images in px
-        transforms (standard|distill|none): the transformation robustness set
+        transforms (standard|distill|none|patch): the transformation robustness set
 
 A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
 int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list
@@ -40,8 +40,9 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
     "model": ("str", "inception_v1 | a .keras or .h5 file | a SavedModel folder | keras.applications.X | "
                      "a dotted builder"),
-    "weights": ("weights", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz); "
-                           "several files, comma separated, where a command walks checkpoints of --model"),
+    "weights": ("weights", "imagenet | random | preset (a keras-hub preset's own) | a weights file (.weights.h5, "
+                           ".keras, slim .ckpt / .tar.gz); several files, comma separated, where a command walks "
+                           "checkpoints of --model"),
     "input_range": ("range", "LO,HI: the value range the model expects its input in (0,255, -1,1); default: "
                              "the model's known range, else 0,1"),
     "custom_objects": ("str", "module[:Name,...]: imported (its Keras classes registered) before a .keras "
@@ -322,9 +323,9 @@ def convert(param, text):
     if kind == "weights":
         items = split_list(text)
         if not items:
-            raise InvalidArgumentError(f"{f} needs a value: imagenet, random or a weights file, got {text!r}")
+            raise InvalidArgumentError(f"{f} needs a value: imagenet, random, preset or a weights file, got {text!r}")
         for p in items:  # a slim checkpoint is a prefix (model.ckpt -> model.ckpt.index)
-            if p not in ("imagenet", "random") and not os.path.exists(p) and not os.path.exists(p + ".index"):
+            if p not in ("imagenet", "random", "preset") and not os.path.exists(p) and not os.path.exists(p + ".index"):
                 raise InvalidArgumentError(f"cannot read {f} file {p}: it does not exist")
         return text
     if kind == "file":

@@ -8,15 +8,17 @@ from lucidtl.errors import InvalidArgumentError, UnknownLayerError, WeightsError
 from lucidtl.run import MANIFEST, load_run
 
 PARAMS = ("fft", "pixel", "laplacian", "cppn")  # the --param choices
-TRANSFORMS = ("standard", "distill", "none")  # the named transform sets
+TRANSFORMS = ("standard", "distill", "none", "patch")  # the named transform sets
 MIN_SIZE = 16
 MAX_SIZE = 4096  # a 4096 px image of 3 float32 channels is 200 MB per batch item already
 
 
-def _transformed_min_size(size, transforms):
+def _transformed_min_size(size, transforms, patch=16):
     """Smallest image the model can see after the named transform set."""
     if transforms == "standard":  # pad 12, jitter 8, scale 0.9 (truncated), jitter 4
         return int(0.9 * (size + 16)) - 4
+    if transforms == "patch":  # pad p, jitter p, scale 0.8 (truncated), jitter p // 2
+        return int(0.8 * (size + patch)) - max(1, patch // 2)
     return size
 
 
@@ -27,7 +29,9 @@ def check_size(model, layer, size, transforms, input_range):
 
     from lucidtl.optvis import features
 
-    probe = _transformed_min_size(size, transforms)
+    from lucidtl.optvis.taps import patch_size
+
+    probe = _transformed_min_size(size, transforms, patch_size(model) or 16)
     fixed = features.fixed_input_size(model)
     channels = model.inputs[0].shape[-1] or 3
     fm = features.feature_model(model, [layer])

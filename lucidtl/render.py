@@ -113,7 +113,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         size (int in [16, 4096]): side of the rendered images in px
         steps (int >= 0): optimisation steps
         thresholds (int list): also save the images after these steps (comma list, e.g. 64,512)
-        transforms (standard|distill|none): the transformation robustness set (Lucid's standard_transforms)
+        transforms (standard|distill|none|patch): the transformation robustness set (Lucid's standard_transforms)
         param (fft|pixel|laplacian|cppn): the image parameterisation
         decorrelate (bool): optimise in decorrelated colour space
         negative (bool): maximise minus the channel (of the pre-ReLU activation): Lucid's negative images
@@ -251,8 +251,9 @@ def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer,
 
 
 def layers(model="inception_v1", weights="random", all=False, run=None, custom_objects=None):  # noqa: A002
-    """The layer catalogue: name (a path `model/layer` inside nested models), class (with a fused activation,
-    e.g. Conv2D(relu)), channels, and whether `<name>_pre_relu` exists.
+    """The layer catalogue: name (a path `model/layer` inside nested models and into layers' sublayers, as
+    `vit_encoder/transformer_block_1/mlp/dense_1`), class (with a fused activation, e.g. Conv2D(relu)),
+    channels, whether `<name>_pre_relu` exists, and the shape an objective sees (tokens as their patch grid).
 
     Args:
         model: inception_v1 | a .keras or .h5 file | a SavedModel folder | keras.applications.X | a dotted builder
@@ -273,10 +274,12 @@ def layers(model="inception_v1", weights="random", all=False, run=None, custom_o
         if not all and e.kind in ("InputLayer", "Conv2D", "Rescaling", "Dropout") and not e.activation:
             continue
         kind = f"{e.kind}({e.activation})" if e.activation else e.kind
-        rows.append((e.name, kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else ""))
+        shape = "x".join("?" if d is None else str(d) for d in e.shape[1:]) or "-"
+        rows.append((e.name, kind, "-" if e.channels is None else str(e.channels), "yes" if e.pre_relu else "",
+                     shape))
     width = max(len(r[0]) for r in rows)
-    lines = [f"{'layer'.ljust(width)}  {'kind':<20} {'channels':>8}  pre_relu"]
-    lines += [f"{n.ljust(width)}  {k:<20} {c:>8}  {p}" for n, k, c, p in rows]
+    lines = [f"{'layer'.ljust(width)}  {'kind':<20} {'channels':>8}  pre_relu  shape"]
+    lines += [f"{n.ljust(width)}  {k:<20} {c:>8}  {p:<8}  {h}" for n, k, c, p, h in rows]
     return "\n".join(lines)
 
 

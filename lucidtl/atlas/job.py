@@ -207,7 +207,7 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
         steps (int >= 1): optimisation steps
         batch_size (int >= 1): channels of one layer optimised together
         seed (int >= 0): random seed (per layer and channel batch)
-        transforms (standard|distill|none): the transformation robustness set
+        transforms (standard|distill|none|patch): the transformation robustness set
         shard (str): i/n: this process renders items k with k % n == i
         out (folder): the atlas folder
         progress (bool): show a progress bar

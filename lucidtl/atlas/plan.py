@@ -96,7 +96,8 @@ def checkpoints(runs=(), weights=()):
 
 def default_layers(model):
     """The 57 conv layers of InceptionV1 when the model has them, else every 4-D ReLU/activation output
-    (Relu ops of a Lucid graph; layers with a fused ReLU, as VGG's convs; nested models' layers by path)."""
+    (Relu ops of a Lucid graph; layers with a fused ReLU, as VGG's convs; nested models' layers by path; a
+    transformer's MLP neurons, Dense(gelu) sublayers, on their token grid)."""
     from lucidtl.models import CONV_LAYERS
     from lucidtl.optvis import features
 
@@ -104,7 +105,8 @@ def default_layers(model):
     if all(n in names for n in CONV_LAYERS):
         return list(CONV_LAYERS)
     return [e.name for e in features.catalogue(model)
-            if (e.kind in ("ReLU", "Activation", "Relu", "Relu6") or e.activation in ("relu", "relu6"))
+            if (e.kind in ("ReLU", "Activation", "Relu", "Relu6")
+                or e.activation in ("relu", "relu6", "gelu", "quick_gelu"))
             and len(e.shape) == 4 and e.channels]
 
 

@@ -64,7 +64,7 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
         layer: the layer whose channels it renders
         size (int in [16, 4096]): side of the rendered images in px
         out (folder): the SavedModel folder (required)
-        transforms (standard|distill|none): the transformation robustness set
+        transforms (standard|distill|none|patch): the transformation robustness set
         sd (number > 0): standard deviation of the initial spectrum
         learning_rate (number > 0): Adam's learning rate
         decorrelate (bool): optimise in decorrelated colour space

@@ -211,7 +211,7 @@ class ChannelRenderer(tf.Module):
         self.input_range = _range(input_range)
         self.sd, self.learning_rate = float(sd), float(learning_rate)
         self.decorrelate, self.relu_gradient_override = bool(decorrelate), bool(relu_gradient_override)
-        self._transform = resolve_transforms(transforms)
+        self._transform = resolve_transforms(transforms, model)
         self._fixed_size = features.fixed_input_size(model)
         self._spectrum_shape, self._decode = fft_decoder([1, self.size, self.size, _image_channels(model)])
         self.render = tf.function(self._render, autograph=False, input_signature=[

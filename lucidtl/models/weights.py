@@ -2,8 +2,10 @@
 
 model:   a registry name (MODELS), a `.keras` or legacy full-model `.h5` / `.hdf5` file (h5.py), a SavedModel
          folder (saved_model.py), a dotted import path of a builder (e.g. `keras.applications.InceptionV3`), or a
-         Lucid zoo graph: `lucid:InceptionV1`, a frozen GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py).
-weights: None (the model's default: random for builders, the saved weights of a model file), "random",
+         Lucid zoo graph: `lucid:InceptionV1`, a frozen GraphDef `.pb` or a Lucid manifest `.json` (see lucid_zoo.py),
+         or a keras-hub preset (a save_to_preset folder, hf://..., keras_hub:NAME; see keras_hub.py).
+weights: None (the model's default: random for builders, the saved weights of a model file or preset), "random",
+         "preset" (a keras-hub preset's own),
          "imagenet" (through the manifest models/<name>.json), a `.weights.h5`, `.keras` or Keras 2 `.h5` file,
          or for inception_v1 an official file: a TF-slim checkpoint (`.ckpt`, V2 prefix, folder, `.tar.gz`, `.tar`)
          or a torchvision googlenet state dict (`.pth`); see converters.py.
@@ -26,6 +28,7 @@ from lucidtl.atomic import atomic_path
 from lucidtl.errors import (InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, listed_by,
                             one_line)
 from lucidtl.models import h5, lucid_zoo, saved_model
+from lucidtl.models import keras_hub as hub
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.h5 import H5_SUFFIXES
 from lucidtl.models.inception_v1 import inception_v1
@@ -359,6 +362,9 @@ def _from_keras_file(path, weights, objects=None):
         net = keras.models.load_model(path, compile=False, custom_objects=objects)
     except Exception as e:
         missing = _missing_class(e)
+        if missing and (missing[1] or "").startswith("keras_hub"):  # keras-hub registers its classes on import
+            hub.require()
+            return _from_keras_file(path, weights, objects)
         if missing:
             name, module = missing
             where = f" (defined in module {module})" if module and not module.startswith("keras") else ""
@@ -383,6 +389,23 @@ def _from_keras_file(path, weights, objects=None):
     return net, ModelInfo(path, _apply_weights(net, weights, path), rng, False, note)
 
 
+def _from_preset(name, weights, include_top, kw):
+    """A keras-hub preset: weights None or "preset" (its own), "random", or a weights file; a task preset
+    (ImageClassifier) without its top where include_top is False (fine-tuning puts lucidtl's head on it)."""
+    if kw:
+        raise InvalidArgumentError(f"builder arguments {sorted(kw)} do not apply to a keras-hub preset {name}")
+    if weights == "imagenet":
+        raise WeightsError(f"a keras-hub preset brings its own weights: pass --weights preset (its own), random "
+                           f"or a weights file for {name}")
+    own = weights in (None, "preset", "random")
+    net, info = hub.build(name, weights if weights == "random" else None if own else "random")
+    if not include_top and getattr(net, "backbone", None) is not None:
+        net = net.backbone
+    if own:
+        return net, info
+    return net, dataclasses.replace(info, weights_source=_apply_weights(net, weights, name), random_weights=False)
+
+
 def with_input_range(info, model, input_range):
     """info with the input range the user gave (--input-range), checked."""
     input_range = check_input_range(input_range)
@@ -394,9 +417,10 @@ def with_input_range(info, model, input_range):
 
 
 def is_builder(model):
-    """Whether `model` is built by lucidtl (a registry name or a dotted builder), so include_top applies."""
+    """Whether `model` is built by lucidtl (a registry name, a dotted builder or a keras-hub preset, whose task
+    is its top), so include_top applies."""
     name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    return name in MODELS or (bool(name) and not lucid_zoo.is_graph_source(name)
+    return name in MODELS or hub.is_preset(name) or (bool(name) and not lucid_zoo.is_graph_source(name)
                               and not name.endswith(MODEL_FILE_SUFFIXES)
                               and not os.path.exists(name) and ("." in name.strip(".") or ":" in name))
 
@@ -435,6 +459,8 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
         return done(*lucid_zoo.build(name, weights, **kw))
     if saved_model.is_saved_model(name):  # a SavedModel folder: its ops and Keras layers by name
         return done(*saved_model.build(name, weights, **kw))
+    if hub.is_preset(name):  # a keras-hub preset: a folder written by save_to_preset, hf://, keras_hub:NAME
+        return done(*_from_preset(name, weights, include_top, kw))
     if custom_objects is not None and not name.endswith(MODEL_FILE_SUFFIXES):
         raise InvalidArgumentError(f"--custom-objects applies to a .keras or .h5 model file, not {name}")
     if name.endswith(MODEL_FILE_SUFFIXES):

@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean, layers_command
+from lucidtl.optvis import taps
 
 PRE_RELU = "_pre_relu"
 SEP = "/"  # path separator of nested models' layers
@@ -30,6 +31,7 @@ SCORE = "class_score"  # the endpoint name of the class scores (a layer of that 
 SQUASHES = ("softmax", "sigmoid")  # the final activations the class score is read before
 _flat_cache = weakref.WeakKeyDictionary()  # model -> _Flat: one flat graph per model
 _score_cache = weakref.WeakKeyDictionary()  # model -> its class score tensor
+_view_cache = weakref.WeakKeyDictionary()  # model -> {endpoint name: tensor}
 
 
 def _is_relu_layer(layer):
@@ -128,12 +130,15 @@ def _nested(layer):
 
 
 def _paths(model, prefix=""):
-    """Every layer path of a model, nested models' layers included (depth first, model order)."""
+    """Every layer path of a model, nested models' layers and other layers' sublayers included (depth
+    first, model order)."""
     out = []
     for layer in model.layers:
         out.append(prefix + layer.name)
         if _nested(layer):
             out += _paths(layer, prefix + layer.name + SEP)
+        else:
+            out += [path for path, _ in taps.walk(layer, prefix + layer.name)]
     return out
 
 
@@ -145,22 +150,23 @@ def layer_names(model):
 
 
 def _resolve(model, name):
-    """The full path of `name` (a top-level name, a path, or a bare name unique among nested layers)."""
+    """The full path of `name` (a top-level name, a path, or a bare name or tail of a path unique among
+    nested layers and sublayers)."""
     paths = layer_names(model)
     base = name[: -len(PRE_RELU)] if name.endswith(PRE_RELU) else None
     for candidate in (name, base):
         if candidate is not None and candidate in paths:
             return name
-    if SEP not in name:
-        for candidate, suffix in ((name, ""), (base, PRE_RELU)):
-            if candidate is None:
-                continue
-            found = [p for p in paths if p.rsplit(SEP, 1)[-1] == candidate]
-            if len(found) == 1:
-                return found[0] + suffix
-            if len(found) > 1:
-                raise UnknownLayerError(f"layer name {name!r} is ambiguous in model {model.name!r}: "
-                                        f"{', '.join(p + suffix for p in found[:4])}; write its path")
+    # a bare name, or the tail of a path (`transformer_block_1/mlp/dense_1`), unique in the model
+    for candidate, suffix in ((name, ""), (base, PRE_RELU)):
+        if candidate is None:
+            continue
+        found = [p for p in paths if p.endswith(SEP + candidate)]
+        if len(found) == 1:
+            return found[0] + suffix
+        if len(found) > 1:
+            raise UnknownLayerError(f"layer name {name!r} is ambiguous in model {model.name!r}: "
+                                    f"{', '.join(p + suffix for p in found[:4])}; write its path")
     raise UnknownLayerError(
         f"unknown layer {name!r} in model {model.name!r}{did_you_mean(name, paths)} "
         f"(list them with: {layers_command(model)})"
@@ -183,8 +189,9 @@ class _Flat:
     tensors upstream of every nested model are the model's own. `tensors`: path -> tensor (None where a
     layer is called more than once, so its path names no single tensor); `outputs`: the flat outputs."""
 
-    def __init__(self, model):
-        self.tensors, self.calls, self.derived = {}, {}, {}
+    def __init__(self, model, override=None):
+        self.tensors, self.calls, self.derived, self.nodes = {}, {}, {}, {}
+        self.override = override or {}  # path -> fn(args, kwargs) -> the node's outputs in its place
         self.outputs = self._run(model, list(model.inputs), "", None)
 
     def _run(self, model, inputs, prefix, training):
@@ -199,7 +206,10 @@ class _Flat:
                 given = [known[id(t)] for t in node.input_tensors]
                 path = prefix + op.name
                 self.calls[path] = self.calls.get(path, 0) + 1
-                if _flattenable(op):
+                self.nodes[path] = (op, args, kwargs)
+                if path in self.override:
+                    outs = keras.tree.flatten(self.override[path](args, kwargs))
+                elif _flattenable(op):
                     outs = self._run(op, given, path + SEP, kwargs.get("training", training))
                 elif all(g is t for g, t in zip(given, node.input_tensors)):
                     outs = list(node.output_tensors)  # upstream of every nested model: the model's own
@@ -258,19 +268,123 @@ def _flat_endpoint(model, path):
 
 
 def endpoint(model, name):
-    """The symbolic output of layer `name` (a path into nested models, or a bare name unique among them),
-    its pre-ReLU input for `<layer>_pre_relu`, or the class scores for SCORE (see class_score)."""
+    """The symbolic output of layer `name` (a path into nested models or into a layer's sublayers, or a
+    bare name unique among them), its pre-ReLU input for `<layer>_pre_relu`, or the class scores for SCORE
+    (see class_score). Token sequences of patch models are seen as their grid [B, H, W, C]; `<path>:cls` is
+    the class token [B, C], `<attention>:head<k>` the output of head k (before the output projection)."""
     if _named(model):
         return model.named_endpoints([_graph_score(model) if str(name) == SCORE else name])[0]
     _require_functional(model)
     if str(name) == SCORE and SCORE not in layer_names(model):
         return class_score(model)
+    views = _view_cache.setdefault(model, {})
+    if str(name) not in views:
+        base, view = split_view(str(name))
+        raw = _heads(model, base) if view and view.startswith("head") else source(model, base)
+        views[str(name)] = _view(model, raw, view, str(name))
+    return views[str(name)]
+
+
+def split_view(name):
+    """(layer, view): `block:cls` -> ("block", "cls"), `mha:head2` -> ("mha", "head2"), else (name, None)."""
+    base, sep, view = name.rpartition(":")
+    if sep and base and (view == "cls" or (view.startswith("head") and view[4:].isdigit())):
+        return base, view
+    return name, None
+
+
+def source(model, name):
+    """The tensor behind endpoint `name` as the model computes it (tokens [B, T, C] before the grid view):
+    a graph tensor (in the flat graph when the model holds nested models), else a tap (see optvis.taps)."""
     path = _resolve(model, str(name))
+    if _is_graph_path(model, path):
+        if _has_nested(model):
+            return _flat_endpoint(model, path)
+        return _top_endpoint(model, path)
+    if path.endswith(PRE_RELU) and path not in layer_names(model):
+        raise UnknownLayerError(f"no pre-ReLU endpoint {path!r}: {path[:-len(PRE_RELU)]!r} is a sublayer read by "
+                                "a tap; pick the sublayer itself (or the activation layer's input)")
+    return _tap(model, path)
+
+
+def _is_graph_path(model, path):
+    base = path[: -len(PRE_RELU)] if path.endswith(PRE_RELU) and path not in layer_names(model) else path
     if _has_nested(model):
-        return _flat_endpoint(model, path)
-    if SEP in path:
-        return endpoint(model.get_layer(path.split(SEP, 1)[0]), path.split(SEP, 1)[1])  # a subclassed one
-    return _top_endpoint(model, path)
+        return base in flat(model).tensors
+    return base in [layer.name for layer in model.layers]
+
+
+def _holder(model, path):
+    """(graph node path, the sublayer, its Tap inputs): the deepest graph node that holds sublayer `path`."""
+    graph = flat(model)
+    parts = path.split(SEP)
+    for k in range(len(parts) - 1, 0, -1):
+        node = SEP.join(parts[:k])
+        if node in graph.nodes:
+            if graph.calls[node] > 1:
+                raise UnknownLayerError(f"layer {node!r} of model {model.name!r} is called {graph.calls[node]} "
+                                        f"times, so its sublayer {path!r} has no single endpoint")
+            op, args, kwargs = graph.nodes[node]
+            sub = taps.find(op, SEP.join(parts[k:]))
+            if sub is not None:
+                return node, sub, taps.structure(args, kwargs)
+    raise UnknownLayerError(f"layer {path!r} of model {model.name!r} lies in no layer its graph calls; pick a "
+                            "layer of the model's forward pass (python -m lucidtl.render layers)")
+
+
+def _tap(model, path, input=False):
+    """Sublayer `path`'s output (its input: input=True), read by a Tap during the model's forward pass."""
+    graph = flat(model)
+    key = ("tap", path, input)
+    if key not in graph.derived:
+        node, sub, (template, tensors) = _holder(model, path)
+        graph.derived[key] = taps.Tap(graph.nodes[node][0], [sub], [path], template, input=input)(tensors)[0]
+    return graph.derived[key]
+
+
+def layer_at(model, path):
+    """The layer object at a path (nested models' layers, other layers' sublayers)."""
+    layer = model
+    for part in path.split(SEP):
+        found = layer.layers if isinstance(layer, keras.Model) else taps.sublayers(layer)
+        layer = next((c for c in found if c.name == part), None)
+        if layer is None:
+            raise UnknownLayerError(f"unknown layer {path!r} in model {model.name!r}")
+    return layer
+
+
+def _heads(model, name):
+    """The per-head outputs [B, T, heads, dim] of attention layer `name`: its output projection's input."""
+    path = _resolve(model, name)
+    layer = layer_at(model, path)
+    dense = getattr(layer, "_output_dense", None)
+    if not isinstance(layer, keras.layers.MultiHeadAttention) or dense is None:
+        raise UnknownLayerError(f"{path!r} is a {type(layer).__name__}, not a MultiHeadAttention layer; ':head<k>' "
+                                "reads one head of an attention layer")
+    return _tap(model, path + SEP + dense.name, input=True)
+
+
+def _view(model, raw, view, name):
+    """The token-grid view of a [B, T, C] (per head [B, T, heads, C]) tensor of a patch model."""
+    shape = tuple(raw.shape)
+    tokens = shape[1] if len(shape) in (3, 4) else None
+    prefix = taps.token_prefix(model, tokens)
+    side = taps.grid_side(tokens, prefix)
+    layer = _layer_name(name).replace(":", "_") + "_view"
+    if view is None:
+        return taps.TokenView(prefix, name=layer)(raw) if side and len(shape) == 3 else raw
+    if view == "cls":
+        if len(shape) != 3 or not prefix:
+            raise UnknownLayerError(f"{name!r}: ':cls' reads the class token of a token sequence [B, T, C] of a "
+                                    f"model with a class token; this one has shape {shape}")
+        return taps.TokenView(prefix, index=0, name=layer)(raw)
+    k, heads = int(view[4:]), shape[2]
+    if not 0 <= k < heads:
+        raise UnknownLayerError(f"{name!r}: head {k} is out of range; the layer has {heads} heads (0..{heads - 1})")
+    if not side:
+        raise UnknownLayerError(f"{name!r} has shape {shape}: its tokens form no square patch grid after the class "
+                                "and register tokens, so a head cannot be seen as [B, H, W, C]")
+    return taps.TokenView(prefix, head=k, name=layer)(raw)
 
 
 # ---- the class score ----------------------------------------------------------------------------------
@@ -316,6 +430,49 @@ def class_score(model, output=None):
                                 f"{tuple(_score_cache[model].shape)}, not [batch, classes]; use a model with its "
                                 "classifier head, or name the score layer")
     return _score_cache[model]
+
+
+def split(model, name, output=None):
+    """(lower, upper, grid): the model split at endpoint `name` for attribution: keras Models x -> a and
+    [a, x] -> class scores (see class_score). A graph tensor is cut out of the graph; a tapped sublayer gets
+    `a` in place of its output during the model's own forward pass. a is the tensor as the model computes
+    it: tokens [B, T, C] for a token grid, and grid(values) maps values [..., T, C] onto the patch grid
+    [..., H, W, C] (None for other layers)."""
+    _require_functional(model)
+    base, view = split_view(str(name))
+    if view is not None:
+        raise InvalidArgumentError(f"attribution splits the model at a layer's output; {name!r} is a view of one "
+                                   f"(use {base!r})")
+    act = source(model, base)
+    shape = tuple(act.shape)
+    prefix = taps.token_prefix(model, shape[1]) if len(shape) == 3 else None
+    side = taps.grid_side(shape[1], prefix) if len(shape) == 3 else None
+    grid = (lambda v: taps.as_grid(v, prefix)) if side else None
+    x = model.inputs[0]
+    lower = keras.Model(x, act, name="attribution_lower")
+    path = _resolve(model, base)
+    if _is_graph_path(model, path):
+        logits = class_score(model, output)
+        try:
+            upper = keras.Model([act, x], logits, name="attribution_upper")
+        except ValueError as e:
+            raise InvalidArgumentError(f"cannot split the model at {name!r} ({e}); pick a layer the output "
+                                       "depends on") from e
+        return lower, upper, grid
+    node, sub, _ = _holder(model, path)
+    given = keras.Input(shape=shape[1:], dtype=act.dtype, name="attribution_given")
+
+    def replaced(args, kwargs):
+        template, tensors = taps.structure(args, kwargs)
+        return taps.Tap(flat(model).nodes[node][0], [sub], [path], template, replace=True)(tensors + [given])
+
+    graph = _Flat(model, override={node: replaced})
+    if output is not None:
+        logits = graph.tensor(model, _resolve(model, str(output)))
+    else:
+        score = _before_squash(graph.outputs[0])
+        logits = graph.outputs[0] if score is None else score
+    return lower, keras.Model([given, x], logits, name="attribution_upper"), grid
 
 
 def _graph_score(model):
@@ -407,23 +564,55 @@ def catalogue(model):
         return [LayerEntry(n, kind, shape[-1] if len(shape) > 1 else None, tuple(shape), pre)
                 for n, kind, shape, pre in model.named_catalogue()]
     _require_functional(model)
-    return _entries(model, "")
+    return _entries(model, "", model)
 
 
-def _entries(model, prefix):
+def _kind(layer):
+    fused = getattr(getattr(layer, "activation", None), "__name__", "")
+    return "" if isinstance(layer, keras.layers.Activation) or fused == "linear" else fused
+
+
+def _grid_shape(model, shape):
+    side = taps.grid_side(shape[1], taps.token_prefix(model, shape[1])) if len(shape) == 3 else None
+    return (shape[0], side, side, shape[2]) if side else shape
+
+
+def _entries(model, prefix, root):
     entries = []
     for layer in model.layers:
         out = layer.output
         if not isinstance(out, (list, tuple)):
-            shape = tuple(out.shape)
+            shape = _grid_shape(root, tuple(out.shape))
             channels = shape[-1] if len(shape) > 1 else None
             pre = (_is_relu_layer(layer) or isinstance(layer, keras.layers.Concatenate)
                    or _fused_relu(layer)) and _has_pre_relu(layer)
-            fused = getattr(getattr(layer, "activation", None), "__name__", "")
-            fused = "" if isinstance(layer, keras.layers.Activation) or fused == "linear" else fused
-            entries.append(LayerEntry(prefix + layer.name, type(layer).__name__, channels, shape, pre, fused))
+            entries.append(LayerEntry(prefix + layer.name, type(layer).__name__, channels, shape, pre, _kind(layer)))
         if _nested(layer):
-            entries += _entries(layer, prefix + layer.name + SEP)
+            entries += _entries(layer, prefix + layer.name + SEP, root)
+        elif taps.sublayers(layer):
+            entries += _sublayer_entries(root, prefix + layer.name, layer)
+    return entries
+
+
+def _sublayer_entries(root, path, layer):
+    """The sublayers of graph node `path` with the shapes one traced call of it gives them (none listed
+    where the node is not called exactly once in the model's graph)."""
+    found = list(taps.walk(layer, path))
+    nodes = flat(root).nodes if _graph(root) is not None else {}
+    if path not in nodes or flat(root).calls[path] != 1:
+        return []
+    op, args, kwargs = nodes[path]
+    template, tensors = taps.structure(args, kwargs)
+    tap = taps.Tap(op, [s for _, s in found], [p for p, _ in found], template, lenient=True,
+                   name=_layer_name(path) + "_catalogue")
+    outs = tap.compute_output_spec(tensors)  # shapes only: no node is added to any graph
+    entries = []
+    for (sub_path, sub), out in zip(found, outs):
+        if out is None or isinstance(out, (list, tuple)):
+            continue
+        shape = _grid_shape(root, tuple(out.shape))
+        entries.append(LayerEntry(sub_path, type(sub).__name__, shape[-1] if len(shape) > 1 else None, shape,
+                                  False, _kind(sub)))
     return entries
 
 

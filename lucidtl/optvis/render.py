@@ -21,18 +21,23 @@ def default_optimizer():
     return keras.optimizers.Adam(learning_rate=0.05, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
 
 
-def resolve_transforms(transforms):
-    """None or "standard" -> Lucid's standard list; "distill"; "none" or [] -> identity; a list/tuple or a
-    single transform -> composed. (Lucid also treats any non-list as standard; see README deviations.)"""
+def resolve_transforms(transforms, model=None):
+    """None or "standard" -> Lucid's standard list; "distill"; "patch" -> patch_transforms sized to the
+    model's patch size (16 where it names none); "none" or [] -> identity; a list/tuple or a single
+    transform -> composed. (Lucid also treats any non-list as standard; see README deviations.)"""
     if transforms is None or transforms == "standard":
         transforms = transform_lib.standard_transforms
     elif transforms == "distill":
         transforms = [transform_lib.distill_transforms()]
+    elif transforms == "patch":
+        from lucidtl.optvis.taps import patch_size
+
+        transforms = transform_lib.patch_transforms((patch_size(model) if model is not None else None) or 16)
     elif transforms == "none":
         transforms = []
     elif isinstance(transforms, str):
         raise InvalidArgumentError(
-            f"unknown transforms {transforms!r}; use standard, distill, none or a list of transforms"
+            f"unknown transforms {transforms!r}; use standard, distill, patch, none or a list of transforms"
         )
     elif callable(transforms):
         transforms = [transforms]
@@ -145,7 +150,7 @@ class Renderer:
             raise InvalidArgumentError(
                 "param_f must return a parameterisation (a tf.Module with variables, e.g. param.image(128))"
             )
-        self.transform = resolve_transforms(transforms)
+        self.transform = resolve_transforms(transforms, model)
         self.optimizer = optimizer or default_optimizer()
         self.optimizer.build(self.variables)
         self.relu_gradient_override = relu_gradient_override

@@ -21,7 +21,7 @@ from lucidtl.errors import InvalidArgumentError
 __all__ = [
     "Transform", "pad", "jitter", "random_scale", "random_rotate", "rotation_matrix", "crop_or_pad_to",
     "normalize_gradient",
-    "compose", "standard_transforms", "distill_transforms",
+    "compose", "standard_transforms", "distill_transforms", "patch_transforms",
 ]
 
 _PAD_MODES = ("CONSTANT", "REFLECT", "SYMMETRIC")
@@ -256,3 +256,25 @@ def distill_transforms():
         return _keep_batch_and_channels(out, image, image.shape[1], image.shape[2])
 
     return Transform(fn, "distill_transforms()")
+
+
+def patch_transforms(patch_size=16):
+    """The set for patch models (ViT, DeiT, DINOv2, CLIP / SigLIP vision): Lucid's standard chain with its
+    translations and scales sized to the patch. A patch embedding is a convolution of stride `patch_size`, so
+    its gradient at the image repeats with that period and a render grows a grid of patch-sized tiles unless
+    the patch grid lands elsewhere on the image at every step: pad p (grey), jitter p (a whole period, where
+    standard's jitter 8 covers half a 16 px patch), scale 0.8..1.2 (moves the period itself), rotate -10..10
+    degrees, jitter p // 2. The ViT feature-visualisation literature uses the same remedies: large jitter and
+    scale augmentations (Ghiasi et al. 2022, "What do Vision Transformers Learn?") and random crops with an
+    FFT / magnitude-constrained parameterisation (Fel et al. 2023, MaCo); see docs/guide/transformers.md
+    for the measurement."""
+    p = int(patch_size)
+    if p < 1:
+        raise InvalidArgumentError(f"patch_size must be a positive integer, got {patch_size!r}")
+    return [
+        pad(p, mode="constant", constant_value=0.5),
+        jitter(p),
+        random_scale([0.8 + 0.04 * i for i in range(11)]),
+        random_rotate(list(range(-10, 11)) + 5 * [0]),
+        jitter(max(1, p // 2)),
+    ]

@@ -80,12 +80,14 @@ class _PerCheckpoint(keras.layers.Layer):
 
 
 def strip_layer(layer):
-    """The name of `layer` in the strip model: Keras names hold no "/", which a nested path does."""
-    return str(layer).replace("/", "__")
+    """The name of the strip model's layer for endpoint `layer` (a Keras name: no "/" or ":", which a nested
+    path, a sublayer path or a token view holds)."""
+    return str(layer).replace("/", "__").replace(":", "__")
 
 
 def per_checkpoint_model(models, layer):
-    """A Keras model whose layer strip_layer(layer) is each checkpoint's `layer` on that checkpoint's images."""
+    """A Keras model whose layer strip_layer(layer) is each checkpoint's `layer` on that checkpoint's images
+    (a path into nested models or sublayers, a token view: any endpoint)."""
     parts = [features.feature_model(m, [layer]) for m in models]
     channels = features.channel_count(models[0], layer)
     first = models[0].inputs[0]

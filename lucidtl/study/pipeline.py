@@ -256,6 +256,7 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
     return {"items": len(runs) * len(selection), "computed": done}
 BLOCK_GROUPS = 6  # neuron groups per layer (the NeuronGroups notebook's), at most the layer's channels
 BLOCK_IMAGES = 2  # --blocks' default with --dataset: the dataset images that get an image page
+SIGNED = "signed.json"  # in a layer's groups folder: its activations are signed, its groups PCA's
 
 
 def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2,
@@ -277,15 +278,21 @@ def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, m
         for layer in layers:
             k = min(BLOCK_GROUPS, features.channel_count(inp.model, layer))
             part = dataclasses.replace(inp, layers=[layer])
+            folder = os.path.join(blocks_dir(out, run.name, "groups"), layer)
+            signed = os.path.join(folder, SIGNED)  # written when NMF met negative values: PCA groups instead
+            alg = "PCA" if os.path.isfile(signed) else "NMF"
+
+            def groups(alg, overwrite=False):
+                bb.groups_over_checkpoints(part, k, folder, reduction_alg=alg, positions=16, size=size, steps=steps,
+                                           seed=seed, indices=shown, batch_size=batch_size, max_images=max_images,
+                                           overwrite=overwrite, progress=progress)
             try:
-                bb.groups_over_checkpoints(part, k, os.path.join(blocks_dir(out, run.name, "groups"), layer),
-                                           positions=16, size=size, steps=steps, seed=seed, indices=shown,
-                                           batch_size=batch_size, max_images=max_images, progress=progress)
-            except Bad as e:  # a layer with negative activations: no NMF groups (said on the page)
-                if "non-negative" not in str(e):
+                groups(alg)
+            except Bad as e:  # signed activations (a transformer's tokens, GELU neurons, a _pre_relu): PCA groups
+                if alg != "NMF" or "non-negative" not in str(e):
                     raise
-                imageio.save_json({"skipped": str(e)}, os.path.join(blocks_dir(out, run.name, "groups"), layer,
-                                                                    "skipped.json"))
+                imageio.save_json({"reduction_alg": "PCA", "why": str(e)}, signed)
+                groups("PCA", overwrite=True)
         bb.caricatures_over_checkpoints(inp, shown, blocks_dir(out, run.name, "caricature"), steps=steps, seed=seed,
                                         batch_size=batch_size, progress=progress)
         done[run.name] = len(inp.checkpoints)

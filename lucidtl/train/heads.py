@@ -2,6 +2,7 @@
 
 - "paper": global average pool -> Dense(1024, relu) -> Dense(n) (the 200-epoch runs);
 - "single": global average pool -> Dense(n) (the temporal run).
+A transformer backbone's tokens [B, T, C] are averaged over the tokens (the class token among them).
 The last layer is softmax + categorical cross-entropy (accuracy), or for multi-label data (CelebA's 40
 attributes) a coordinate-wise sigmoid + mean binary cross-entropy (binary accuracy).
 """
@@ -20,7 +21,9 @@ def add_head(backbone, num_classes, top="paper", multi_label=False, name=None):
         raise InvalidArgumentError(f"unknown top {top!r}{did_you_mean(str(top), TOPS)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise InvalidArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
-    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(backbone.output)
+    tokens = len(backbone.output.shape) == 3  # a transformer's token sequence [B, T, C]
+    pool = keras.layers.GlobalAveragePooling1D if tokens else keras.layers.GlobalAveragePooling2D
+    x = pool(name="head_pool")(backbone.output)
     if top == "paper":
         x = keras.layers.Dense(1024, activation="relu", name="head_dense")(x)
     outputs = keras.layers.Dense(num_classes, activation="sigmoid" if multi_label else "softmax",
