@@ -7,6 +7,7 @@
 """
 import dataclasses
 import glob
+import importlib
 import json
 import os
 
@@ -15,7 +16,7 @@ from lucidtl.atomic import clear_stale_pattern
 from lucidtl.errors import InvalidArgumentError, LucidtlError, UnknownLayerError, WeightsError
 from lucidtl.selection import parse_channels
 
-PARAMS = ("fft", "pixel", "laplacian", "cppn")
+PARAMS = ("fft", "pixel", "laplacian", "cppn", "maco")
 TRANSFORMS = ("standard", "distill", "none")
 MIN_SIZE = 16
 MAX_SIZE = 4096  # a 4096 px image of 3 float32 channels is 200 MB per batch item already
@@ -33,12 +34,14 @@ def _thresholds(steps, thresholds):
     return sorted(set(ts) | {steps})
 
 
-def make_param(kind, size, batch, decorrelate=True, channels=3):
-    """A parameterisation factory for the CLI's --param choice."""
+def make_param(kind, size, batch, decorrelate=True, channels=3, spectrum=None):
+    """A parameterisation factory for the CLI's --param choice (spectrum: maco's, see param.maco)."""
     from lucidtl.optvis import param
 
     if kind not in PARAMS:
         raise InvalidArgumentError(f"unknown --param {kind!r}; choose one of {', '.join(PARAMS)}")
+    if kind == "maco":
+        return lambda: param.maco(size, batch=batch, spectrum=spectrum, decorrelate=decorrelate, channels=channels)
     if kind in ("fft", "pixel"):
         return lambda: param.image(size, batch=batch, fft=kind == "fft", decorrelate=decorrelate,
                                    channels=channels)
@@ -213,7 +216,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
            verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32", aligned=False,
-           input_range=None, custom_objects=None):
+           input_range=None, custom_objects=None, dataset=None, spectrum=None, max_images=256):
     """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
     Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
@@ -249,6 +252,12 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         overwrite (bool): render everything anew in a folder holding another render
         precision (float32|bfloat16|float16): what the network computes in (float32: Lucid's numbers)
         aligned (bool): with --run: every checkpoint of the run in one optimisation (aligned strips)
+        dataset (dataset): real images (folder:PATH, a dataset name, or an .npy / .npz file), read at --size:
+            their mean amplitude spectrum is --param maco's, and the record gets each picture's trust
+            measures (reach, path similarity; lucidtl.analysis.trust)
+        spectrum (file): --param maco's amplitude spectrum, a stored .npy [channels, H, W//2+1] (default: the
+            --dataset images' mean spectrum, else 1/f)
+        max_images (int >= 1): --dataset images read at most
     """
     from lucidtl import imageio
     from lucidtl.optvis import features, precision as precision_lib
@@ -264,7 +273,12 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     if not isinstance(diversity, (int, float)) or diversity < 0:
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
     seed = cli.integer("seed", seed, minimum=0)
+    max_images = cli.integer("max-images", max_images)
     precision = precision_lib.require_fast(precision_lib.check(precision))
+    if spectrum is not None and param != "maco":
+        raise InvalidArgumentError("--spectrum is --param maco's amplitude spectrum: add --param maco or drop --spectrum")
+    if aligned and (dataset is not None or spectrum is not None):
+        raise InvalidArgumentError("--aligned draws with its own FFT parameterisation: drop --dataset / --spectrum")
     if aligned:
         if precision != "float32":
             raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
@@ -282,6 +296,9 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         features.endpoint(net, target)  # fails early when there is no pre-ReLU endpoint
     _check_size(net, target, size, transforms, info.input_range)
 
+    image_channels = net.inputs[0].shape[-1] or 3
+    real, amplitude, spectrum_source = _real_images(dataset, spectrum, param, size, max_images, image_channels)
+
     tag = (f"{layer}_neg" if negative else layer).replace("/", "_")  # Lucid graph names hold slashes
     settings = {
         "model": str(model), "weights": info.weights_source, "random_weights": info.random_weights,
@@ -292,36 +309,45 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         "relu_gradient_override": bool(relu_gradient_override), "png_encoding": "uint8 = round(255 * image)",
         "precision": precision,
     }
+    if param == "maco":
+        settings["spectrum"] = spectrum_source
+    if dataset is not None:
+        settings.update(dataset=str(dataset), max_images=max_images)
     record_path = os.path.join(out, f"{tag}_render.json")
     values, values32 = _resume_values(record_path, settings, overwrite)
     hint = precision_lib.hint(precision)
     if hint and progress:
         print(hint)
     clear_stale_pattern(out, f"{glob.escape(tag)}_*")  # temporary files of writes a kill cut short
-    image_channels = net.inputs[0].shape[-1] or 3
-    pngs, rows = [], {t: [] for t in thresholds}
+    pngs, alpha_pngs, rows = [], [], {t: [] for t in thresholds}
     chunks = [chans[i:i + batch_size] for i in range(0, len(chans), batch_size)]
     for k, chunk in enumerate(chunks):
         paths = {(c, t): os.path.join(out, f"{tag}_{c:04d}_{t}.png") for c in chunk for t in thresholds}
+        alphas = {k: p[:-len(".png")] + "_alpha.png" for k, p in paths.items()} if param == "maco" else {}
         keys = [f"{t}:{chunk[0]}-{chunk[-1]}" for t in thresholds]
-        if not overwrite and all(key in values for key in keys) and all(os.path.exists(p) for p in paths.values()):
+        if not overwrite and all(key in values for key in keys) and all(
+                os.path.exists(p) for p in [*paths.values(), *alphas.values()]):
             for t in thresholds:  # done before a kill: the record holds its values, every PNG exists
                 rows[t] += [imageio.load_png(paths[c, t]) for c in chunk]
             pngs += list(paths.values())
+            alpha_pngs += list(alphas.values())
             continue
         if progress and len(chunks) > 1:
             print(f"batch {k + 1}/{len(chunks)}: channels {chunk[0]}..{chunk[-1]}")
         renderer = Renderer(
             net, channel_objective(target, chunk, negative=negative, diversity=diversity),
-            param_f=make_param(param, size, len(chunk), decorrelate, image_channels),
+            param_f=make_param(param, size, len(chunk), decorrelate, image_channels, amplitude),
             transforms=transforms, relu_gradient_override=relu_gradient_override,
-            seed=seed + k * batch_size, input_range=info.input_range, precision=precision)
+            seed=seed + k * batch_size, input_range=info.input_range, precision=precision,
+            transparency=param == "maco")
 
-        kept = {}
+        kept, kept_alpha = {}, {}
 
-        def keep(i, value, batch, chunk=chunk, kept=kept):
+        def keep(i, value, batch, chunk=chunk, kept=kept, kept_alpha=kept_alpha, renderer=renderer):
             values[f"{i}:{chunk[0]}-{chunk[-1]}"] = value
             kept[i] = batch
+            if param == "maco":
+                kept_alpha[i] = renderer.transparency_map()
 
         renderer.run(thresholds, verbose=verbose, progress=progress, callback=keep)
         for t in thresholds:  # in float32 on the images as the PNGs hold them: comparable across precisions
@@ -331,16 +357,76 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         imageio.save_json(dict(settings, status="running", objective_values=values,
                                objective_values_float32=values32), record_path)
         for t in thresholds:
-            for c, img in zip(chunk, kept[t]):
+            for j, (c, img) in enumerate(zip(chunk, kept[t])):
+                if alphas:  # MaCo's transparency first: the picture's PNG marks the pair as written
+                    alpha_pngs.append(imageio.save_png(kept_alpha[t][j], alphas[c, t]))
                 pngs.append(imageio.save_png(img, paths[c, t]))
                 rows[t].append(img)
 
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans],
                              title=imageio.RANDOM_TITLE if info.random_weights else None)
-    record = imageio.save_json(dict(settings, status="complete", objective_values=values,
-                                    objective_values_float32=values32, pngs=[os.path.basename(p) for p in pngs]), record_path)
+    done = dict(settings, status="complete", objective_values=values, objective_values_float32=values32,
+                pngs=[os.path.basename(p) for p in pngs])
+    if alpha_pngs:
+        done["alpha_pngs"] = [os.path.basename(p) for p in alpha_pngs]
+    if real is not None:
+        saved = {t: imageio.as_saved(rows[t]) for t in thresholds}  # the pictures as the PNGs hold them
+        done["trust"] = trust_measures(net, target, chans, saved, real, negative, info.input_range)
+    record = imageio.save_json(done, record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
+
+
+def _real_images(dataset, spectrum, param, size, max_images, channels):
+    """(dataset images or None, maco's amplitude spectrum or None, where the spectrum comes from), read and
+    checked before anything is written."""
+    maco_lib = importlib.import_module("lucidtl.optvis.param.maco")
+    real = None
+    if dataset is not None:
+        from lucidtl.analysis import trust
+
+        real, _labels = trust.load_images(dataset, size, max_images)
+        if real.shape[-1] != channels:
+            raise InvalidArgumentError(f"--dataset images have {real.shape[-1]} channels but the model takes "
+                                       f"{channels}")
+    if param != "maco":
+        return real, None, None
+    if spectrum is not None:
+        return real, maco_lib.load_spectrum(spectrum), f"file {spectrum}"
+    if real is not None:
+        return real, maco_lib.natural_spectrum(real), f"mean amplitude of {len(real)} images of {dataset}"
+    return real, None, f"1/f^{maco_lib.DEFAULT_ALPHA:g}"
+
+
+def trust_measures(model, layer, channels, pictures, images, negative=False, input_range=(0.0, 1.0)):
+    """The record's "trust": per channel, reach at every threshold (the picture's channel objective / the top
+    dataset image's) and path similarity of the last threshold's picture at the layers below the unit."""
+    import numpy as np
+
+    from lucidtl.analysis import trust
+
+    sign = -1.0 if negative else 1.0
+    scores = sign * trust.unit_scores(model, layer, channels, images, input_range)  # [N, C]
+    own = {t: np.diag(sign * trust.unit_scores(model, layer, channels, np.stack(row), input_range))
+           for t, row in pictures.items()}  # picture j's value for its own channel j
+    last = max(pictures)
+    below = trust.layers_below(model, layer)
+    floor = trust.random_images(images)
+    mu = trust.mean_activations(model, below, images, input_range) if below else None
+    out = {"top_objective": {}, "reach": {}, "path_similarity": {}, "layers_below": below,
+           "images": int(len(images)), "top_k": trust.TOP_K}
+    for j, c in enumerate(channels):
+        top = int(np.argmax(scores[:, j]))
+        out["top_objective"][str(c)] = float(scores[top, j])
+        out["reach"][str(c)] = {}
+        for t in pictures:
+            out["reach"][str(c)][str(t)] = trust.reach(own[t][j], scores[top, j])
+        order = np.argsort(-scores[:, j], kind="stable")[:trust.TOP_K]
+        sims = trust.path_similarity(model, below, np.asarray(pictures[last][j])[None], images[order], floor,
+                                     input_range, reference=mu)
+        out["path_similarity"][str(c)] = {name: {"picture": v["picture"][0], "floor": v["floor"]}
+                                          for name, v in sims.items()}
+    return out
 
 
 def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,
