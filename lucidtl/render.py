@@ -34,14 +34,14 @@ def _thresholds(steps, thresholds):
     return sorted(set(ts) | {steps})
 
 
-def make_param(kind, size, batch, decorrelate=True, channels=3, spectrum=None):
-    """A parameterisation factory for the CLI's --param choice (spectrum: maco's, see param.maco)."""
+def make_param(kind, size, batch, decorrelate=True, channels=3, maco=None):
+    """A parameterisation factory for the CLI's --param choice (maco: param.maco's spectrum, mean, std)."""
     from lucidtl.optvis import param
 
     if kind not in PARAMS:
         raise InvalidArgumentError(f"unknown --param {kind!r}; choose one of {', '.join(PARAMS)}")
     if kind == "maco":
-        return lambda: param.maco(size, batch=batch, spectrum=spectrum, decorrelate=decorrelate, channels=channels)
+        return lambda: param.maco(size, batch=batch, decorrelate=decorrelate, channels=channels, **(maco or {}))
     if kind in ("fft", "pixel"):
         return lambda: param.image(size, batch=batch, fft=kind == "fft", decorrelate=decorrelate,
                                    channels=channels)
@@ -378,8 +378,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
 
 
 def _real_images(dataset, spectrum, param, size, max_images, channels):
-    """(dataset images or None, maco's amplitude spectrum or None, where the spectrum comes from), read and
-    checked before anything is written."""
+    """(dataset images or None, param.maco's spectrum options or None, where the spectrum comes from), read
+    and checked before anything is written."""
     maco_lib = importlib.import_module("lucidtl.optvis.param.maco")
     real = None
     if dataset is not None:
@@ -392,9 +392,11 @@ def _real_images(dataset, spectrum, param, size, max_images, channels):
     if param != "maco":
         return real, None, None
     if spectrum is not None:
-        return real, maco_lib.load_spectrum(spectrum), f"file {spectrum}"
+        return real, {"spectrum": maco_lib.load_spectrum(spectrum)}, f"file {spectrum}"
     if real is not None:
-        return real, maco_lib.natural_spectrum(real), f"mean amplitude of {len(real)} images of {dataset}"
+        mean, std = maco_lib.natural_statistics(real)
+        options = {"spectrum": maco_lib.natural_spectrum(real), "mean": mean, "std": std}
+        return real, options, f"mean amplitude of {len(real)} images of {dataset} (their mean colour and contrast)"
     return real, None, f"1/f^{maco_lib.DEFAULT_ALPHA:g}"
 
 

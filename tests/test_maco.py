@@ -110,10 +110,16 @@ def test_natural_spectrum_is_the_mean_amplitude():
     rng = np.random.default_rng(3)
     images = rng.random((4, 8, 8, 1)).astype(np.float32)
     got = param.natural_spectrum(images)
-    want = np.mean([np.abs(np.fft.fft2(im[..., 0] - im.mean()))[:, :5] for im in images], 0)
+    logit = np.log(np.clip(images, 0.01, 0.99) / (1 - np.clip(images, 0.01, 0.99)))  # before maco's sigmoid
+    want = np.mean([np.abs(np.fft.fft2(t[..., 0] - t.mean()))[:, :5] for t in logit], 0)
     np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
     assert maco_lib.resize_spectrum(got, 8, 8) is got or np.array_equal(maco_lib.resize_spectrum(got, 8, 8), got)
     bigger = maco_lib.resize_spectrum(param.power_law_spectrum(8, 8, 1), 16, 16)
     assert bigger.shape == (1, 16, 9) and np.all(np.diff(bigger[0, 0, 2:]) < 0)  # falls with frequency
     np.testing.assert_allclose(bigger[0, 0, 2::2], param.power_law_spectrum(8, 8, 1)[0, 0, 1:], rtol=1e-6)  # same frequency, same value
+    mean, std = maco_lib.natural_statistics(images)
+    np.testing.assert_allclose(mean, logit.mean((0, 1, 2)), rtol=1e-5)
+    made = np.asarray(maco_lib.maco_image([2, 8, 8, 1], spectrum=got, mean=mean, std=std)())
+    np.testing.assert_allclose(made.mean((1, 2, 3)), mean[0], atol=1e-5)  # the mean colour...
+    np.testing.assert_allclose((made - made.mean((1, 2, 3), keepdims=True)).std(), std, rtol=1e-4)  # ...contrast
     assert tf.is_tensor(param.maco(8, channels=1, spectrum=got)())

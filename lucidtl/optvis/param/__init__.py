@@ -15,6 +15,7 @@ from lucidtl.optvis.param.maco import (
     maco,
     maco_image,
     natural_spectrum,
+    natural_statistics,
     power_law_spectrum,
 )
 from lucidtl.optvis.param.spatial import (
@@ -29,5 +30,5 @@ __all__ = [
     "Param", "image", "pixel_image", "fft_image", "fft_decoder", "rfft2d_freqs", "laplacian_pyramid_image",
     "to_valid_rgb", "decorrelate", "constrain_L_inf", "color_correlation_svd_sqrt", "max_norm_svd_sqrt",
     "color_mean", "cppn", "composite_activation", "relu_normalized_activation",
-    "maco", "maco_image", "natural_spectrum", "power_law_spectrum", "fit_power_law",
+    "maco", "maco_image", "natural_spectrum", "natural_statistics", "power_law_spectrum", "fit_power_law",
 ]

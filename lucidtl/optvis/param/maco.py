@@ -51,19 +51,39 @@ def decorrelated(images):
     return flat.reshape(np.shape(images))
 
 
+def pre_sigmoid(images, decorrelate=True, eps=0.01):
+    """The values maco() would have to make before its sigmoid (and colour mixing) to give these [0, 1]
+    images: logit(clip(x, eps, 1 - eps)), 3-channel images in the decorrelated colour space (decorrelate)."""
+    x = np.clip(np.asarray(images, np.float64), eps, 1.0 - eps)
+    t = np.log(x / (1.0 - x))
+    return decorrelated(t) if decorrelate and t.shape[-1] == 3 else t
+
+
 def natural_spectrum(images, size=None, decorrelate=True):
     """Mean amplitude spectrum [C, H, W//2+1] of images [N, H, W, C] in [0, 1] (resized to size x size when
-    given), each image's mean removed; 3-channel images in the decorrelated colour space (decorrelate)."""
+    given), taken where maco() optimises: before its sigmoid (pre_sigmoid), each image's mean removed."""
+    x = _images(images, size)
+    t = pre_sigmoid(x, decorrelate)
+    t = t - t.mean(axis=(1, 2), keepdims=True)
+    amp = np.abs(np.fft.rfft2(np.moveaxis(t, -1, 1), axes=(-2, -1)))  # [N, C, H, Wf]
+    return amp.mean(0).astype(np.float32)
+
+
+def natural_statistics(images, size=None, decorrelate=True):
+    """(mean [C], std) of the images before maco()'s sigmoid (pre_sigmoid): the mean colour and the
+    contrast maco() gives its pictures when made from these images' spectrum."""
+    t = pre_sigmoid(_images(images, size), decorrelate)
+    centred = t - t.mean(axis=(1, 2), keepdims=True)
+    return t.mean(axis=(0, 1, 2)).astype(np.float32), float(centred.std())
+
+
+def _images(images, size):
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or len(images) == 0:
         raise InvalidArgumentError(f"a spectrum needs images [N, H, W, C], got shape {images.shape}")
     if size is not None and images.shape[1:3] != (size, size):
         images = tf.image.resize(images, [size, size], antialias=True).numpy()
-    x = images - images.mean(axis=(1, 2), keepdims=True)
-    if decorrelate and x.shape[-1] == 3:
-        x = decorrelated(x)
-    amp = np.abs(np.fft.rfft2(np.moveaxis(x, -1, 1), axes=(-2, -1)))  # [N, C, H, Wf]
-    return amp.mean(0).astype(np.float32)
+    return images
 
 
 def resize_spectrum(spectrum, h, w):
@@ -106,9 +126,9 @@ def check_spectrum(spectrum, where="spectrum"):
     return spectrum
 
 
-def normalized_spectrum(spectrum, h, w, channels):
+def normalized_spectrum(spectrum, h, w, channels, std=1.0):
     """The amplitudes maco_image uses: resized to (h, w), channels broadcast, mirrored bins averaged, DC 0,
-    scaled so that the image has standard deviation 1."""
+    scaled so that the image has standard deviation `std`."""
     s = resize_spectrum(check_spectrum(spectrum), h, w).astype(np.float64)
     if s.shape[0] not in (1, channels):
         raise InvalidArgumentError(f"the spectrum has {s.shape[0]} channels but the image {channels}")
@@ -123,17 +143,19 @@ def normalized_spectrum(spectrum, h, w, channels):
     energy = (weight * s * s).sum() / (h * w)  # sum of squared pixels over all channels (Parseval)
     if energy <= 0:
         raise InvalidArgumentError("the spectrum is zero outside its DC bin: it makes a flat image")
-    return (s / np.sqrt(energy / (channels * h * w))).astype(np.float32)
+    return (float(std) * s / np.sqrt(energy / (channels * h * w))).astype(np.float32)
 
 
-def maco_image(shape, spectrum=None, sd=1.0):
+def maco_image(shape, spectrum=None, sd=1.0, mean=None, std=1.0):
     """Spatial MaCo parameterisation: a phase variable [B, C, H, W//2+1] ~ N(0, sd); the image is
-    irfft2d(amplitude * exp(i * phase)) with the amplitude fixed (normalized_spectrum of `spectrum`,
-    default power_law_spectrum). The Param's `.amplitude` holds the amplitudes used."""
+    irfft2d(amplitude * exp(i * phase)) + mean, the amplitude fixed (normalized_spectrum of `spectrum`,
+    default power_law_spectrum; the image's standard deviation `std`), mean: [C] or a number (default 0).
+    The Param's `.amplitude` holds the amplitudes used."""
     b, h, w, ch = check_shape(shape)
     if spectrum is None:
         spectrum = power_law_spectrum(h, w, ch)
-    amp = normalized_spectrum(spectrum, h, w, ch)
+    amp = normalized_spectrum(spectrum, h, w, ch, std)
+    offset = tf.constant(np.broadcast_to(np.asarray(0.0 if mean is None else mean, np.float32), (ch,)))
     mirror = (-np.arange(h)) % h
     cols = [0] + ([w // 2] if w % 2 == 0 and w > 1 else [])
     odd = np.zeros(amp.shape[1:], np.float32)  # the bins whose phase mirrors another's (negated)
@@ -146,21 +168,22 @@ def maco_image(shape, spectrum=None, sd=1.0):
         phi = phase * (1.0 - odd_t) + 0.5 * (phase - mirrored) * odd_t  # Hermitian: real image, amp kept
         coeffs = tf.complex(amp_t * tf.cos(phi), amp_t * tf.sin(phi))
         image = tf.signal.irfft2d(coeffs, fft_length=[h, w])  # [B, C, H, W]
-        return tf.transpose(image, [0, 2, 3, 1])
+        return tf.transpose(image, [0, 2, 3, 1]) + offset
 
     param = Param(make, [phase], name="maco_image")
     param.amplitude = amp
     return param
 
 
-def maco(w, h=None, batch=1, spectrum=None, decorrelate=True, channels=3, sd=1.0):
+def maco(w, h=None, batch=1, spectrum=None, decorrelate=True, channels=3, sd=1.0, mean=None, std=1.0):
     """A Param making [batch, h, w, channels] images in (0, 1): maco_image, then (3 channels, decorrelate)
     Lucid's decorrelated colours and a sigmoid. spectrum: an array [C, H, W//2+1] (natural_spectrum,
-    power_law_spectrum), a .npy path, or None (1/f)."""
+    power_law_spectrum), a .npy path, or None (1/f). mean, std: before the sigmoid (natural_statistics of
+    the images the spectrum came from; default 0 and 1, MaCo's)."""
     h = h or w
     if isinstance(spectrum, (str, os.PathLike)):
         spectrum = load_spectrum(os.fspath(spectrum))
-    spatial = maco_image([batch or 1, h, w, int(channels)], spectrum=spectrum, sd=sd)
+    spatial = maco_image([batch or 1, h, w, int(channels)], spectrum=spectrum, sd=sd, mean=mean, std=std)
     param = to_valid_rgb(spatial, decorrelate=decorrelate, sigmoid=True)
     param.amplitude = spatial.amplitude
     return param
