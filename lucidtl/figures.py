@@ -13,29 +13,13 @@ import os
 
 from lucidtl import cli, imageio
 from lucidtl.errors import ChannelRangeError, InvalidArgumentError
+from lucidtl.run import Run
 from lucidtl.selection import needs_sizes, parse_channels, parse_layer_channels
-
-
-def _runs():
-    from lucidtl.train import run as runs  # Keras: imported when a figure is made, not for --help
-
-    return runs
 
 
 def short_name(layer, channel):
     """The paper's labels: Mixed_4c_Branch_2_b_3x3, 5 -> 4c_2_b_3x3:5."""
     return f"{layer.replace('Mixed_', '').replace('Branch_', '')}:{channel}"
-
-
-def _iterations(records, iterations):
-    saved = [r["iteration"] for r in records]
-    if iterations is None:
-        return saved
-    wanted = [int(i) for i in (str(iterations).split(",") if isinstance(iterations, (str, int)) else iterations)]
-    missing = [i for i in wanted if i not in saved]
-    if missing:
-        raise InvalidArgumentError(f"no checkpoint at iteration {missing[0]}; saved: {', '.join(map(str, saved))}")
-    return wanted
 
 
 FIGURE7_LAYERS = ("Conv2d_2b_1x1", "Mixed_3b_Branch_3_b_1x1", "Mixed_4b_Branch_1_a_1x1", "Mixed_4c_Branch_2_a_1x1",
@@ -75,13 +59,12 @@ def _figure(run, rows, col_labels, name, size, steps, seed, out, progress, atlas
     """rows: [(iteration, row label, [(layer, channel), ...])]. Cells come from the atlas when it holds them
     (same run, size and steps), else from the figure's cell cache, else are rendered: all missing cells of
     one checkpoint in one batch."""
-    runs = _runs()
-    settings = runs.read_settings(run) or {}
+    settings = run.settings
     size, steps = _size_steps(atlas, size, steps)
     if not isinstance(size, int) or size < 16 or not isinstance(steps, int) or steps < 1:
         raise InvalidArgumentError(f"--size must be an integer >= 16 and --steps >= 1 (got {size!r}, {steps!r})")
     chans = list(dict.fromkeys(c for _, _, cells in rows for c in cells))
-    input_range = tuple(settings.get("input_range", (0.0, 1.0)))
+    input_range = run.input_range
     out = os.fspath(out or os.path.join(run, "figures"))
     key = json.dumps([chans, size, steps, seed, list(input_range)])
     cells = os.path.join(out, f"{name}-cells-{hashlib.sha1(key.encode()).hexdigest()[:8]}")
@@ -98,7 +81,7 @@ def _figure(run, rows, col_labels, name, size, steps, seed, out, progress, atlas
         if progress:
             print(f"{name}: iteration {it} ({n + 1}/{len(order)})")
         first = model is None
-        model = runs.load_checkpoint(run, it, model=model)
+        model = run.model_at(it, slot="figure")
         if first:
             _check_channels(model, chans)  # before the first render
         images = render_channels(model, missing, size, steps, seed, input_range)
@@ -139,7 +122,7 @@ def _layer_channels(run, channels, iteration):
         return parse_layer_channels(channels)
     from lucidtl.optvis import features
 
-    model = _runs().load_checkpoint(run, iteration)
+    model = run.model_at(iteration)
     return parse_layer_channels(channels, lambda layer: features.channel_count(model, layer))
 
 
@@ -158,17 +141,18 @@ def temporal(run, channels, checkpoints=None, size=None, steps=None, seed=0, out
         progress (bool): print one line per checkpoint rendered
         atlas (str): an atlas folder of this run; its images are used instead of rendering
     """
-    its = _iterations(_runs().checkpoints(run), checkpoints)
+    run = Run.of(run)
+    its = run.saved(checkpoints)
     chans = _layer_channels(run, channels, its[0])
     return _figure(run, [(i, f"iter {i}", chans) for i in its], [short_name(*c) for c in chans], "temporal",
                    size, steps, seed, out, progress, atlas)
 
 
 def _pre_post(run):
-    records = _runs().checkpoints(run)
+    records = run.records
     pre, post = records[0]["iteration"], records[-1]["iteration"]
     if pre == post:
-        raise InvalidArgumentError(f"run {run} has a single checkpoint; pre/post needs two")
+        raise InvalidArgumentError(f"run {run.path} has a single checkpoint; pre/post needs two")
     return pre, post
 
 
@@ -185,6 +169,7 @@ def prepost(run, channels, size=None, steps=None, seed=0, out=None, progress=Tru
         progress (bool): print one line per checkpoint rendered
         atlas (str): an atlas folder of this run; its images are used instead of rendering
     """
+    run = Run.of(run)
     pre, post = _pre_post(run)
     chans = _layer_channels(run, channels, pre)
     return _figure(run, [(pre, f"pre (iter {pre})", chans), (post, f"post (iter {post})", chans)],
@@ -206,6 +191,7 @@ def figure7(run, layers=FIGURE7_LAYERS, channels="0:4", size=None, steps=None, s
         progress (bool): print one line per checkpoint rendered
         atlas (str): an atlas folder of this run; its images are used instead of rendering
     """
+    run = Run.of(run)
     pre, post = _pre_post(run)
     names = cli.split_list(layers)
     chosen = parse_channels(channels, None)

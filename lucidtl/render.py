@@ -13,14 +13,10 @@ import os
 
 from lucidtl import cli
 from lucidtl.atomic import clear_stale_pattern
-from lucidtl.errors import InvalidArgumentError, LucidtlError, UnknownLayerError, WeightsError
+from lucidtl.errors import InvalidArgumentError, LucidtlError
+from lucidtl.loading import (  # noqa: F401 (re-exported)
+    MAX_SIZE, MIN_SIZE, PARAMS, TRANSFORMS, check_size, load_model, load_run)
 from lucidtl.selection import parse_channels
-
-PARAMS = ("fft", "pixel", "laplacian", "cppn", "maco")
-TRANSFORMS = ("standard", "distill", "none")
-MIN_SIZE = 16
-MAX_SIZE = 4096  # a 4096 px image of 3 float32 channels is 200 MB per batch item already
-
 
 def _thresholds(steps, thresholds):
     from lucidtl.optvis.render import check_thresholds
@@ -64,124 +60,6 @@ def channel_objective(layer, channels, negative=False, diversity=0.0):
     if diversity:
         total = total - diversity * obj.diversity(layer)
     return total
-
-
-def _transformed_min_size(size, transforms):
-    """Smallest image the model can see after the named transform set."""
-    if transforms == "standard":  # pad 12, jitter 8, scale 0.9 (truncated), jitter 4
-        return int(0.9 * (size + 16)) - 4
-    return size
-
-
-def _check_size(model, layer, size, transforms, input_range):
-    """The layer can run on what the renderer feeds it: the transformed image, resized to the model's fixed
-    input size where it has one (as Renderer does)."""
-    import tensorflow as tf
-
-    from lucidtl.optvis import features
-
-    probe = _transformed_min_size(size, transforms)
-    fixed = features.fixed_input_size(model)
-    channels = model.inputs[0].shape[-1] or 3
-    fm = features.feature_model(model, [layer])
-
-    def runs(hw):
-        try:
-            out = fm(tf.zeros([1, *hw, channels]), training=False)
-            return min(out.shape[1:-1], default=1) > 0, None
-        except (tf.errors.OpError, ValueError) as e:
-            return False, e
-
-    seen = f"after the {transforms} transforms the model sees {probe}px" if probe != size else "the model sees it as is"
-    if fixed is not None:  # every image is resized to the fixed size: that is the only size to check
-        ok, error = runs(fixed)
-        if not ok:
-            reason = f": {' '.join(str(error).split())[:200]}" if error is not None else " (no spatial extent)"
-            raise InvalidArgumentError(f"model cannot run layer {layer!r} at its fixed input size "
-                                       f"{fixed[0]}x{fixed[1]} (--size {size} is resized to it){reason}") from None
-        return
-    ok, error = runs((probe, probe))
-    if not ok and error is not None and (probe >= 512 or not runs((max(2 * probe, 320),) * 2)[0]):
-        # a larger image fails too: the input is not too small, the model cannot run it
-        raise InvalidArgumentError(f"model cannot run layer {layer!r} with --size {size} ({seen}): "
-                                   f"{' '.join(str(error).split())[:200]}") from None
-    if not ok:
-        raise InvalidArgumentError(
-            f"--size {size} is too small: {seen}, which gives layer {layer!r} no spatial extent; use a larger --size"
-        )
-
-
-def load_model(model, weights, include_top=False, run=None, checkpoint=None, layer=None, custom_objects=None,
-               input_range=None):
-    """build_model, except that weights=None on a registry model means "ImageNet if available, else random",
-    said plainly when random. Random weights are seeded (0): the same random network on every run.
-    run (+ checkpoint, default the last): a training run's model at that saved iteration, head included.
-    layer: checked before any weights are looked for; a model lucidtl builds (registry, keras.applications)
-    keeps its classifier top when the layer is one only the top has (e.g. predictions).
-    input_range: (lo, hi) the model expects, instead of what lucidtl knows or assumes."""
-    from lucidtl.models.weights import is_builder, with_input_range
-    from lucidtl.optvis import features
-
-    if run is not None:
-        net, info = load_run(run, checkpoint, model, weights)
-        if layer is not None:
-            features.endpoint(net, layer)
-    else:
-        if checkpoint is not None:
-            raise InvalidArgumentError("--checkpoint needs --run, the run folder it belongs to")
-        check = None if layer is None else (lambda net: features.endpoint(net, layer))
-        try:
-            net, info = _load(model, weights, include_top, check, custom_objects)
-        except UnknownLayerError as e:
-            if layer is None or include_top or not is_builder(model):
-                raise
-            try:  # one rule: a layer only the classifier top has -> the model with its top
-                net, info = _load(model, weights, True, check, custom_objects)
-            except UnknownLayerError:
-                raise e from None
-    return net, (info if input_range is None else with_input_range(info, model, input_range))
-
-
-def _load(model, weights, include_top, check, custom_objects):
-    import keras
-
-    from lucidtl import models
-
-    note = ""
-    if weights is None and str(model) in models.MODELS:
-        try:
-            with cli.held_output():  # offline, the note below is the only line
-                return models.build_model(model, weights="imagenet", include_top=include_top, before_weights=check)
-        except WeightsError as e:
-            weights, note = "random", f"no ImageNet weights ({e}); "
-    keras.utils.set_random_seed(0)
-    try:
-        net, info = models.build_model(model, weights=weights, include_top=include_top, before_weights=check,
-                                       custom_objects=custom_objects)
-    except WeightsError as e:
-        folder = os.path.dirname(os.fspath(weights or "")) or "."
-        if weights is not None and os.path.isfile(os.path.join(folder, "checkpoints.json")):
-            raise WeightsError(f"{weights} is a checkpoint of the training run {folder}: use --run {folder} "
-                               f"--checkpoint N, which rebuilds the run's architecture, head included ({e})") from None
-        raise
-    if info.random_weights:
-        print(f"note: {note}using RANDOM weights")
-    return net, info
-
-
-def load_run(run, checkpoint=None, model=None, weights=None):
-    """(model, ModelInfo) of a training run at a saved iteration (None or "last": the last one saved)."""
-    from lucidtl.models.weights import ModelInfo
-    from lucidtl.train import run as runs
-
-    if model not in (None, "inception_v1") or weights is not None:
-        raise InvalidArgumentError("--run rebuilds the run's own model: drop --model / --weights (or --run)")
-    run = os.fspath(run)
-    iteration = runs.checkpoints(run)[-1]["iteration"] if checkpoint in (None, "last") else checkpoint
-    net = runs.load_checkpoint(run, iteration)  # an iteration not saved: one line naming the saved ones
-    settings = runs.read_settings(run) or {}
-    return net, ModelInfo(name=net.name, weights_source=f"{run} iteration {iteration}",
-                          input_range=tuple(settings.get("input_range", (0.0, 1.0))), random_weights=False)
 
 
 def _resume_values(record_path, settings, overwrite):
@@ -239,7 +117,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         steps (int >= 0): optimisation steps
         thresholds (int list): also save the images after these steps (comma list, e.g. 64,512)
         transforms (standard|distill|none): the transformation robustness set (Lucid's standard_transforms)
-        param (fft|pixel|laplacian|cppn): the image parameterisation
+        param (fft|pixel|laplacian|cppn|maco): the image parameterisation (maco: MaCo's, phase only; an alpha
+            map *_alpha.png beside each picture)
         decorrelate (bool): optimise in decorrelated colour space
         negative (bool): maximise minus the channel (of the pre-ReLU activation): Lucid's negative images
         diversity (number >= 0): weight of Lucid's diversity term (0: none)
@@ -294,7 +173,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     target = layer + features.PRE_RELU if negative else layer
     if negative:
         features.endpoint(net, target)  # fails early when there is no pre-ReLU endpoint
-    _check_size(net, target, size, transforms, info.input_range)
+    check_size(net, target, size, transforms, info.input_range)
 
     image_channels = net.inputs[0].shape[-1] or 3
     real, amplitude, spectrum_source = _real_images(dataset, spectrum, param, size, max_images, image_channels)
@@ -371,8 +250,10 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     if alpha_pngs:
         done["alpha_pngs"] = [os.path.basename(p) for p in alpha_pngs]
     if real is not None:
+        from lucidtl.analysis import trust
+
         saved = {t: imageio.as_saved(rows[t]) for t in thresholds}  # the pictures as the PNGs hold them
-        done["trust"] = trust_measures(net, target, chans, saved, real, negative, info.input_range)
+        done["trust"] = trust.record_trust(net, target, chans, saved, real, negative, info.input_range)
     record = imageio.save_json(done, record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
 
@@ -398,37 +279,6 @@ def _real_images(dataset, spectrum, param, size, max_images, channels):
         options = {"spectrum": maco_lib.natural_spectrum(real), "mean": mean, "std": std}
         return real, options, f"mean amplitude of {len(real)} images of {dataset} (their mean colour and contrast)"
     return real, None, f"1/f^{maco_lib.DEFAULT_ALPHA:g}"
-
-
-def trust_measures(model, layer, channels, pictures, images, negative=False, input_range=(0.0, 1.0)):
-    """The record's "trust": per channel, reach at every threshold (the picture's channel objective / the top
-    dataset image's) and path similarity of the last threshold's picture at the layers below the unit."""
-    import numpy as np
-
-    from lucidtl.analysis import trust
-
-    sign = -1.0 if negative else 1.0
-    scores = sign * trust.unit_scores(model, layer, channels, images, input_range)  # [N, C]
-    own = {t: np.diag(sign * trust.unit_scores(model, layer, channels, np.stack(row), input_range))
-           for t, row in pictures.items()}  # picture j's value for its own channel j
-    last = max(pictures)
-    below = trust.layers_below(model, layer)
-    floor = trust.random_images(images)
-    mu = trust.mean_activations(model, below, images, input_range) if below else None
-    out = {"top_objective": {}, "reach": {}, "path_similarity": {}, "layers_below": below,
-           "images": int(len(images)), "top_k": trust.TOP_K}
-    for j, c in enumerate(channels):
-        top = int(np.argmax(scores[:, j]))
-        out["top_objective"][str(c)] = float(scores[top, j])
-        out["reach"][str(c)] = {}
-        for t in pictures:
-            out["reach"][str(c)][str(t)] = trust.reach(own[t][j], scores[top, j])
-        order = np.argsort(-scores[:, j], kind="stable")[:trust.TOP_K]
-        sims = trust.path_similarity(model, below, np.asarray(pictures[last][j])[None], images[order], floor,
-                                     input_range, reference=mu)
-        out["path_similarity"][str(c)] = {name: {"picture": v["picture"][0], "floor": v["floor"]}
-                                          for name, v in sims.items()}
-    return out
 
 
 def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,

@@ -50,7 +50,7 @@ class Written:
 def _setup(pickle, model, weights, layer, cache_dir, run=None, checkpoint=None, channels=()):
     """(generator, classifier, ModelInfo), checking the layer and channels before anything slow runs."""
     from lucidtl.optvis import features
-    from lucidtl.render import load_model
+    from lucidtl.loading import load_model
     from lucidtl.stylegan2.pkl import load_generator
 
     if pickle is None:

@@ -4,12 +4,14 @@ import importlib
 from lucidtl import cli
 
 MODULES = ("render", "train", "figures", "atlas", "analyze", "stylegan", "export", "study")
+NAMES = {"train": "lucidtl.train.__main__", "atlas": "lucidtl.atlas.__main__", "export": "lucidtl.export.__main__",
+         "study": "lucidtl.study.__main__"}
+ENTRY_MODULES = tuple(NAMES.get(m, f"lucidtl.{m}") for m in MODULES)  # the modules that `python -m` runs
 
 
 def entry(module):
     """(main, {sub-command: command}) of `python -m lucidtl.<module>`, read from the commands main registers."""
-    name = {"train": "lucidtl.train.__main__", "atlas": "lucidtl.atlas.__main__",
-            "export": "lucidtl.export.__main__", "study": "lucidtl.study.__main__"}.get(module, f"lucidtl.{module}")
+    name = NAMES.get(module, f"lucidtl.{module}")
     mod = importlib.import_module(name)
     seen = {}
 

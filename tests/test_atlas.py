@@ -171,7 +171,7 @@ def test_figures_come_from_the_atlas_without_rendering(run_dir, full, tmp_path, 
     def no_render(*a, **k):
         raise AssertionError("a model was loaded although the atlas has every cell")
 
-    monkeypatch.setattr(runs, "load_checkpoint", no_render)
+    monkeypatch.setattr("lucidtl.run.load_checkpoint", no_render)
     out = str(tmp_path / "figs")
     path = figures.temporal(run_dir, "conv2_relu:1,conv1_relu:0", atlas=full, out=out, progress=False)
     record = json.load(open(os.path.join(out, "temporal.json")))

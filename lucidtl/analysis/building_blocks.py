@@ -12,7 +12,18 @@ import pickle
 
 import numpy as np
 
+from lucidtl import atomic
+from lucidtl import attribution as A
+from lucidtl.analysis import groups as G
+from lucidtl.analysis import plots, tables
+from lucidtl.analysis.examples import enlarged
+from lucidtl.analysis.streaming import batches, layer_outputs, load_data, load_into, scale_input
+from lucidtl.atomic import atomic_path, write_bytes
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.imageio import load_png, save_grid, save_json, save_png
+from lucidtl.misc.channel_reducer import NON_NEGATIVE
+from lucidtl.recipes import caricature as car
+from lucidtl.run import Run
 
 PARTS = "parts"
 COLUMNS = {"attribution": ["run", "iteration", "layer", "class", "class_name", "channel", "attribution",
@@ -61,35 +72,21 @@ def inputs(checkpoints, model_fn, input_range, source, class_names, layers, labe
                   str(dataset))
 
 
-def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None):
-    """Inputs of a training run folder (its run.json or .keras checkpoints give the model) over --dataset."""
-    from lucidtl import analyze
-
-    cps = select(analyze._checkpoints(run, None), checkpoints)
-    model_fn, input_range = analyze.architecture(None, None, "paper", False, cps, run)
-    settings = analyze._settings(run)
+def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None, split="train"):
+    """Inputs of a Run (a run folder: its run.json, its .keras checkpoints or the Run's model give the
+    architecture) over --dataset, at the saved iterations `checkpoints` (None: all)."""
+    run = Run.of(run)
+    cps = run.select(checkpoints)
+    model_fn, input_range = run.architecture()
+    settings = run.settings
     net = model_fn()
-    source, names = analyze.load_data(dataset, image_side(net, image_size, settings), "train", batch_size)
-    return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers,
-                  analyze._label(run, None), batch_size, dataset, net)
-
-
-def select(cps, iterations):
-    """The checkpoints at `iterations` (None: all); an iteration not saved is a one-line error."""
-    if iterations is None:
-        return list(cps)
-    saved = {c.iteration: c for c in cps}
-    missing = [i for i in iterations if i not in saved]
-    if missing:
-        raise InvalidArgumentError(f"no checkpoint at iteration {missing[0]}; the run saved iterations "
-                                   f"{', '.join(str(c.iteration) for c in cps)}")
-    return [saved[i] for i in sorted(set(iterations))]
+    source, names = load_data(dataset, image_side(net, image_size, settings), split, batch_size)
+    return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers, run.label,
+                  batch_size, dataset, net)
 
 
 def first_images(source, batch_size):
     """The dataset's first batch (an error if it yields no images)."""
-    from lucidtl.analysis.streaming import batches
-
     for images, labels, _ in batches(source, batch_size, batch_size):
         return images, labels
     raise InvalidArgumentError("the dataset yielded no images; check --dataset (a folder with one sub-folder of "
@@ -98,8 +95,6 @@ def first_images(source, batch_size):
 
 def pick_images(source, indices, batch_size=32):
     """{index: [H, W, 3] image} of the dataset images at `indices` (an error past the dataset's end)."""
-    from lucidtl.analysis.streaming import batches
-
     want, found, n = set(int(i) for i in indices), {}, 0
     if not want:
         return found
@@ -131,7 +126,6 @@ def check_indices(indices):
 
 class Parts:
     """Per-checkpoint results under <out>/parts/, and the job's settings (checked on resume)."""
-
     def __init__(self, out, job, settings, overwrite=False):
         self.out, self.job, self.overwrite = os.fspath(out), job, bool(overwrite)
         self.settings = json.loads(json.dumps(settings))
@@ -159,9 +153,6 @@ class Parts:
     def start(self):
         """Before the first write: remove what a killed run left half-written, write the settings."""
         if not self._started:
-            from lucidtl import atomic
-            from lucidtl.imageio import save_json
-
             for root, _, files in os.walk(self.out):
                 for f in sorted(files):
                     if f.startswith(".tmp-"):
@@ -170,8 +161,6 @@ class Parts:
             self._started = True
 
     def save_arrays(self, key, **arrays):
-        from lucidtl.atomic import atomic_path
-
         self.start()
         with atomic_path(self.path(key, "npz")) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -181,8 +170,6 @@ class Parts:
             return {k: z[k] for k in z.files}
 
     def save_object(self, key, obj):
-        from lucidtl.atomic import write_bytes
-
         self.start()
         write_bytes(self.path(key, "pkl"), pickle.dumps(obj))
 
@@ -196,8 +183,6 @@ class Parts:
             return pickle.load(f)
 
     def save(self, key, obj):
-        from lucidtl.imageio import save_json
-
         self.start()
         save_json(obj, self.path(key, "json"))
 
@@ -226,11 +211,6 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
     Writes attribution.csv, attribution_summary.json, attribution_<layer>.png (the attribution of each
     class's top channels over iterations) and iter_<i>/<layer>_attribution_<image>.png (the image and a
     heatmap per class: orange for the class, blue against). Returns the files written."""
-    from lucidtl import attribution as A
-    from lucidtl.analysis import plots, tables
-    from lucidtl.analysis.streaming import _load, batches
-    from lucidtl.imageio import save_grid, save_json
-
     model = inp.model
     attributors = {layer: A.Attributor(model, layer, input_range=inp.input_range) for layer in inp.layers}
     num = next(iter(attributors.values())).num_classes
@@ -254,7 +234,7 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
             continue
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         part = []
         for layer, attr in attributors.items():
             sums, class_sums = np.zeros((len(ks), attr.channels)), np.zeros((len(ks), attr.channels))
@@ -317,9 +297,7 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
 
 
 def _big(image, min_size=64):
-    from lucidtl.analysis.examples import _display
-
-    return _display(np.clip(image, 0, 1), min_size)
+    return enlarged(np.clip(image, 0, 1), min_size)
 
 
 # ---- neuron groups -----------------------------------------------------------------------------------
@@ -334,12 +312,6 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
     Writes groups.csv (per iteration, layer, mode and group: mean weight, cosine to the first checkpoint's
     group, the relative reconstruction error), groups_components.npz, groups_<layer>_error.png,
     iter_<i>/<layer>_groups.png and iter_<i>/<layer>_dictionary_<image>.png. Returns the files written."""
-    from lucidtl.analysis import groups as G
-    from lucidtl.analysis import plots, tables
-    from lucidtl.analysis.streaming import _load, _outputs, scale_input
-    from lucidtl.atomic import atomic_path
-    from lucidtl.imageio import save_grid
-    from lucidtl.misc.channel_reducer import NON_NEGATIVE
     from lucidtl.optvis import features
 
     model = inp.model
@@ -374,7 +346,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
             continue
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         part, arrays = [], {}
         for layer in inp.layers:
             X = G.layer_rows(model, layer, inp.source, positions, batch_size, max_images, inp.input_range, seed)
@@ -404,7 +376,7 @@ def groups_over_checkpoints(inp, n_groups=6, out="analysis/groups", reduction_al
             save_grid([[_big(i) for i in icons]], os.path.join(folder, f"{_safe(layer)}_groups.png"),
                       col_labels=[f"group {g}" for g in range(n_groups)])
             for i, img in sorted(pictures.items()):
-                a = _outputs(fmodels[layer], scale_input(img[None], inp.input_range))[0][0]
+                a = layer_outputs(fmodels[layer], scale_input(img[None], inp.input_range))[0][0]
                 weights = red.transform(np.maximum(a, 0) if reduction_alg in NON_NEGATIVE else a)[..., order]
                 view = G.semantic_dictionary(weights, icons)
                 save_grid([[_big(img[..., :3], view.shape[0]), view]],
@@ -440,11 +412,6 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
     layer). Writes caricature.csv (the cosine of the caricature's activations to the image's at the end),
     iter_<i>/caricature_<image>_<layer>.png and one strip per image and layer,
     caricature_<image>_<layer>.png (the image, then each checkpoint). Returns the files written."""
-    from lucidtl.analysis import tables
-    from lucidtl.analysis.streaming import _load
-    from lucidtl.imageio import load_png, save_grid, save_png
-    from lucidtl.recipes import caricature as car
-
     model = inp.model
     indices = check_indices(indices)
     if not indices:
@@ -463,7 +430,7 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
             continue
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         part = []
         for i, img in sorted(pictures.items()):
             result = car.caricature(img, model, inp.layers, n_steps=steps, cossim_pow=cossim_pow, verbose=False,

@@ -215,7 +215,7 @@ def _accumulate_crops(images, labels, a, size, sums, weights, totals):
 
 # ---- writing -----------------------------------------------------------------------------------------
 
-def _display(image, min_size=64):
+def enlarged(image, min_size=64):
     """Small images repeated (nearest neighbour) to at least min_size px, so grid labels fit."""
     image = np.asarray(image)
     f = max(1, -(-min_size // max(1, min(image.shape[:2]))))
@@ -237,10 +237,10 @@ def write_examples(result, out, class_names=None, heatmaps=True):
         exs = result.top[c]
         base = os.path.join(out, f"{_safe(result.layer)}_{c:04d}")
         if exs:
-            grid = [[_display(e.image[..., :3]) for e in exs]]
+            grid = [[enlarged(e.image[..., :3]) for e in exs]]
             if heatmaps:
                 vmax = max(max(float(e.amap.max()), 0.0) for e in exs) or None
-                grid.append([_display(heatmap(e.image, e.amap, vmax)) for e in exs])
+                grid.append([enlarged(heatmap(e.image, e.amap, vmax)) for e in exs])
             save_grid(grid, base + "_top.png", row_labels=["image", "heat"][:len(grid)],
                       col_labels=[f"#{e.index} {e.score:.2f}" for e in exs])
         for rank, e in enumerate(exs):
@@ -251,7 +251,7 @@ def write_examples(result, out, class_names=None, heatmaps=True):
             labels = list(crops)
             names = [str(class_names[lbl]) if class_names and 0 <= lbl < len(class_names) else
                      ("all" if lbl == -1 else str(lbl)) for lbl in labels]
-            save_grid([[_display(np.clip(crops[lbl], 0, 1)[..., :3]) for lbl in labels]], base + "_classes.png",
+            save_grid([[enlarged(np.clip(crops[lbl], 0, 1)[..., :3]) for lbl in labels]], base + "_classes.png",
                       col_labels=[n[:12] for n in names])
     return rows
 
@@ -260,17 +260,17 @@ def examples_over_checkpoints(model_fn, checkpoints, layer, channels, data, out,
                               batch_size=32, max_images=None, input_range=(0.0, 1.0), class_names=None,
                               report=None):
     """dataset_examples + write_examples for each checkpoint, into <out>/iter_<i:06d>/. Returns CSV rows."""
-    from lucidtl.analysis.streaming import _fresh, _load, resolve_checkpoints
+    from lucidtl.analysis.streaming import fresh_model, load_into, resolve_checkpoints
     from lucidtl.optvis import features
 
     cps = resolve_checkpoints(checkpoints)
-    model = _fresh(model_fn)
+    model = fresh_model(model_fn)
     features.endpoint(model, str(layer))
     rows = []
     for cp in cps:
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         res = dataset_examples(model, str(layer), channels, data, k, reduce, batch_size, max_images, input_range)
         folder = os.path.join(out, f"iter_{cp.iteration:06d}")
         rows += [{"iteration": cp.iteration, **r} for r in write_examples(res, folder, class_names)]

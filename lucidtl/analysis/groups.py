@@ -38,14 +38,14 @@ def sample_rows(acts, positions, rng):
 
 def layer_rows(model, layer, data, positions=16, batch_size=32, max_images=None, input_range=(0.0, 1.0), seed=0):
     """The sampled rows [n, C] (float32) of `layer` over the dataset, streamed batch by batch."""
-    from lucidtl.analysis.streaming import _outputs, batches, scale_input
+    from lucidtl.analysis.streaming import batches, layer_outputs, scale_input
     from lucidtl.optvis import features
 
     fmodel = features.feature_model(model, [str(layer)])
     rng = np.random.default_rng(seed)
     parts = []
     for images, _, _ in batches(data, batch_size, max_images):
-        a = _outputs(fmodel, scale_input(images, input_range))[0]
+        a = layer_outputs(fmodel, scale_input(images, input_range))[0]
         if a.ndim != 4:
             raise InvalidArgumentError(f"layer {layer!r} has no spatial map (output shape {a.shape[1:]}); pick a "
                                        "convolutional layer")

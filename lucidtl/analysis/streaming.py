@@ -14,12 +14,12 @@ is loaded into; it is called twice (the reference model and the moving one).
 """
 import dataclasses
 import os
-import re
 
 import numpy as np
 
 from lucidtl.analysis import metrics as M
 from lucidtl.errors import InvalidArgumentError, WeightsError, did_you_mean
+from lucidtl.run import Checkpoint, resolve_checkpoints  # noqa: F401 (the analyses' names for them)
 
 SAMPLES = ("positions", "pooled")
 LAYER_METRICS = ("pwsm_theta", "procrustes_norm", "cka")
@@ -149,6 +149,31 @@ def batches(data, batch_size=32, max_images=None):
             break
 
 
+def load_data(data, image_size=224, split="train", batch_size=16):
+    """(images source for streaming.batches, class names or None) from --data: an .npy ([N, H, W, C] in
+    [0, 1], or uint8), an .npz (arrays 'images' and optional 'labels'), or a lucidtl.data name
+    (folder:PATH, a tfds name) loaded unshuffled."""
+    if data is None or str(data) == "":
+        raise InvalidArgumentError("no images; pass --data folder:PATH, a dataset name, or an .npy/.npz file")
+    name = str(data)
+    if name.endswith((".npy", ".npz")):
+        if not os.path.isfile(name):
+            raise InvalidArgumentError(f"data file {name} does not exist; check --data")
+        arrays = np.load(name)
+        images, labels = (arrays, None) if name.endswith(".npy") else (arrays["images"],
+                                                                       arrays.get("labels"))
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise InvalidArgumentError(f"{name} holds shape {images.shape}; expected images [N, H, W, C]")
+        images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+        return ((images, np.asarray(labels)) if labels is not None else images), None
+    from lucidtl import data as datasets
+
+    d = datasets.load(name, split=split, batch_size=batch_size, image_size=image_size, shuffle=False,
+                      validation_split=0, eval_split=None)
+    return d.train, list(d.class_names)
+
+
 def scale_input(images, input_range):
     """[0, 1] images -> the model's input range."""
     lo, hi = input_range
@@ -156,72 +181,6 @@ def scale_input(images, input_range):
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-    iteration: int
-    path: str
-    epoch: int = None
-
-
-def _iteration_from_name(path, default):
-    m = re.search(r"iter_(\d+)", os.path.basename(os.fspath(path)))
-    return int(m.group(1)) if m else default
-
-
-def read_run(directory):
-    """The checkpoints of a run folder (its checkpoints.json), ascending iteration."""
-    from lucidtl.train.callbacks import MANIFEST, read_manifest
-
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise InvalidArgumentError(f"run folder {directory} does not exist; pass the folder the training "
-                                   "callback wrote (the one holding checkpoints.json)")
-    if not os.path.isfile(os.path.join(directory, MANIFEST)):
-        raise InvalidArgumentError(f"run folder {directory} has no {MANIFEST}; pass the folder the training "
-                                   "callback wrote, or the checkpoint files themselves")
-    try:
-        records = read_manifest(directory)
-    except (ValueError, KeyError) as e:
-        raise InvalidArgumentError(f"cannot read {os.path.join(directory, MANIFEST)}: {e}") from e
-    return [Checkpoint(int(r["iteration"]), os.path.join(directory, r["path"]), r.get("epoch")) for r in records]
-
-
-def manifest_format(directory):
-    """"weights" or "keras" for a run folder (None without a manifest)."""
-    import json
-
-    path = os.path.join(os.fspath(directory), "checkpoints.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("format", "weights")
-
-
-def resolve_checkpoints(checkpoints):
-    """A run folder, a weights file, or a list of files / Checkpoint objects -> [Checkpoint], ascending."""
-    if isinstance(checkpoints, (str, os.PathLike)):
-        path = os.fspath(checkpoints)
-        if os.path.isdir(path) or not path.endswith((".weights.h5", ".keras")):
-            out = read_run(path)
-        else:
-            out = [Checkpoint(_iteration_from_name(path, 0), path)]
-    else:
-        out = []
-        for i, c in enumerate(checkpoints):
-            if isinstance(c, Checkpoint):
-                out.append(c)
-            elif isinstance(c, dict):
-                out.append(Checkpoint(int(c["iteration"]), os.fspath(c["path"]), c.get("epoch")))
-            else:
-                out.append(Checkpoint(_iteration_from_name(c, i), os.fspath(c)))
-    if not out:
-        raise InvalidArgumentError("no checkpoints to analyse; the run folder's manifest is empty")
-    for c in out:
-        if not os.path.isfile(c.path):
-            raise WeightsError(f"checkpoint {c.path} does not exist; check the run folder")
-    return sorted(out, key=lambda c: c.iteration)
-
 
 def reference_checkpoint(reference, checkpoints):
     """"first" (lowest iteration), an iteration number, or a weights file (iteration -1)."""
@@ -255,7 +214,8 @@ def _check_layers(model, layers):
     return layers
 
 
-def _outputs(fmodel, x):
+def layer_outputs(fmodel, x):
+    """The outputs of a feature model on images x, as a list of numpy arrays (a fixed input size resizes x)."""
     from lucidtl.optvis import features
 
     out = fmodel(features.fit_input(fmodel, x), training=False)  # a fixed input size sees the images resized
@@ -287,7 +247,7 @@ def compare(reference_model, model, layers, data, alpha=0.0, samples="positions"
     n_images = 0
     for images, _, _ in batches(data, batch_size, max_images):
         x = scale_input(images, input_range)
-        for layer, a, b in zip(layers, _outputs(fa, x), _outputs(fb, x)):
+        for layer, a, b in zip(layers, layer_outputs(fa, x), layer_outputs(fb, x)):
             if a.ndim == 4:
                 if samples == "positions":
                     stats[layer].update(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]))
@@ -315,7 +275,8 @@ class Comparison:
     summary: dict  # Pearson's r between the metrics, settings
 
 
-def _fresh(model_fn):
+def fresh_model(model_fn):
+    """A new model: model_fn() (a builder), or a clone of model_fn when it is a keras.Model."""
     import keras
 
     if isinstance(model_fn, keras.Model):
@@ -323,7 +284,8 @@ def _fresh(model_fn):
     return model_fn()
 
 
-def _load(model, path):
+def load_into(model, path):
+    """Load a checkpoint file into model; a WeightsError hints at the architecture when they do not match."""
     from lucidtl.models.weights import load_weights
 
     try:
@@ -362,14 +324,14 @@ def compare_checkpoints(model_fn, checkpoints, layers, data, reference="first", 
     checkpoints: see resolve_checkpoints. Returns a Comparison; report(str), if given, hears progress."""
     cps = resolve_checkpoints(checkpoints)
     ref = reference_checkpoint(reference, cps)
-    ref_model = _load(_fresh(model_fn), ref.path)
-    model = _fresh(model_fn)
+    ref_model = load_into(fresh_model(model_fn), ref.path)
+    model = fresh_model(model_fn)
     layers = _check_layers(ref_model, layers)
     rows, channel_rows = [], []
     for cp in cps:
         if report:
             report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        _load(model, cp.path)
+        load_into(model, cp.path)
         result = compare(ref_model, model, layers, data, alpha=alpha, samples=samples, per_channel=per_channel,
                          batch_size=batch_size, max_images=max_images, input_range=input_range)
         for layer, res in result.items():

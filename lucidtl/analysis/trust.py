@@ -172,3 +172,31 @@ def rank_beyond(rows):
     first; how many were not)."""
     kept = sorted((u for u, r in rows.items() if r["beyond"]), key=lambda u: -rows[u]["change"])
     return kept, len(rows) - len(kept)
+
+
+def record_trust(model, layer, channels, pictures, images, negative=False, input_range=(0.0, 1.0)):
+    """A render record's "trust" (pictures: {threshold: [len(channels), H, W, C] as the PNGs hold them};
+    images: the dataset's): per channel, reach at every threshold (the picture's channel objective / the top
+    dataset image's) and path similarity of the last threshold's picture at the layers below the unit."""
+    sign = -1.0 if negative else 1.0
+    scores = sign * unit_scores(model, layer, channels, images, input_range)  # [N, C]
+    own = {t: np.diag(sign * unit_scores(model, layer, channels, np.stack(row), input_range))
+           for t, row in pictures.items()}  # picture j's value for its own channel j
+    last = max(pictures)
+    below = layers_below(model, layer)
+    floor = random_images(images)
+    mu = mean_activations(model, below, images, input_range) if below else None
+    out = {"top_objective": {}, "reach": {}, "path_similarity": {}, "layers_below": below,
+           "images": int(len(images)), "top_k": TOP_K}
+    for j, c in enumerate(channels):
+        top = int(np.argmax(scores[:, j]))
+        out["top_objective"][str(c)] = float(scores[top, j])
+        out["reach"][str(c)] = {}
+        for t in pictures:
+            out["reach"][str(c)][str(t)] = reach(own[t][j], scores[top, j])
+        order = np.argsort(-scores[:, j], kind="stable")[:TOP_K]
+        sims = path_similarity(model, below, np.asarray(pictures[last][j])[None], images[order], floor,
+                               input_range, reference=mu)
+        out["path_similarity"][str(c)] = {name: {"picture": v["picture"][0], "floor": v["floor"]}
+                                          for name, v in sims.items()}
+    return out

@@ -21,6 +21,7 @@ from lucidtl import imageio
 from lucidtl import atomic
 from lucidtl.atlas import plan
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.run import Run
 
 SETTINGS_FILE = "atlas.json"
 VOLATILE = ("wall_s", "shard", "finished")  # record keys that differ between equal runs
@@ -129,20 +130,18 @@ class _Models:
     def __init__(self, model):
         self.model_name = model
         self.current = self.net = None
-        self.arch = {}
+        self.runs = {}  # run folder -> Run (one architecture each, its slot "atlas")
         self.input_range = (0.0, 1.0)
 
     def load(self, ck):
         from lucidtl.models import build_model
-        from lucidtl.train import run as run_folders
 
         if ck == self.current:
             return self.net
         if ck.run_path:
-            settings = run_folders.read_settings(ck.run_path) or {}
-            self.input_range = tuple(settings.get("input_range", (0.0, 1.0)))
-            self.net = run_folders.load_checkpoint(ck.run_path, ck.iteration, model=self.arch.get(ck.run_path))
-            self.arch[ck.run_path] = self.net
+            run = self.runs.setdefault(ck.run_path, Run(ck.run_path))
+            self.input_range = run.input_range
+            self.net = run.model_at(ck.iteration, slot="atlas")
         else:
             import keras
 
@@ -219,7 +218,7 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
     from lucidtl.optvis import precision as precision_lib
     from lucidtl.optvis.render import progress_bar, render_channels
     from lucidtl.cli import integer
-    from lucidtl.render import MIN_SIZE, TRANSFORMS
+    from lucidtl.loading import MIN_SIZE, TRANSFORMS
 
     shard_t = plan.parse_shard(shard)
     size = integer("size", size, minimum=MIN_SIZE)
@@ -296,7 +295,6 @@ def _render_aligned(out, work, shard_t, settings, size, steps, transforms, progr
     from lucidtl.optvis import features
     from lucidtl.optvis.render import progress_bar
     from lucidtl.recipes.aligned_strips import render_strips
-    from lucidtl.train import run as run_folders
 
     groups = {}
     for w in work:
@@ -319,9 +317,8 @@ def _render_aligned(out, work, shard_t, settings, size, steps, transforms, progr
             t0 = time.time()
             run_path = g[0].checkpoint.run_path
             if run_path not in nets:
-                rs = run_folders.read_settings(run_path) or {}
-                nets = {run_path: ([run_folders.load_checkpoint(run_path, w.checkpoint.iteration) for w in g],
-                                   tuple(rs.get("input_range", (0.0, 1.0))))}
+                run = Run(run_path)
+                nets = {run_path: ([run.model_at(w.checkpoint.iteration) for w in g], run.input_range)}
             models, input_range = nets[run_path]
             strips = render_strips(models, g[0].layer, g[0].channels, size, steps, g[0].seed, True, transforms,
                                    input_range=input_range)[steps]

@@ -64,12 +64,12 @@ def split_list(value, flag):
 
 def checkpoints(runs=(), weights=()):
     """Every checkpoint of the run folders (ascending iteration), then the weight files, as given."""
-    from lucidtl.train import run as run_folders
+    from lucidtl.run import Run
 
     out = []
     for path in runs:
         name = os.path.basename(os.path.normpath(path))
-        for r in run_folders.check(path):  # every file it lists, before anything is rendered
+        for r in Run(path).check():  # every file it lists, before anything is rendered
             out.append(Checkpoint(f"{name}/iter_{r['iteration']:06d}", name, os.path.abspath(path), r["iteration"]))
     for path in weights:
         if not os.path.isfile(path):

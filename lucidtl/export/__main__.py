@@ -35,8 +35,8 @@ def classifier(model="inception_v1", weights=None, out=None, image_size=None, in
         overwrite (bool): replace a non-empty --out
     """
     from lucidtl.export.savedmodel import SLIM_HEAD, export_classifier
+    from lucidtl.loading import load_model
     from lucidtl.optvis.features import fixed_input_size
-    from lucidtl.render import load_model
 
     out = _need_out(out)
     net, info = load_model(model, weights, include_top=bool(include_top), run=run, checkpoint=checkpoint)
@@ -45,9 +45,9 @@ def classifier(model="inception_v1", weights=None, out=None, image_size=None, in
             image_size = 224
     names = None
     if run is not None:
-        from lucidtl.train.run import read_settings
+        from lucidtl.run import Run
 
-        names = (read_settings(run) or {}).get("class_names")
+        names = Run(run).class_names
     return export_classifier(net, out, info.input_range, image_size, overwrite, class_names=names)
 
 
@@ -71,17 +71,17 @@ def renderer(model="inception_v1", weights=None, layer="Mixed_4c", size=128, out
         relu_gradient_override (bool): Lucid's redirected ReLU gradient for the first 17 steps (0..16)
         overwrite (bool): replace a non-empty --out
     """
-    from lucidtl import render as render_cli
+    from lucidtl import loading
     from lucidtl.export.savedmodel import export_renderer
     from lucidtl.optvis import features
 
     out = _need_out(out)
-    size = cli.integer("size", size, minimum=render_cli.MIN_SIZE)
-    cli.choice("transforms", transforms, render_cli.TRANSFORMS)
-    net, info = render_cli.load_model(model, weights, run=run, checkpoint=checkpoint)
+    size = cli.integer("size", size, minimum=loading.MIN_SIZE)
+    cli.choice("transforms", transforms, loading.TRANSFORMS)
+    net, info = loading.load_model(model, weights, run=run, checkpoint=checkpoint)
     layer = str(layer)
     features.endpoint(net, layer)
-    render_cli._check_size(net, layer, size, transforms, info.input_range)
+    loading.check_size(net, layer, size, transforms, info.input_range)
     return export_renderer(net, layer, out, size, info.input_range, transforms, sd, learning_rate, decorrelate,
                            relu_gradient_override, overwrite)
 

@@ -110,9 +110,6 @@ def split_name(tensor_name):
     return op, int(k) if k.isdigit() else 0
 
 
-_split = split_name  # the old private name, until lucidtl/attribution.py imports split_name
-
-
 # ---- the graph and its names -----------------------------------------------------------------------------
 
 @dataclasses.dataclass

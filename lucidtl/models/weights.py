@@ -82,9 +82,6 @@ def array_shapes(path):
                            "(is it a Keras 3 weights file?)") from e
 
 
-_array_shapes = array_shapes  # the old private name, until the run-folder reader imports array_shapes
-
-
 def _check_weights_path(path):
     path = os.fspath(path)
     if not path.endswith(WEIGHT_FILE_SUFFIXES):

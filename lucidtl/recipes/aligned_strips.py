@@ -161,14 +161,13 @@ def aligned_render(run, layer="Mixed_4c", channels="0:8", size=128, steps=512, t
     from lucidtl import imageio
     from lucidtl.atomic import clear_stale_pattern
     from lucidtl.optvis import features as F
+    from lucidtl.run import Run
     from lucidtl.selection import parse_channels
-    from lucidtl.train import run as runs
 
-    records = runs.checkpoints(os.fspath(run))
-    iterations = [r["iteration"] for r in records]
-    models = [runs.load_checkpoint(os.fspath(run), it) for it in iterations]
-    settings_run = runs.read_settings(os.fspath(run)) or {}
-    input_range = tuple(settings_run.get("input_range", (0.0, 1.0)))
+    run = Run.of(run)
+    iterations = list(run.iterations)
+    models = [run.model_at(it) for it in iterations]
+    input_range = run.input_range
     chans = parse_channels(channels, F.channel_count(models[0], layer))
     K = len(models)
     per = max(1, int(batch_size) // K)

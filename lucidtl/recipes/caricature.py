@@ -77,11 +77,11 @@ feature_inversion = caricature  # Lucid's alias
 
 def cosine(model, layer, images, input_range=(0.0, 1.0)):
     """Cosine similarity of each image's activations at `layer` (over H x W x C) to image 0's: [B]."""
-    from lucidtl.analysis.streaming import _outputs, scale_input
+    from lucidtl.analysis.streaming import layer_outputs, scale_input
     from lucidtl.optvis import features
 
     fmodel = features.feature_model(model, [layer])
-    a = _outputs(fmodel, scale_input(np.asarray(images, np.float32), input_range))[0].astype(np.float64)
+    a = layer_outputs(fmodel, scale_input(np.asarray(images, np.float32), input_range))[0].astype(np.float64)
     a = a.reshape(len(a), -1)
     norms = np.linalg.norm(a, axis=1)
     return (a @ a[0]) / np.maximum(norms * norms[0], 1e-12)

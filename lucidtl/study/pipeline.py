@@ -18,7 +18,6 @@ the last shard to finish (or any rerun) computes the scale stage and the site.
 """
 import dataclasses
 import itertools
-import json
 import os
 import shutil
 import sys
@@ -29,48 +28,14 @@ import numpy as np
 from lucidtl import cli, imageio
 from lucidtl.atlas import job, plan
 from lucidtl.errors import InvalidArgumentError
+from lucidtl.run import Run
+from lucidtl.study import site
+from lucidtl.study.layout import (  # noqa: F401 (re-exported: the study's file layout)
+    SETTINGS_FILE, activation_atlas_path, between_path, blocks_dir, example_png, examples_path, iter_name, read_json,
+    scale_path, similarity_path)
 
-SETTINGS_FILE = "study.json"
 SHARDED = ("atlas", "similarity", "examples")
 THUMB = 64  # px of a dataset example in a strip
-
-
-def iter_name(iteration):
-    return f"iter_{iteration:06d}"
-
-
-def similarity_path(out, run, iteration):
-    return os.path.join(out, "similarity", run, iter_name(iteration) + ".json")
-
-
-def between_path(out, a, b, iteration):
-    return os.path.join(out, "similarity", "between", f"{a}~{b}", iter_name(iteration) + ".json")
-
-
-def examples_path(out, run, iteration, layer):
-    return os.path.join(out, "examples", run, iter_name(iteration), layer + ".json")
-
-
-def example_png(run, iteration, layer, channel):
-    """A channel's example strip, relative to the study folder."""
-    return f"examples/{run}/{iter_name(iteration)}/{layer}/{channel:04d}.png"
-
-
-def scale_path(out, run, iteration):
-    return os.path.join(out, "scale", run, iter_name(iteration) + ".json")
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    name: str
-    path: str
-    iterations: tuple
-    input_range: tuple
 
 
 @dataclasses.dataclass
@@ -88,36 +53,25 @@ class StudyResult:
 
 
 class _Nets:
-    """One model per (slot, run), reloaded only when another checkpoint is asked for."""
-
-    def __init__(self):
-        self.held = {}
+    """One model per (slot, run), reloaded only when another checkpoint is asked for (Run.model_at's slots)."""
 
     def get(self, slot, run, iteration):
-        from lucidtl.train import run as run_folders
-
-        net, at = self.held.get((slot, run.path), (None, None))
-        if net is None or at != iteration:
-            net = run_folders.load_checkpoint(run.path, iteration, model=net)
-            self.held[slot, run.path] = (net, iteration)
-        return net
+        return run.model_at(iteration, slot=slot)
 
 
 # ---- inputs ------------------------------------------------------------------------------------------
 
 def _runs(runs):
-    from lucidtl.train import run as run_folders
-
+    """[Run] of --runs, each checked to be a run folder (one-line errors), named after its folder."""
     paths = plan.split_list(runs, "runs") if runs is not None else []
     if not paths:
         raise InvalidArgumentError("no runs; pass --runs RUN_FOLDER[,RUN_FOLDER...] (the --out folders of "
                                    "python -m lucidtl.train)")
     out = []
     for path in paths:
-        records = run_folders.checkpoints(path)  # a one-line error for a folder that is not a run
-        settings = run_folders.read_settings(path) or {}
-        out.append(Run(os.path.basename(os.path.normpath(path)), os.path.abspath(path),
-                       tuple(r["iteration"] for r in records), tuple(settings.get("input_range", (0.0, 1.0)))))
+        run = Run(os.path.abspath(path))
+        run.records  # noqa: B018 (a one-line error for a folder that is not a run)
+        out.append(run)
     names = [r.name for r in out]
     if len(set(names)) < len(names):
         raise InvalidArgumentError(f"two runs share the folder name {names[0]!r}; the study names runs after "
@@ -127,23 +81,16 @@ def _runs(runs):
     return out
 
 
-def _run_settings(run):
-    from lucidtl.train import run as run_folders
-
-    return run_folders.read_settings(run.path) or {}
-
-
 def probe_images(dataset, runs, max_images, batch_size):
     """(images [N, H, W, 3] in [0, 1], labels or None, the dataset specs used): the first max_images of
     --dataset, else an equal share of each run's own training dataset (run.json), unshuffled; at the first
     run's image size. The same images for every checkpoint and run."""
-    from lucidtl.analysis.streaming import batches
-    from lucidtl.analyze import load_data
+    from lucidtl.analysis.streaming import batches, load_data
 
-    specs = [str(dataset)] if dataset else list(dict.fromkeys(_run_settings(r).get("dataset") for r in runs))
+    specs = [str(dataset)] if dataset else list(dict.fromkeys(r.dataset for r in runs))
     if None in specs:
         raise InvalidArgumentError("a run's run.json names no dataset; pass --dataset (the same spec as train)")
-    size = _run_settings(runs[0]).get("image_size") or 224
+    size = runs[0].image_size or 224
     share = -(-max_images // len(specs))
     images, labels = [], []
     for spec in specs:
@@ -283,18 +230,12 @@ def scale_stage(out, progress):
     return {"items": len(by_ckpt), "computed": len(pending)}
 
 
-def activation_atlas_path(out, run, layer):
-    """The summary.json of a run's activation atlas of a layer (lucidtl.recipes.activation_atlas.checkpoints)."""
-    return os.path.join(out, "activation_atlas", run, layer.replace("/", "_"), "summary.json")
-
-
 def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size, steps, batch_size, seed, progress):
     """An activation atlas of every chosen layer at every checkpoint of each run, in one layout per run and
     layer, on the study's images. A study has few images (--max-images), so it samples about 20 points per
     cell (Lucid: one position per image of 100,000), and caps UMAP's n_neighbors (Lucid: 50) at a quarter of
     the points."""
     from lucidtl.recipes.activation_atlas.checkpoints import checkpoint_atlases
-    from lucidtl.train import run as run_folders
 
     target = 20 * grid_size * grid_size
     per_image = max(1, -(-target // len(images)))
@@ -302,11 +243,10 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
     data = images if labels is None else (images, labels)
     done = 0
     for r in runs:
-        settings = _run_settings(r)
         for layer, _ in selection:
             if os.path.isfile(activation_atlas_path(out, r.name, layer)):
                 continue
-            checkpoint_atlases(lambda: run_folders.build_run_model(settings), r.path, layer, data,
+            checkpoint_atlases(r.build, r, layer, data,
                                os.path.join(out, "activation_atlas", r.name), grid_size=grid_size, icon_size=size,
                                n_steps=steps + 1, icon_batch_size=batch_size, number_activations=points,
                                positions_per_image=per_image, seed=seed,
@@ -315,10 +255,6 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
             done += 1
     return {"items": len(runs) * len(selection), "computed": done}
 BLOCK_GROUPS = 6  # neuron groups per layer (the NeuronGroups notebook's), at most the layer's channels
-
-
-def blocks_dir(out, run, what):
-    return os.path.join(out, "blocks", run, what)
 
 
 def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2):
@@ -332,7 +268,7 @@ def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, m
     layers = [layer for layer, _ in selection]
     done = {}
     for run in runs:
-        inp = bb.run_inputs(run.path, dataset, layers, batch_size=batch_size)
+        inp = bb.run_inputs(run, dataset, layers, batch_size=batch_size)
         shown = _first_indices(inp.source, images, batch_size)
         bb.attribution_over_checkpoints(inp, "all", blocks_dir(out, run.name, "attribution"), indices=shown,
                                         batch_size=batch_size, max_images=max_images, progress=progress)
@@ -518,8 +454,6 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     if dataset and blocks:
         run_stage("blocks", lambda: blocks_stage(out, run_list, selection, dataset, size, steps, seed, batch_size,
                                                  max_images, progress, blocks), sharded=False)
-    from lucidtl.study import site
-
     run_stage("site", lambda: site.build(out, progress=progress), sharded=False)
     return StudyResult(out, stages, os.path.join(out, "index.html"))
 

@@ -12,6 +12,8 @@ import os
 
 from lucidtl import atomic
 from lucidtl.atlas import job
+from lucidtl.run import Run
+from lucidtl.study import layout as L
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ASSETS = ("style.css", "app.js", "index.html")  # the page last: it needs the rest
@@ -36,9 +38,7 @@ def _dump(obj):
 
 def site_data(out):
     """(index, {layer: layer data}) from the stages' files in the study folder `out`."""
-    from lucidtl.study import pipeline as P
-
-    settings = P.read_json(os.path.join(out, P.SETTINGS_FILE))
+    settings = L.read_json(os.path.join(out, L.SETTINGS_FILE))
     chans = settings["channels"]
     records = job.read_manifest(os.path.join(out, "atlas"))
     runs = {}
@@ -64,8 +64,8 @@ def site_data(out):
     for run in runs:
         name = run["name"]
         for j, it in enumerate(run["iterations"]):
-            sim = _read(P.similarity_path(out, name, it))
-            scale = _read(P.scale_path(out, name, it))
+            sim = _read(L.similarity_path(out, name, it))
+            scale = _read(L.scale_path(out, name, it))
             for layer, lay in layers.items():
                 v = lay["runs"][name]
                 if sim and layer in sim["layers"]:
@@ -78,7 +78,7 @@ def site_data(out):
                 if scale:
                     per = scale["periods"].get(layer, {})
                     v["period"][j] = [per.get(str(ch)) for ch in lay["channels"]]
-                ex = _read(P.examples_path(out, name, it, layer))
+                ex = _read(L.examples_path(out, name, it, layer))
                 if ex:
                     v["examples"][j] = [len(ex["channels"].get(str(ch), [])) for ch in lay["channels"]]
     between = {}
@@ -86,7 +86,7 @@ def site_data(out):
         for b in runs[i + 1:]:
             key = f"{a['name']}~{b['name']}"
             its = [it for it in a["iterations"] if it in b["iterations"]]
-            found = [(it, _read(P.between_path(out, a["name"], b["name"], it))) for it in its]
+            found = [(it, _read(L.between_path(out, a["name"], b["name"], it))) for it in its]
             found = [(it, s) for it, s in found if s]
             if not found:
                 continue
@@ -116,15 +116,13 @@ def _blocks(out, runs, layers, slot):
     """The building blocks (study.pipeline.blocks_stage) into the layer data: per run, the attribution of each
     chosen channel to each class over checkpoints, the channels carrying each class (top 5), the neuron
     groups' weights, cosines and errors; returns the index's part: per run the classes and example images."""
-    from lucidtl.study import pipeline as P
-
     found = {}
     for run in runs:
         name, col = run["name"], {it: j for j, it in enumerate(run["iterations"])}
-        rows = _csv(os.path.join(P.blocks_dir(out, name, "attribution"), "attribution.csv"))
+        rows = _csv(os.path.join(L.blocks_dir(out, name, "attribution"), "attribution.csv"))
         if not rows:
             continue
-        summary = _read(os.path.join(P.blocks_dir(out, name, "attribution"), "attribution_summary.json")) or {}
+        summary = _read(os.path.join(L.blocks_dir(out, name, "attribution"), "attribution_summary.json")) or {}
         classes = [str(c) for c in summary.get("class_names", [])]
         k_of = {k: j for j, k in enumerate(summary.get("classes", []))}
         for layer, lay in layers.items():
@@ -132,8 +130,8 @@ def _blocks(out, runs, layers, slot):
             att = [[[None] * len(lay["channels"]) for _ in classes] for _ in range(n)]
             carry = [[[] for _ in classes] for _ in range(n)]
             lay["runs"][name]["attribution"], lay["runs"][name]["carriers"] = att, carry
-            groups = _csv(os.path.join(P.blocks_dir(out, name, "groups"), layer, "groups.csv"))
-            skipped = _read(os.path.join(P.blocks_dir(out, name, "groups"), layer, "skipped.json"))
+            groups = _csv(os.path.join(L.blocks_dir(out, name, "groups"), layer, "groups.csv"))
+            skipped = _read(os.path.join(L.blocks_dir(out, name, "groups"), layer, "skipped.json"))
             g = {"weight": [None] * n, "cosine": [None] * n, "error_fixed": [None] * n, "error_refit": [None] * n,
                  "skipped": skipped["skipped"] if skipped else None}
             for r in groups:
@@ -183,22 +181,19 @@ def build(out, progress=False):
 def _activation_atlas_site(out):
     """data/activation_atlas.js (every run's and layer's activation atlas summary, paths relative to the
     study folder) when the study made activation atlases; False when it did not."""
-    from lucidtl.study import pipeline as P
-
-    settings = P.read_json(os.path.join(out, P.SETTINGS_FILE))
+    settings = L.read_json(os.path.join(out, L.SETTINGS_FILE))
     if not settings.get("activation_atlas"):
         return False
     data = {"runs": {}, "layers": settings["layers"], "grid_size": settings["grid_size"]}
     for path in settings["runs"]:
         run = os.path.basename(os.path.normpath(path))
-        names = (P.read_json(os.path.join(path, "run.json")) if os.path.isfile(os.path.join(path, "run.json"))
-                 else {}).get("class_names")
+        names = Run(path).class_names
         data["runs"][run] = {"class_names": names, "layers": {}}
         for layer in settings["layers"]:
-            summary = _read(P.activation_atlas_path(out, run, layer))
+            summary = _read(L.activation_atlas_path(out, run, layer))
             if summary is None:
                 continue
-            base = os.path.relpath(os.path.dirname(P.activation_atlas_path(out, run, layer)), out).replace(os.sep, "/")
+            base = os.path.relpath(os.path.dirname(L.activation_atlas_path(out, run, layer)), out).replace(os.sep, "/")
             for ck in summary["checkpoints"]:
                 it = ck["atlas"].split("/")[0]
                 ck["atlas"] = f"{base}/{ck['atlas']}"

@@ -15,10 +15,10 @@ import numpy as np
 from lucidtl.atomic import atomic_path, makedirs
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.models.weights import save_model, save_weights
+from lucidtl.run import MANIFEST, read_manifest  # noqa: F401 (read_manifest re-exported)
 from lucidtl.train.distribute import is_chief
 from lucidtl.train.schedule import parse_schedule
 
-MANIFEST = "checkpoints.json"
 FORMATS = {"weights": ".weights.h5", "keras": ".keras"}
 
 
@@ -26,24 +26,7 @@ def checkpoint_name(iteration, save_format="weights"):
     return f"iter_{iteration:06d}{FORMATS[save_format]}"
 
 
-def read_manifest(directory):
-    """The manifest's records (a list of dicts, ascending iteration); [] when there is none yet."""
-    path = os.path.join(os.fspath(directory), MANIFEST)
-    if not os.path.isfile(path):
-        return []
-    try:
-        with open(path, encoding="utf-8") as f:
-            records = json.load(f)["checkpoints"]
-        for r in records:
-            r["iteration"], r["path"]  # noqa: B018 (every record names its iteration and file)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InvalidArgumentError(f"cannot read checkpoint manifest {path} ({type(e).__name__}: "
-                                   f"{' '.join(str(e).split())[:100]}); restore it, or train into a new --out"
-                                   ) from None
-    return records
-
-
-def _plain(logs):
+def plain_metrics(logs):
     """Numbers from Keras logs (scalars, or 1-element arrays as a multi-worker run gives them)."""
     out = {}
     for k, v in (logs or {}).items():
@@ -101,12 +84,12 @@ class IterationCheckpoint(keras.callbacks.Callback):
         self._iteration += 1
         if self._pending and self._iteration >= self._pending[0]:
             self._iteration = int(self.model.optimizer.iterations.numpy())  # exact, e.g. steps_per_execution
-            self._metrics = _plain(logs)
+            self._metrics = plain_metrics(logs)
             if self._iteration >= self._pending[0]:
                 self._save()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._metrics.update(_plain(logs))
+        self._metrics.update(plain_metrics(logs))
 
     # ---- writing --------------------------------------------------------------------------------------
     def _save(self):

@@ -21,12 +21,13 @@ from lucidtl import atomic, cli
 from lucidtl.data import load as load_data
 from lucidtl.errors import InvalidArgumentError, WeightsError
 from lucidtl.models import build_model, load_weights, save_model, save_weights
+from lucidtl.run import FINAL, read_manifest, read_settings
 from lucidtl.train import distribute
-from lucidtl.train.callbacks import IterationCheckpoint, _plain, read_manifest
+from lucidtl.train.callbacks import IterationCheckpoint, plain_metrics
 from lucidtl.train.heads import OPTIMIZERS, TOPS, add_head, compile_for
 from lucidtl.train.live import FeatureVisualization, out_of_range, parse_channels
 from lucidtl.train.recipes import recipe as get_recipe
-from lucidtl.train.run import FINAL, read_settings, write_settings
+from lucidtl.train.run import write_settings
 from lucidtl.train.schedule import parse_schedule
 
 STATE = os.path.join("state", "resume.weights.h5")
@@ -105,7 +106,7 @@ class HistoryCSV(keras.callbacks.Callback):
                 self.rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()]
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": str(epoch), **{k: repr(v) for k, v in sorted(_plain(logs).items())}}
+        row = {"epoch": str(epoch), **{k: repr(v) for k, v in sorted(plain_metrics(logs).items())}}
         self.rows = [r for r in self.rows if int(r["epoch"]) != epoch] + [row]
         self.rows.sort(key=lambda r: int(r["epoch"]))
         if self._writer:

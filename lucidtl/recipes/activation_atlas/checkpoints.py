@@ -27,10 +27,12 @@ import os
 import numpy as np
 
 from lucidtl import atomic, imageio
+from lucidtl.analysis.streaming import fresh_model, load_into
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.recipes.activation_atlas import layout as layout_lib
 from lucidtl.recipes.activation_atlas import main as M
 from lucidtl.recipes.activation_atlas import render as render_lib
+from lucidtl.run import Run, resolve_checkpoints
 
 PATCH_THUMB = 48
 
@@ -93,16 +95,12 @@ def _sample_from(arrays):
 
 class _Models:
     def __init__(self, model_fn):
-        from lucidtl.analysis.streaming import _fresh
-
-        self.model = _fresh(model_fn)
+        self.model = fresh_model(model_fn)
         self.at = None
 
     def load(self, ck):
-        from lucidtl.analysis.streaming import _load
-
         if self.at != ck.path:
-            _load(self.model, ck.path)
+            load_into(self.model, ck.path)
             self.at = ck.path
         return self.model
 
@@ -121,16 +119,20 @@ def checkpoint_atlases(model_fn, checkpoints, layer, data, out, grid_size=10, ic
                        patches=4, umap_options=None, input_range=(0.0, 1.0), shard=(0, 1), progress=False,
                        report=None):
     """One layout for all checkpoints (see the module doc), an activation atlas per checkpoint in
-    OUT/<layer>/. model_fn() builds the architecture each checkpoint is loaded into; checkpoints: a run
-    folder, weight files or analysis.streaming.Checkpoints (ascending; the first is the reference).
+    OUT/<layer>/. model_fn() builds the architecture each checkpoint is loaded into; checkpoints: a
+    lucidtl.run.Run, a run folder, weight files or lucidtl.run.Checkpoints (ascending; the first is the
+    reference). model_fn None: the Run's own architecture and input range.
     Returns the summary (what summary.json holds), or None while other shards still have icons to draw."""
-    from lucidtl.analysis.streaming import resolve_checkpoints
     from lucidtl.optvis.render import progress_bar
 
     say = report or (lambda line: None)
     layout_lib.require_umap()
     if fit not in layout_lib.FITS:
         raise InvalidArgumentError(f"unknown --fit {fit!r}; choose one of {', '.join(layout_lib.FITS)}")
+    if model_fn is None:
+        if not isinstance(checkpoints, Run):
+            raise InvalidArgumentError("pass model_fn (the architecture), or the checkpoints as a Run")
+        model_fn, input_range = checkpoints.architecture()
     cps = resolve_checkpoints(checkpoints)
     models = _Models(model_fn)
     folder = os.path.join(os.fspath(out), str(layer).replace("/", "_"))
