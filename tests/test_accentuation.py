@@ -38,3 +38,35 @@ def test_a_larger_penalty_keeps_the_image_closer(tiny_cnn):
     assert tight.distance < loose.distance
     with pytest.raises(InvalidArgumentError, match="penalty"):
         accentuate(tiny_cnn, "mixed", 3, image, "conv1_relu", penalty=0)
+
+
+def test_analyze_accentuation_over_checkpoints(tmp_path, capsys):
+    """`analyze accentuation` on a tiny run: one row per checkpoint, image and channel, the tolerance held,
+    the strip (image + checkpoints); a checkpoint's row equals accentuate() on that checkpoint's model."""
+    from PIL import Image
+
+    from lucidtl import analyze
+    from lucidtl.analysis import tables
+    from lucidtl.train.run import load_checkpoint
+    from test_analysis import make_head_run
+
+    run = make_head_run(tmp_path / "head", scales=(0.0, 0.6))
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "images.npy", rng.uniform(size=(4, 12, 12, 3)).astype(np.float32))
+    out = tmp_path / "acc"
+    analyze.main(["accentuation", "--run", str(run), "--layer", "mixed", "--channels", "1,3", "--indices", "2",
+                  "--steps", "6", "--dataset", str(tmp_path / "images.npy"), "--noprogress", "--out", str(out)])
+    assert f"wrote {out}/accentuation.csv" in capsys.readouterr().out
+    rows = tables.read_csv(str(out / "accentuation.csv"))
+    iterations = sorted({r["iteration"] for r in rows})
+    assert [(r["iteration"], r["channel"], r["image"]) for r in rows] == [
+        (i, c, 2) for i in iterations for c in (1, 3)]
+    # the default earlier layer: the nearest named one the unit is computed from (in graph order)
+    assert len(iterations) == 2 and all(r["regularize_layer"] == "branch_b_relu" for r in rows)
+    assert all(r["distance"] <= r["tolerance"] + 1e-12 for r in rows)
+    last = iterations[-1]
+    image = np.load(tmp_path / "images.npy")[2]
+    want = accentuate(load_checkpoint(str(run), last), "mixed", 3, image, "branch_b_relu", steps=6)
+    got = next(r for r in rows if r["iteration"] == last and r["channel"] == 3)
+    assert got["unit_after"] == pytest.approx(want.unit_after, rel=1e-4)
+    assert Image.open(out / "accentuation_00002_mixed_3.png").size[0] > 3 * 64  # image + 2 checkpoints
