@@ -190,7 +190,7 @@ def test_interrupted_in_every_stage_resumes_without_redoing_work(pair, full, tmp
     assert (len(found), len(periods), len(built)) == (0, 40, 1) and "scale.json" in marks()
     result = study(**args)  # 5: finishes
     assert result.stages == {"atlas": "skipped", "similarity": "skipped", "examples": "skipped", "scale": "skipped",
-                             "site": "done"}
+                             "trust": "skipped", "site": "done"}
     with pytest.MonkeyPatch.context() as m:  # 6: nothing left to do: no stage runs, not even the images' read
         for module, name in ((render, "render_channels"), (streaming, "compare"), (examples, "dataset_examples"),
                              (spatial, "dominant_period"), (site, "build"), (P, "probe_images")):
@@ -202,6 +202,36 @@ def test_interrupted_in_every_stage_resumes_without_redoing_work(pair, full, tmp
         assert _files(out, sub) == _files(full, sub), sub
     leftovers = [f for _, _, fs in os.walk(out) for f in fs if f.startswith(".tmp-")]
     assert leftovers == []
+
+
+def test_trust_stage_checks_the_most_changed_units_against_seed_noise(pair, full):
+    """OUT/trust/<run>/<layer>.json: the most-changed channels (by the similarity stage's Procrustes distance of
+    the last checkpoint), each drawn with 3 seeds at the first and last checkpoint; the layer data carries them."""
+    from lucidtl.analysis import trust
+
+    (a, _), _ = pair
+    found = json.load(open(os.path.join(full, "trust", "ta", "conv2_relu.json")))
+    assert found["iterations"] == [0, 4] and found["seeds"] == 3
+    sim = json.load(open(os.path.join(full, "similarity", "ta", "iter_000004.json")))
+    change = sim["layers"]["conv2_relu"]["channels"]["procrustes_norm"]
+    want = sorted(range(4), key=lambda j: (-(change[j] if change[j] is not None else -1.0), j))
+    assert found["ranked"] == want and sorted(found["units"]) == ["0", "1", "2", "3"]  # 4 < TRUST_UNITS
+    for unit in found["units"].values():
+        assert unit["beyond"] == (unit["change"] > unit["spread"]) and unit["seeds"] == 3
+        assert set(unit["path_similarity"]) == set(trust.layers_below(runs.load_checkpoint(a, 4), "conv2_relu"))
+    # the first channel's pictures redrawn here (the same batch, the same seeds): the same change and spread
+    from lucidtl.optvis.render import render_channels
+
+    units = [("conv2_relu", c) for c in found["ranked"]]
+    nets = [runs.load_checkpoint(a, i) for i in (0, 4)]
+    lo_hi = runs.read_settings(a)["input_range"]  # the tiny runs' models take 0..255
+    pics = [[render_channels(n, units, size=16, steps=4, seed=s * 1000, input_range=lo_hi)[0] for s in range(3)]
+            for n in nets]
+    got = trust.seed_spread(*pics)
+    assert got["spread"] == pytest.approx(found["units"][str(units[0][1])]["spread"], rel=1e-5)
+    assert got["change"] == pytest.approx(found["units"][str(units[0][1])]["change"], rel=1e-5)
+    layer_js = open(os.path.join(full, "data", "layer-001.js")).read()
+    assert '"trust":' in layer_js and '"beyond":' in layer_js
 
 
 def _similarity_files(out):

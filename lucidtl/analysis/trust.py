@@ -200,3 +200,33 @@ def record_trust(model, layer, channels, pictures, images, negative=False, input
         out["path_similarity"][str(c)] = {name: {"picture": v["picture"][0], "floor": v["floor"]}
                                           for name, v in sims.items()}
     return out
+
+
+def units_trust(first, last, layer, channels, seeds=3, size=128, steps=512, seed=0, images=None,
+                input_range=(0.0, 1.0), transforms="standard"):
+    """How far to believe the change of each unit (`layer`, each of `channels`) between two checkpoints'
+    networks `first` and `last`: each unit drawn with `seeds` seeds at both (one batch per seed and network;
+    seed s is seed + 1000 * s), seed_spread of the pictures; with images (the dataset's, [N, H, W, C]): the
+    reach and path similarity of the last network's first-seed picture (record_trust).
+    Returns {channel: {"change", "spread", "beyond", "seeds"[, "reach", "path_similarity"]}}."""
+    from lucidtl.optvis.render import render_channels
+
+    if int(seeds) < 2:
+        raise InvalidArgumentError(f"the spread between seeds needs at least 2 seeds, got {seeds}")
+    units = [(layer, int(c)) for c in channels]
+    pictures = {}
+    for name, net in (("first", first), ("last", last)):
+        pictures[name] = [render_channels(net, units, size=size, steps=steps, seed=seed + 1000 * s,
+                                          input_range=input_range, transforms=transforms) for s in range(int(seeds))]
+    out = {}
+    for j, c in enumerate(channels):
+        out[int(c)] = seed_spread([p[j] for p in pictures["first"]], [p[j] for p in pictures["last"]])
+    if images is not None:
+        from lucidtl.imageio import as_saved
+
+        measures = record_trust(last, layer, [int(c) for c in channels], {steps: as_saved(pictures["last"][0])},
+                                np.asarray(images, np.float32), input_range=input_range)
+        for c in channels:
+            out[int(c)]["reach"] = measures["reach"][str(c)][str(steps)]
+            out[int(c)]["path_similarity"] = measures["path_similarity"][str(c)]
+    return out
