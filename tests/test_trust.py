@@ -1,6 +1,7 @@
 """Trust measures: path similarity on a trained network, the seed-spread statistic on a planted case, reach
 in a render record (checked against an independent computation)."""
 import json
+import os
 
 import keras
 import numpy as np
@@ -118,3 +119,34 @@ def test_render_record_reach_and_path_similarity(tmp_path, digits_net):
         assert set(rec["trust"]["path_similarity"][str(c)]) == {"c1", "c2", "pool"}
         alpha = imageio.load_png(str(tmp_path / "out" / f"unit_{c:04d}_12_alpha.png"))
         assert alpha.shape == (16, 16, 1) and alpha.max() == 1.0
+
+
+def test_atlas_manifest_records_trust(tmp_path, tiny_cnn):
+    """atlas render --dataset: each manifest record carries its picture's reach (checked here from the PNG and
+    the dataset) and path similarity; without --dataset the records are as before."""
+    from lucidtl import imageio
+    from lucidtl.atlas import job
+
+    model = tiny_cnn
+    arch, weights, data = str(tmp_path / "t.keras"), str(tmp_path / "t.weights.h5"), str(tmp_path / "d.npy")
+    model.save(arch)
+    model.save_weights(weights)
+    real = np.random.default_rng(4).random((30, 16, 16, 3)).astype(np.float32)
+    np.save(data, real)
+    out = str(tmp_path / "atlas")
+    job.render(weights=weights, model=arch, layers="mixed", channels="0:4", size=16, steps=4, batch_size=2,
+               dataset=data, max_images=30, progress=False, out=out)
+    records = job.read_manifest(out)
+    assert len(records) == 4
+    sub = keras.Model(model.input, model.get_layer("mixed").output)
+    for r in records:
+        top = np.asarray(sub(real))[..., r["channel"]].mean((1, 2)).max()
+        pic = imageio.load_png(os.path.join(out, r["png"]))
+        value = np.asarray(sub(pic[None]))[0, ..., r["channel"]].mean()
+        want = value / top if top > 0 else None
+        assert r["trust"]["reach"] == (pytest.approx(want, rel=1e-4) if want is not None else None)
+        assert set(r["trust"]["path_similarity"]) == {"conv1_relu", "branch_a_relu", "branch_b_relu"}
+    plain = str(tmp_path / "plain")
+    job.render(weights=weights, model=arch, layers="mixed", channels="0:2", size=16, steps=4, batch_size=2,
+               progress=False, out=plain)
+    assert all("trust" not in r for r in job.read_manifest(plain))
