@@ -273,7 +273,8 @@ def test_two_shards_one_sigkilled_share_the_work_and_the_last_builds_the_site(pa
     assert first.site is None and first.stages == {"atlas": "skipped", "similarity": "done", "site": "waiting"}
     assert "not built yet" in str(first)
     second = study(shard="1/2", **args)
-    assert second.site and second.stages == {"atlas": "done", "similarity": "done", "scale": "done", "site": "done"}
+    assert second.site and second.stages == {"atlas": "done", "similarity": "done", "scale": "done", "trust": "done",
+                                                 "site": "done"}
     assert len(job.read_manifest(os.path.join(out, "atlas"))) == 24
     for run in ("ta", "tb"):  # the runs trained on the folder given to the full study: the same numbers
         for it in ITERS:
@@ -437,7 +438,7 @@ def test_building_blocks_pages(pair, full, tmp_path):
     os.remove(os.path.join(out, "stages", "site.json"))
     result = study(runs=f"{a},{b}", out=out, dataset=f"folder:{folder}", **dict(STUDY, blocks=1))
     assert result.stages == {"atlas": "skipped", "similarity": "skipped", "examples": "skipped", "scale": "skipped",
-                             "blocks": "done", "site": "done"}
+                             "trust": "skipped", "blocks": "done", "site": "done"}
     rows = tables.read_csv(os.path.join(P.blocks_dir(out, "ta", "attribution"), "attribution.csv"))
     names = runs.read_settings(a)["class_names"]
     images, _, _ = P.probe_images(f"folder:{folder}", P._runs(a), 256, 4)
