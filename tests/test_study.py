@@ -453,7 +453,19 @@ def test_building_blocks_pages(pair, full, tmp_path):
     assert len(data["attribution"]) == 3 and data["attribution"][1][0] == [round(got[0, c], 6) for c in range(4)]
     assert len(data["groups"]["weight"][0]) == min(6, want.shape[1]) and data["groups"]["cosine"][0][0] == 1
     assert [c[1] for c in data["carriers"][1][0]] == sorted(range(want.shape[1]), key=lambda c: -want[0, c])[:5]
-    assert _index(out)["blocks"]["ta"] == {"classes": names, "images": [0], "no_groups": []}
+    blocks = _index(out)["blocks"]["ta"]
+    accent = blocks.pop("accentuation")
+    assert blocks == {"classes": names, "images": [0], "no_groups": []}
+    # feature accentuation of the image toward conv2_relu's most-changed channel (the trust stage's first), at
+    # every checkpoint, regularised at conv1_relu (conv1_relu has no named layer below it: none)
+    ranked = json.load(open(os.path.join(out, "trust", "ta", "conv2_relu.json")))["ranked"]
+    assert accent == {"conv2_relu": ranked[0]}
+    acc_rows = tables.read_csv(os.path.join(P.blocks_dir(out, "ta", "accentuation"), "conv2_relu", "accentuation.csv"))
+    assert [(r["iteration"], r["channel"], r["regularize_layer"]) for r in acc_rows] == [
+        (i, ranked[0], "conv1_relu") for i in ITERS]
+    assert all(r["distance"] <= r["tolerance"] + 1e-12 for r in acc_rows)
+    assert os.path.isfile(os.path.join(P.blocks_dir(out, "ta", "accentuation"), "conv2_relu", "iter_000004",
+                                       f"accentuation_00000_conv2_relu_{ranked[0]}.png"))
     found, reason = _chromium()
     if found is None:
         pytest.skip(reason)

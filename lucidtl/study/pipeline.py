@@ -260,8 +260,8 @@ BLOCK_GROUPS = 6  # neuron groups per layer (the NeuronGroups notebook's), at mo
 
 def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2):
     """Building blocks of every run (lucidtl.analysis.building_blocks, each job resumable): attribution of
-    the chosen layers to the head's classes, neuron groups per layer, caricatures of the first `images` dataset
-    images (which get an image page)."""
+    the chosen layers to the head's classes, neuron groups per layer, caricatures and feature accentuations
+    (toward each layer's most-changed channel) of the first `images` dataset images (which get an image page)."""
     from lucidtl.analysis import building_blocks as bb
     from lucidtl.errors import InvalidArgumentError as Bad
     from lucidtl.optvis import features
@@ -287,8 +287,31 @@ def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, m
                                                                     "skipped.json"))
         bb.caricatures_over_checkpoints(inp, shown, blocks_dir(out, run.name, "caricature"), steps=steps, seed=seed,
                                         batch_size=batch_size, progress=progress)
+        accentuations(out, run, inp, selection, shown, steps, seed, batch_size, progress)
         done[run.name] = len(inp.checkpoints)
     return {"runs": len(done), "checkpoints": sum(done.values())}
+
+
+def accentuations(out, run, inp, selection, shown, steps, seed, batch_size, progress):
+    """Feature accentuation of the shown images toward each layer's most-changed channel (ranked_units), at
+    every checkpoint, regularised at the nearest layer below; into blocks/<run>/accentuation/<layer>/ (with
+    accentuation.json naming the channel and that layer). Layers with nothing below them are left out."""
+    from lucidtl.analysis import building_blocks as bb
+    from lucidtl.analysis import trust
+
+    if len(run.iterations) < 2:
+        return
+    for layer, chans in selection:
+        below = trust.layers_below(inp.model, layer, 1)
+        if not below:
+            continue
+        channel = ranked_units(out, run, layer, chans, 1)[0]
+        folder = os.path.join(blocks_dir(out, run.name, "accentuation"), layer.replace("/", "_"))
+        part = dataclasses.replace(inp, layers=[layer])
+        bb.accentuations_over_checkpoints(part, [channel], below[-1], shown, folder, steps=steps, seed=seed,
+                                          batch_size=batch_size, progress=progress)
+        imageio.save_json({"layer": layer, "channel": channel, "regularize_layer": below[-1]},
+                          os.path.join(folder, "accentuation.json"))
 
 
 def ranked_units(out, run, layer, channels, n=TRUST_UNITS):

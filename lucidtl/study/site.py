@@ -169,7 +169,13 @@ def _blocks(out, runs, layers, slot):
             for per in lay["runs"][name].get("carriers", []):
                 for c in per:
                     c.sort()
-        found[name] = {"classes": classes, "images": summary.get("indices", []),
+        accent = {}
+        for layer in layers:
+            a = _read(os.path.join(L.blocks_dir(out, name, "accentuation"), layer.replace("/", "_"),
+                                   "accentuation.json"))
+            if a:
+                accent[layer] = a["channel"]
+        found[name] = {"classes": classes, "images": summary.get("indices", []), "accentuation": accent,
                        "no_groups": [layer for layer, lay in layers.items() if lay["runs"][name]["groups"]["skipped"]]}
     return found
 

@@ -35,8 +35,14 @@
     if (kind === "heatmap") return b + "attribution/" + iterName(it) + "/" + layer + "_attribution_" + i5 + ".png";
     if (kind === "groups") return b + "groups/" + layer + "/" + iterName(it) + "/" + layer + "_groups.png";
     if (kind === "dictionary") return b + "groups/" + layer + "/" + iterName(it) + "/" + layer + "_dictionary_" + i5 + ".png";
+    if (kind === "accentuation") {  // toward the layer's most-changed channel (study.pipeline.accentuations)
+      var safe = layer.replace(/\//g, "_");
+      return b + "accentuation/" + safe + "/" + iterName(it) + "/accentuation_" + i5 + "_" + safe + "_" +
+        accentChannel(run, layer) + ".png";
+    }
     return b + "caricature/" + iterName(it) + "/caricature_" + i5 + "_" + layer + ".png";
   }
+  function accentChannel(run, layer) { return ((S.blocks || {})[run] || {}).accentuation[layer]; }
   function imageHash(run, idx) { return "#/image/" + encodeURIComponent(run) + "/" + idx; }
   function runNames() { return S.runs.map(function (r) { return r.name; }); }
   function runInfo(name) { return S.runs.filter(function (r) { return r.name === name; })[0]; }
@@ -220,7 +226,8 @@
       class: "nav" }, B.images.map(function (i) { return i === idx ? null : link(imageHash(run, i), "image " + i); }))]));
     view.appendChild(el("p", { class: "help", text: "Per layer and checkpoint: attribution heatmaps to each class " +
       "(orange: for the class, blue: against), the semantic dictionary (each position shows its dominant neuron " +
-      "group's render) and the caricature (an image optimised to match this image's activations)." }));
+      "group's render), the caricature (an image optimised to match this image's activations) and the feature " +
+      "accentuation (this image pushed toward the layer's most-changed channel, its earlier layer kept close)." }));
     S.layers.forEach(function (l) {
       var strip = el("div", { class: "strip image-strip", "data-layer": l.name });
       info.iterations.forEach(function (it) {
@@ -229,6 +236,8 @@
           B.no_groups.indexOf(l.name) < 0 ? img(blockSrc(run, it, l.name, "dictionary", idx),
             "semantic dictionary " + l.name + " " + it, "dictionary") : null,
           img(blockSrc(run, it, l.name, "caricature", idx), "caricature " + l.name + " " + it, "caricature"),
+          present((B.accentuation || {})[l.name]) ? img(blockSrc(run, it, l.name, "accentuation", idx),
+            "accentuation " + l.name + ":" + B.accentuation[l.name] + " " + it, "accentuation") : null,
           el("figcaption", { text: "iter " + it })]));
       });
       view.appendChild(el("section", { class: "image-layer" }, [el("h3", {}, [link(layerHash(l.name, run), l.name)]),
