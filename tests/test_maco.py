@@ -123,3 +123,20 @@ def test_natural_spectrum_is_the_mean_amplitude():
     np.testing.assert_allclose(made.mean((1, 2, 3)), mean[0], atol=1e-5)  # the mean colour...
     np.testing.assert_allclose((made - made.mean((1, 2, 3), keepdims=True)).std(), std, rtol=1e-4)  # ...contrast
     assert tf.is_tensor(param.maco(8, channels=1, spectrum=got)())
+
+
+def test_render_cli_refuses_a_spectrum_without_maco(tmp_path, capsys):
+    """--spectrum belongs to --param maco; a missing spectrum file: one line, exit 2, nothing written."""
+    from conftest import cli_exit
+    from lucidtl.render import main
+
+    path = tmp_path / "s.npy"
+    np.save(path, param.power_law_spectrum(16, 16, 3))
+    out = tmp_path / "out"
+    code, (_, err) = cli_exit(main, ["--spectrum", str(path), "--out", str(out)], capsys)
+    assert code == 2 and err.strip() == ("error: --spectrum is --param maco's amplitude spectrum: add --param maco "
+                                         "or drop --spectrum")
+    code, (_, err) = cli_exit(main, ["--param", "maco", "--spectrum", str(tmp_path / "no.npy"), "--out", str(out)],
+                              capsys)
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
