@@ -5,7 +5,7 @@
     python -m lucidtl.analyze table --csv analysis/pets/similarity.csv,analysis/flowers/similarity.csv \
         --labels pets,flowers --out analysis
     python -m lucidtl.analyze scale --images renders/ --out analysis/scale
-    python -m lucidtl.analyze redundancy --images renders/ [--method activations --model inception_v1 \
+    python -m lucidtl.analyze redundancy --images renders/ [--compare activations --model inception_v1 \
         --weights imagenet --embed-layer Mixed_5c]
     python -m lucidtl.analyze examples --run runs/pets --layer Mixed_4c --channels 0:4 \
         --dataset folder:data/pets --out analysis/examples
@@ -35,8 +35,8 @@ def main(argv=None):
     cli.run({name: cli.printing(fn, _report) for name, fn in
              (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
               ("examples", examples), ("activation-atlas", activation_atlas), ("attribution", attribution),
-              ("groups", groups), ("caricature", caricature), ("accentuation", accentuation))}, default="similarity", argv=argv,
-            aliases={"checkpoints": "weights", "embed": "embed_layer"})
+              ("groups", groups), ("caricature", caricature), ("accentuation", accentuation))}, default="similarity",
+            argv=argv, aliases={"embed": "embed_layer", "method": "compare"})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ A command's docstring describes its flags in an "Args:" block, one entry a flag:
 
 A type written there wins; else the shared VOCABULARY names it; else the default's type does. Types: bool,
 int, number (with ">= N", "> N" or "in [A, B]"), str, any (handed to fire as typed), a|b|c (a choice), list
-(comma list), int list, range (LO,HI), channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
+(comma list), int list, range (LO,HI), weights (imagenet | random | weights files, existing),
+channels (7 | 0:8 | 1,5,9 | all), layer channels (Mixed_4c:0:8,...), checkpoint
 (N | last), run (existing folders), file, files (existing), dataset, folder (an output folder that can be made).
 """
 import ast
@@ -37,9 +38,10 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "checkpoint": ("checkpoint", "one saved iteration of --run (`10`), or `last`"),
     "checkpoints": ("int list", "saved iterations of --run, comma separated (default: all)"),
     "dataset": ("dataset", "celeb_a | oxford_iiit_pet | oxford_flowers102 | folder:PATH (a folder per class)"),
-    "model": ("str", "inception_v1 | a .keras or .h5 model file | a SavedModel folder | keras.applications.X | "
+    "model": ("str", "inception_v1 | a .keras or .h5 file | a SavedModel folder | keras.applications.X | "
                      "a dotted builder"),
-    "weights": ("str", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz)"),
+    "weights": ("weights", "imagenet | random | a weights file (.weights.h5, .keras, slim .ckpt / .tar.gz); "
+                           "several files, comma separated, where a command walks checkpoints of --model"),
     "input_range": ("range", "LO,HI: the value range the model expects its input in (0,255, -1,1); default: "
                              "the model's known range, else 0,1"),
     "custom_objects": ("str", "module[:Name,...]: imported (its Keras classes registered) before a .keras "
@@ -62,7 +64,7 @@ VOCABULARY = {  # flag -> (type, meaning); README's flag table has one row per e
     "progress": ("bool", "show progress bars"),
     "dry_run": ("bool", "check the command line, print the plan, write nothing"),
     "precision": ("float32|bfloat16|float16", "what the network computes in: float32 (Lucid's numbers) or a lower "
-                  "precision, faster on hardware made for it (README, 'Precision')"),
+                  "precision, faster on hardware made for it (docs/guide/precision.md)"),
 }
 ALIASES = {"batch": "batch_size", "lr": "learning_rate", "data": "dataset", "iterations": "checkpoints",
            "run_dir": "run"}  # old spellings, accepted for one release
@@ -315,6 +317,14 @@ def convert(param, text):
         if text.endswith((".npy", ".npz")) and not os.path.isfile(text):
             raise InvalidArgumentError(f"{f}: file {text} does not exist")
         return text
+    if kind == "weights":
+        items = split_list(text)
+        if not items:
+            raise InvalidArgumentError(f"{f} needs a value: imagenet, random or a weights file, got {text!r}")
+        for p in items:  # a slim checkpoint is a prefix (model.ckpt -> model.ckpt.index)
+            if p not in ("imagenet", "random") and not os.path.exists(p) and not os.path.exists(p + ".index"):
+                raise InvalidArgumentError(f"cannot read {f} file {p}: it does not exist")
+        return text
     if kind == "file":
         if not os.path.isfile(text):
             raise InvalidArgumentError(f"cannot read {f} file {text}: it does not exist")
@@ -520,8 +530,8 @@ def help_text(commands, default, call, prog=None):
 
 def _metavar(p):
     return {"int list": "N,N", "list": "A,B", "channels": "CHANNELS", "layer channels": "LAYER:CHANNELS", "checkpoint": "N|last", "run": "PATH",
-            "folder": "DIR", "file": "FILE", "files": "FILE,FILE", "range": "LO,HI"}.get(p.kind, p.kind.split()[0].upper()
-                                                                      if "|" not in p.kind else "CHOICE")
+            "folder": "DIR", "file": "FILE", "files": "FILE,FILE", "range": "LO,HI", "weights": "WEIGHTS"}.get(
+        p.kind, p.kind.split()[0].upper() if "|" not in p.kind else "CHOICE")
 
 
 def _show(value):
@@ -698,8 +708,11 @@ def run(commands, default, argv=None, prog=None, aliases=None):
         target(**kwargs)
 
     args = [f"--{k}={_fire_arg(v)}" for k, v in call.values.items()]
+    lost = _LostInterrupts()
     try:
-        fire.Fire(command, command=args, name=prog or _prog() or default)
+        with lost:
+            fire.Fire(command, command=args, name=prog or _prog() or default)
+            lost.check()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -711,6 +724,44 @@ def run(commands, default, argv=None, prog=None, aliases=None):
             raise
         print(f"error: {_one_line(message)}", file=sys.stderr)
         sys.exit(2)
+
+
+class _LostInterrupts:
+    """A Ctrl-C is never lost. When SIGINT's KeyboardInterrupt is raised inside a weakref callback or a
+    __del__ (a WeakKeyDictionary's `remove`, say), Python only prints "Exception ignored in ..." and goes on;
+    here it is delivered to the main thread again, and a command that still ends normally ends as interrupted."""
+
+    def __init__(self):
+        self.seen, self._timers, self._previous = False, [], None
+
+    def __enter__(self):
+        self._previous = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        return self
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self._previous
+        for timer in self._timers:
+            timer.cancel()
+        return False
+
+    def _hook(self, unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return self._previous(unraisable)
+        import _thread
+        import threading
+
+        self.seen = True  # raised again in the main thread, outside the callback that swallowed it
+        timer = threading.Timer(0.01, _thread.interrupt_main)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+        return None
+
+    def check(self):
+        """Raise the KeyboardInterrupt a command swallowed and finished despite."""
+        if self.seen:
+            raise KeyboardInterrupt
 
 
 def _emit(text):

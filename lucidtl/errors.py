@@ -29,6 +29,27 @@ class UnknownModelError(LucidtlError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+_LISTED_BY = "_lucidtl_layers_flags"
+
+
+def listed_by(model, flags=None):
+    """The flags that make `python -m lucidtl.render layers` list `model`'s layers (`--run runs/mine`,
+    `--model m.keras`): set by whoever loads a model (flags given), read by unknown-layer messages."""
+    if flags is None:
+        return getattr(model, _LISTED_BY, "")
+    try:
+        object.__setattr__(model, _LISTED_BY, str(flags))
+    except (AttributeError, TypeError):
+        pass
+    return model
+
+
+def layers_command(model):
+    """The command that lists `model`'s layers, with the flags that loaded it."""
+    flags = listed_by(model)
+    return "python -m lucidtl.render layers" + (f" {flags}" if flags else "")
+
+
 def closest(name, candidates, n=5):
     """The candidates nearest to `name`, best first (for 'did you mean' messages)."""
     candidates = list(candidates)

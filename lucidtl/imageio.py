@@ -43,24 +43,42 @@ def save_json(obj, path):
     return path
 
 
-def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, title=None):
+LABEL_MIN = 48  # px: a column narrower than its label is widened up to this, then the label wraps
+
+
+def wrap_label(text, chars):
+    """`text` in lines of at most `chars` characters (at least 1), broken after / _ : - or a space where it can."""
+    chars, rest, lines = max(1, int(chars)), str(text), []
+    while len(rest) > chars:
+        cut = max(rest.rfind(c, 0, chars) for c in "/_:- ")
+        cut = cut + 1 if cut > 0 else chars
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    return lines + [rest]
+
+
+def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, title=None, title_fill=(160, 0, 0)):
     """A grid of [H,W,C] float images (rows x cols) with text labels on the left and on top, and a title line
-    above them (e.g. that the network's weights were random)."""
+    above them (e.g. that the network's weights were random: red, the default title_fill)."""
     cells = [[Image.fromarray(to_uint8(img)).convert("RGB") for img in row] for row in rows]
     h = max(c.height for row in cells for c in row)
-    w = max([c.width for row in cells for c in row] + [len(str(s)) * 6 for s in col_labels])  # labels fit
+    cell_w = max(c.width for row in cells for c in row)
+    # a column is as wide as its cells (at least LABEL_MIN px where a label needs it); longer labels wrap
+    w = max([cell_w] + [min(len(str(s)) * 6, LABEL_MIN) for s in col_labels])
+    wrapped = [wrap_label(s, w // 6) for s in col_labels]
     font = ImageFont.load_default()
     left = (max((len(s) for s in row_labels), default=0) * 7 + pad) if row_labels else 0
     head = 14 + pad if title else 0
-    top = head + (14 + pad if col_labels else 0)
+    top = head + (max(len(lines) for lines in wrapped) * 12 + 2 + pad if col_labels else 0)
     n_cols = max(len(row) for row in cells)
     width = max(left + n_cols * (w + pad) + pad, len(title or "") * 6 + 2 * pad)
     grid = Image.new("RGB", (width, top + len(cells) * (h + pad) + pad), (background,) * 3)
     draw = ImageDraw.Draw(grid)
     if title:
-        draw.text((pad, pad // 2), str(title), fill=(160, 0, 0), font=font)
-    for j, label in enumerate(col_labels):
-        draw.text((left + pad + j * (w + pad), head + pad // 2), str(label), fill=(0, 0, 0), font=font)
+        draw.text((pad, pad // 2), str(title), fill=tuple(title_fill), font=font)
+    for j, lines in enumerate(wrapped):
+        for k, line in enumerate(lines):
+            draw.text((left + pad + j * (w + pad), head + pad // 2 + 12 * k), line, fill=(0, 0, 0), font=font)
     for i, row in enumerate(cells):
         y = top + pad + i * (h + pad)
         if i < len(row_labels):
@@ -73,7 +91,7 @@ def labelled_grid(rows, row_labels=(), col_labels=(), pad=4, background=255, tit
 RANDOM_TITLE = "RANDOM weights: an untrained network"
 
 
-def save_grid(rows, path, row_labels=(), col_labels=(), title=None):
+def save_grid(rows, path, row_labels=(), col_labels=(), title=None, title_fill=(160, 0, 0)):
     with atomic_path(path) as tmp:
-        labelled_grid(rows, row_labels, col_labels, title=title).save(tmp, format="PNG")
+        labelled_grid(rows, row_labels, col_labels, title=title, title_fill=title_fill).save(tmp, format="PNG")
     return path

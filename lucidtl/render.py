@@ -180,7 +180,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
 
     tag = (f"{layer}_neg" if negative else layer).replace("/", "_")  # Lucid graph names hold slashes
     settings = {
-        "model": str(model), "weights": info.weights_source, "random_weights": info.random_weights,
+        "model": str(model) if run is None else info.name,  # a run's own model, by its name
+        "weights": info.weights_source, "random_weights": info.random_weights,
         "layer": layer, "objective_layer": target, "channels": chans, "size": size,
         "thresholds": thresholds, "updates_at_threshold": [t + 1 for t in thresholds],
         "transforms": transforms, "param": param, "decorrelate": bool(decorrelate), "negative": bool(negative),
@@ -202,14 +203,14 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     chunks = [chans[i:i + batch_size] for i in range(0, len(chans), batch_size)]
     for k, chunk in enumerate(chunks):
         paths = {(c, t): os.path.join(out, f"{tag}_{c:04d}_{t}.png") for c in chunk for t in thresholds}
-        alphas = {k: p[:-len(".png")] + "_alpha.png" for k, p in paths.items()} if param == "maco" else {}
+        alphas = {key: p[:-len(".png")] + "_alpha.png" for key, p in paths.items()} if param == "maco" else {}
         keys = [f"{t}:{chunk[0]}-{chunk[-1]}" for t in thresholds]
         if not overwrite and all(key in values for key in keys) and all(
                 os.path.exists(p) for p in [*paths.values(), *alphas.values()]):
             for t in thresholds:  # done before a kill: the record holds its values, every PNG exists
                 rows[t] += [imageio.load_png(paths[c, t]) for c in chunk]
-            pngs += list(paths.values())
-            alpha_pngs += list(alphas.values())
+                pngs += [paths[c, t] for c in chunk]  # the order a render writes them in
+                alpha_pngs += [alphas[c, t] for c in chunk] if alphas else []
             continue
         if progress and len(chunks) > 1:
             print(f"batch {k + 1}/{len(chunks)}: channels {chunk[0]}..{chunk[-1]}")
@@ -242,9 +243,14 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
                 pngs.append(imageio.save_png(img, paths[c, t]))
                 rows[t].append(img)
 
+    title, fill = (imageio.RANDOM_TITLE, (160, 0, 0)) if info.random_weights else (None, (0, 0, 0))
+    if run is not None:  # which checkpoint the grid shows
+        from lucidtl.run import Run
+
+        title = checkpoint_title(Run.of(run), checkpoint)
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans],
-                             title=imageio.RANDOM_TITLE if info.random_weights else None)
+                             title=title, title_fill=fill)
     done = dict(settings, status="complete", objective_values=values, objective_values_float32=values32,
                 pngs=[os.path.basename(p) for p in pngs])
     if alpha_pngs:
@@ -279,6 +285,11 @@ def _real_images(dataset, spectrum, param, size, max_images, channels):
         options = {"spectrum": maco_lib.natural_spectrum(real), "mean": mean, "std": std}
         return real, options, f"mean amplitude of {len(real)} images of {dataset} (their mean colour and contrast)"
     return real, None, f"1/f^{maco_lib.DEFAULT_ALPHA:g}"
+
+
+def checkpoint_title(run, checkpoint):
+    """The grid title of a run's checkpoint: `<run folder name>, iteration N`."""
+    return f"{run.name}, iteration {run.last(checkpoint)}"
 
 
 def _aligned(run, checkpoint, model, weights, param, negative, diversity, layer, channels, size, thresholds,

@@ -21,7 +21,7 @@ import os
 import re
 
 from lucidtl.cli import split_list
-from lucidtl.errors import InvalidArgumentError, WeightsError
+from lucidtl.errors import InvalidArgumentError, WeightsError, listed_by
 
 RUN_FILE = "run.json"
 MANIFEST = "checkpoints.json"
@@ -109,9 +109,13 @@ def build_run_model(settings):
 def load_checkpoint(out, iteration, model=None):
     """The run's model at a saved iteration ("final" for final.keras). `model`: reuse this architecture
     (faster when loading many checkpoints of one run; works for .weights.h5 and .keras checkpoints)."""
+    out = os.fspath(out)
+    return listed_by(_load_checkpoint(out, iteration, model), f"--run {out}")
+
+
+def _load_checkpoint(out, iteration, model):
     from lucidtl.models import build_model, load_weights
 
-    out = os.fspath(out)
     if iteration == "final":
         path = os.path.join(out, FINAL)
         if not os.path.isfile(path):
@@ -345,8 +349,8 @@ class Run:
 
         model, num_classes = self.model, self.num_classes
         if model is None and self.path is not None and os.path.isfile(os.path.join(self.path, RUN_FILE)):
-            settings = self.settings
-            return (lambda: build_run_model(settings)), tuple(settings.get("input_range", (0.0, 1.0)))
+            settings, flags = self.settings, f"--run {self.path}"
+            return (lambda: listed_by(build_run_model(settings), flags)), tuple(settings.get("input_range", (0.0, 1.0)))
         if model is None:
             files = [c.path for c in self.checkpoints if c.path.endswith(".keras")]
             if not files:
@@ -361,13 +365,15 @@ class Run:
         spare = [first]  # the probe build serves the first call
         top, multi_label = self.top, self.multi_label
 
+        flags = f"--run {self.path}" if self.path is not None and self.model is None else None
+
         def model_fn():
             net = spare.pop() if spare else build_model(model, weights=None)[0]
             if num_classes is not None:
                 from lucidtl.train.heads import add_head
 
                 net = add_head(net, num_classes, top=top, multi_label=bool(multi_label))
-            return net
+            return net if flags is None else listed_by(net, flags)
 
         return model_fn, tuple(info.input_range)
 

@@ -9,25 +9,17 @@ import pytest
 
 from lucidtl.study import pipeline as P
 from lucidtl.study.__main__ import main as study_main
-from lucidtl.train import fit
 from test_atlas import _chromium
-from tiny_models import make_image_folder
 
 pytest.importorskip("umap")
+# the study chain with UMAP's layouts on top: test_study.py is the quick loop's study, test_activation_atlas.py its atlas
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    base = tmp_path_factory.mktemp("aa_study")
-    folder = make_image_folder(str(base / "data"))
-    runs = []
-    for name, seed in (("ta", 0), ("tb", 1)):
-        out = str(base / name)
-        fit.train(f"folder:{folder}", iterations=4, save_at="0,2,4", out=out, model="tiny_models.tiny_backbone",
-                  weights="random", recipe="temporal", image_size=16, batch_size=4, seed=seed, progress=False,
-                  tensorboard=False)
-        runs.append(out)
-    out = str(base / "S")
+def made(tiny_runs, tmp_path_factory):
+    runs, _ = tiny_runs  # the session's two tiny runs ta, tb (conftest.tiny_runs)
+    out = str(tmp_path_factory.mktemp("aa_study") / "S")
     study_main(["--runs", ",".join(runs), "--out", out, "--layers", "conv2_relu", "--channels", "0:2", "--size",
                 "16", "--steps", "2", "--batch-size", "9", "--aligned", "--activation-atlas", "--grid-size", "3", "--noprogress"])
     return runs, out

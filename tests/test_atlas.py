@@ -125,6 +125,7 @@ def test_two_shards_equal_one_full_run(run_dir, full, tmp_path):
     assert _pngs(out) == _pngs(full)  # byte for byte
 
 
+@pytest.mark.slow  # a SIGKILLed atlas process; tests/test_kill_resume.py's killed render stays in the quick loop
 def test_killed_job_resumes_to_the_uninterrupted_result(run_dir, full, tmp_path):
     out = str(tmp_path / "killed")
     cmd = [sys.executable, "-m", "lucidtl.atlas", "render", "--runs", run_dir, "--out", out,

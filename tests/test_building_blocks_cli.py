@@ -160,7 +160,7 @@ def _files(folder):
     return out
 
 
-@pytest.mark.parametrize("job", ["attribution", "groups"])
+@pytest.mark.parametrize("job", ["attribution", pytest.param("groups", marks=pytest.mark.slow)])  # one job quick
 def test_killed_at_every_write_resumes_to_the_same_files(runs, tmp_path, job):
     """Killed before each file operation (lucidtl.atomic.kill_at), run again: the same files as an
     uninterrupted run (tables, parts, PNGs), no temporary file left."""

@@ -95,6 +95,7 @@ def test_size_too_small_for_a_valid_padding_model(tmp_path, capsys):
     assert code == 2 and "too small" in captured.err
 
 
+@pytest.mark.slow  # a fresh process; test_bad_inputs.py's real entry points stay in the quick loop
 def test_subprocess_module_entry_point(tmp_path):
     """The real `python -m lucidtl.render` entry point: exit code 2, one line, no traceback."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -106,6 +107,7 @@ def test_subprocess_module_entry_point(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # InceptionV1 rendered three times; tests/test_kill_resume.py's killed render stays in the quick loop
 def test_killed_run_resumes_to_the_same_result(tmp_path, capsys):
     args = ["--layer", "Mixed_3b", "--channels", "0:4", "--batch-size", "2", "--thresholds", "1,2", *SMALL]
     full, cut = tmp_path / "full", tmp_path / "cut"

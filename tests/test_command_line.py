@@ -272,6 +272,71 @@ def test_one_vocabulary_across_all_commands():
             assert "run" in spec.params
 
 
+def kind_base(kind):
+    """What a flag's value is, whatever range a command allows: int / number for numeric kinds (a command may
+    narrow the bounds), the set of options for a choice, "channels" for a channel selection (layer-qualified
+    `L:0:8` where the command has no --layer), else the kind itself."""
+    head = kind.split()[0]
+    if head in ("int", "number") and kind != "int list":
+        return head
+    if "|" in kind:
+        return "choice of " + ",".join(sorted(kind.split("|")))
+    return "channels" if kind == "layer channels" else kind
+
+
+def value_forms(help_text):
+    """The forms a help text says a free-text value takes (`[what: ]A | B | C`, before any ';' or '(' remark),
+    or None."""
+    head = re.split(r"[;(]", help_text, maxsplit=1)[0]
+    if "|" not in head:
+        return None
+    forms = [f.strip().rstrip(".,").lower() for f in head.split("|")]
+    forms[0] = forms[0].rsplit(": ", 1)[-1]  # "the classifier's weights: imagenet" -> "imagenet"
+    return {f for f in forms if f}
+
+
+def test_one_meaning_per_flag_name():
+    """One flag name, one meaning: over every command that takes a name (cli_entries.all_commands), (1) its
+    value is of one kind (kind_base), and (2) where a help text enumerates the forms the value takes
+    (`imagenet | random | a weights file`; free text, whose syntax no kind checks), each is a form the
+    vocabulary gives that name (cli.VOCABULARY), or, for a name outside it, a form of the command that
+    enumerates the most. Two commands meaning two things
+    by one name (--method: linear|integrated vs pixels|activations; --weights: one weights file vs loose
+    checkpoint files) fail (1); a help text promising another value fails (2)."""
+    uses = {}
+    for module, _, _, sub, command in all_commands():
+        for name, p in cli.describe(command, sub).params.items():
+            uses.setdefault(name, []).append((f"{module} {sub}", p))
+    problems = []
+    for name, takers in sorted(uses.items()):
+        bases = {kind_base(p.kind) for _, p in takers}
+        if name in cli.VOCABULARY:
+            bases.add(kind_base(cli.VOCABULARY[name][0]))
+        if len(bases) > 1:
+            problems.append(f"--{name}: kinds {sorted(bases)} in {[(w, p.kind) for w, p in takers]}")
+        enumerated = [(w, value_forms(p.doc)) for w, p in takers if p.kind == "str" and value_forms(p.doc)]
+        allowed = value_forms(cli.VOCABULARY[name][1]) if name in cli.VOCABULARY else None
+        if allowed is None and enumerated:
+            allowed = max((f for _, f in enumerated), key=len)
+        for where, forms in enumerated:
+            if not forms <= allowed:
+                problems.append(f"--{name} in {where}: forms {sorted(forms - allowed)} are not {sorted(allowed)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_redundancy_compare_was_method(capsys):
+    """analyze redundancy's --method (what is compared) is --compare: --method is attribution's (how it is
+    computed). The old spelling still works for redundancy, with a note."""
+    from lucidtl.analyze import main
+
+    main(["redundancy", "--images", ".", "--method", "activations", "--dry-run"])
+    cap = capsys.readouterr()
+    assert "note: --method is now --compare" in cap.err and "--compare = activations" in cap.out
+    main(["attribution", "--method", "integrated", "--dry-run"])
+    cap = capsys.readouterr()
+    assert "--method = integrated" in cap.out and "note" not in cap.err
+
+
 def test_readme_flag_table_has_one_row_per_concept():
     text = open(os.path.join(ROOT, "docs", "guide", "command-line.md"), encoding="utf-8").read()  # was README's
     table = text.split("**One vocabulary.**", 1)[1].split("\n\n")[1]
@@ -343,8 +408,10 @@ def _prepare_inputs(argv, spec, root):
         if kind == "run":
             for p in paths:
                 os.makedirs(os.path.join(root, p), exist_ok=True)
-        elif kind in ("file", "files"):
+        elif kind in ("file", "files", "weights"):
             for p in paths:
+                if kind == "weights" and p in ("imagenet", "random"):
+                    continue
                 os.makedirs(os.path.join(root, os.path.dirname(p) or "."), exist_ok=True)
                 open(os.path.join(root, p), "a").close()
         elif kind == "dataset" and value.startswith("folder:"):

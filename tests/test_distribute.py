@@ -69,6 +69,7 @@ def _same_checkpoints(a, b, atol=2e-5):
     assert np.abs(first - last).max() > 1e-3  # training moved the weights, so equality means something
 
 
+@pytest.mark.slow  # two training processes; test_train_run.py's tiny run is the quick loop's training
 def test_mirrored_on_two_logical_cpus_equals_one_device(single, tmp_path):
     folder, ref = single
     out = str(tmp_path / "mirrored")
@@ -80,6 +81,7 @@ def test_mirrored_on_two_logical_cpus_equals_one_device(single, tmp_path):
     assert sorted((t, s) for t, s, _ in events) == [("conv2_relu:1", 0), ("conv2_relu:1", 6)]
 
 
+@pytest.mark.slow  # three training processes
 def test_two_workers_on_localhost_equal_one_device(single, tmp_path):
     folder, ref = single
     out = str(tmp_path / "workers")

@@ -222,6 +222,7 @@ def test_cli_errors_are_one_line_exit_2(keras_file, tmp_path, capsys, argv, expe
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow  # a fresh process; test_bad_inputs.py's real entry points stay in the quick loop
 def test_cli_existing_out_and_module_entry_point(keras_file, tmp_path):
     """The real `python -m lucidtl.export`: a non-empty --out is refused with exit code 2, one line."""
     out = tmp_path / "o"

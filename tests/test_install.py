@@ -47,6 +47,7 @@ def test_wheel_and_sdist_carry_every_file_the_code_reads(built):
     assert {f"lucidtl/{p}" for p in needed} <= members
 
 
+@pytest.mark.slow  # a fresh process importing TensorFlow from the unpacked wheel; the wheel's contents stay quick
 def test_installed_wheel_finds_its_manifests_offline(built):
     """Unpacked as pip installs it (a pure wheel is a zip of site-packages), first on sys.path, run from
     elsewhere: --weights imagenet offline says which file to put where, as the editable install does."""

@@ -64,6 +64,7 @@ def _every_kill(make, check, base):
     return log
 
 
+@pytest.mark.slow  # a render per file operation; the quick loop keeps the real killed process below
 def test_render_killed_at_every_write_resumes_byte_for_byte(tmp_path):
     def make(out):
         render(out=out, **RENDER)
@@ -84,6 +85,7 @@ def folder(tmp_path_factory):
     return make_image_folder(str(tmp_path_factory.mktemp("data")))
 
 
+@pytest.mark.slow  # an atlas and a site per file operation
 def test_atlas_and_site_killed_at_every_write_resume_byte_for_byte(tmp_path):
     import keras
 
@@ -131,6 +133,7 @@ def _weights(path):
     return arrays
 
 
+@pytest.mark.slow  # a training per file operation
 def test_train_killed_at_every_write_resumes_to_the_same_run(folder, tmp_path):
     def make(out):
         fit.train(f"folder:{folder}", out=out, **TRAIN)

@@ -29,6 +29,7 @@ def resnet_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # a 224-only ResNet50 rendered at two sizes; test_render.py renders a fixed-size tiny model
 def test_fixed_size_keras_file_renders_from_the_command_line_at_64_and_128(resnet_file, tmp_path, capsys):
     for size in (64, 128):
         out = tmp_path / f"s{size}"
@@ -80,6 +81,7 @@ def test_input_range_is_recorded_and_applied(tiny_file, tmp_path, capsys):
     assert code == 2 and "LO < HI" in captured.err and not (tmp_path / "c").exists()
 
 
+@pytest.mark.slow  # MobileNetV2 with its top; test_cli.py renders a keras.applications model in the quick loop
 def test_a_layer_of_the_classifier_top_keeps_the_top(tmp_path, capsys):
     """One rule: a model lucidtl builds loses its top unless the layer asked for is one only the top has."""
     render_cli.main(["--model", "keras.applications.MobileNetV2", "--layer", "predictions", "--channels", "0:2",

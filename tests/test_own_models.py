@@ -27,13 +27,27 @@ PATTERNS = [
 ]
 
 
+# VGG19 in a functional wrapper is the quick loop's pattern; the others are slow (a backbone build each)
+QUICK = PATTERNS[0]
+
+
+def patterns(chosen):
+    return [pytest.param(*p, marks=() if p == QUICK else pytest.mark.slow) for p in chosen]
+
+
 @pytest.fixture(scope="module")
 def backbones():
-    keras.utils.set_random_seed(0)
-    out = {}
-    for name in sorted({p[0] for p in PATTERNS}):
-        out[name] = getattr(keras.applications, name)(weights=None, include_top=False, input_shape=(None, None, 3))
-    return out
+    """name -> the keras.applications backbone (random weights, seed 0), built on first use, once."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            keras.utils.set_random_seed(0)
+            built[name] = getattr(keras.applications, name)(weights=None, include_top=False,
+                                                            input_shape=(None, None, 3))
+        return built[name]
+
+    return get
 
 
 def wrap(base, kind, classes=3):
@@ -48,9 +62,9 @@ def wrap(base, kind, classes=3):
                        name=f"fn_{base.name}")
 
 
-@pytest.mark.parametrize("name,wrapper,path,relu", PATTERNS)
+@pytest.mark.parametrize("name,wrapper,path,relu", patterns(PATTERNS))
 def test_nested_paths_bare_names_and_pre_relu(backbones, name, wrapper, path, relu):
-    base = backbones[name]
+    base = backbones(name)
     model = wrap(base, wrapper)
     prefix = path.split("/")[0]
     x = tf.random.stateless_uniform([2, SIZE, SIZE, 3], seed=[1, 2])
@@ -103,11 +117,11 @@ def fit_with_callbacks(model, out, path):
     return live
 
 
-@pytest.mark.parametrize("name,wrapper,path,relu", PATTERNS[:3])
+@pytest.mark.parametrize("name,wrapper,path,relu", patterns(PATTERNS[:3]))
 def test_transfer_pattern_fit_render_study(backbones, images, tmp_path, name, wrapper, path, relu):
     from lucidtl.study import study
 
-    model = wrap(backbones[name], wrapper)
+    model = wrap(backbones(name), wrapper)
     run = str(tmp_path / f"{name.lower()}_{wrapper}")
     live = fit_with_callbacks(model, run, path)
     assert sorted(live.rendered) == [2] and live.rendered[2].shape == (2, SIZE, SIZE, 3)

@@ -72,7 +72,8 @@ def inception():
     return inception_with_bn_statistics()
 
 
-@pytest.mark.parametrize("channels", CASES, ids=["pruned", "pre_relu"])
+@pytest.mark.parametrize("channels", [CASES[0], pytest.param(CASES[1], marks=pytest.mark.slow)],
+                         ids=["pruned", "pre_relu"])  # pre_relu: InceptionV1 twice more
 def test_optimised_loop_equals_reference_bit_for_bit(inception, channels):
     """20 steps: the 17 redirected-ReLU warm-up steps and the plain steps after them."""
     fast = render_channels(inception, channels, size=40, steps=20, seed=0)
@@ -80,6 +81,7 @@ def test_optimised_loop_equals_reference_bit_for_bit(inception, channels):
     np.testing.assert_array_equal(fast, ref)
 
 
+@pytest.mark.slow  # InceptionV1 twice more; the quick loop keeps the pruned case
 def test_reference_equality_catches_a_wrong_pruning(inception, monkeypatch):
     """A pruning that drops a branch the objective reads (here channel 400's) changes the picture, and the
     reference comparison above sees it."""
@@ -115,6 +117,7 @@ def _render_digests(tmp_path, name):
     return {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in files}
 
 
+@pytest.mark.slow  # two processes each building InceptionV1
 def test_same_seed_same_bytes_in_two_fresh_processes(tmp_path):
     first = _render_digests(tmp_path, "a")
     second = _render_digests(tmp_path, "b")

@@ -21,11 +21,9 @@ from lucidtl.study import pipeline as P
 from lucidtl.study import site
 from lucidtl.study import study
 from lucidtl.study.__main__ import main as study_main
-from lucidtl.train import fit
 from lucidtl.train import run as runs
 from conftest import cli_exit
 from test_atlas import _chromium
-from tiny_models import make_image_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
@@ -42,17 +40,9 @@ class Killed(BaseException):
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    base = tmp_path_factory.mktemp("study")
-    folder = make_image_folder(str(base / "data"))
-    made = []
-    for name, seed in (("ta", 0), ("tb", 1)):
-        out = str(base / name)
-        fit.train(f"folder:{folder}", iterations=4, save_at="0,2,4", out=out, model="tiny_models.tiny_backbone",
-                  weights="random", recipe="temporal", image_size=16, batch_size=4, seed=seed, progress=False,
-                  tensorboard=False)
-        made.append(out)
-    return made, folder
+def pair(tiny_runs):
+    """The session's two tiny runs ta, tb (conftest.tiny_runs) and their image folder."""
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +228,7 @@ def _similarity_files(out):
     return [f for _, _, fs in os.walk(os.path.join(out, "similarity")) for f in fs if not f.startswith(".tmp-")]
 
 
+@pytest.mark.slow  # a SIGKILLed study process; the interrupted-study test above stays in the quick loop
 def test_two_shards_one_sigkilled_share_the_work_and_the_last_builds_the_site(pair, full, tmp_path):
     """Shard 0/2 as `python -m lucidtl.study`, SIGKILLed inside its similarity stage, rerun (no render again,
     only its missing comparisons), then shard 1/2, which finds every shard done and writes the site."""
@@ -421,6 +412,7 @@ def test_site_in_headless_chromium(full, tmp_path):
     print(f"screenshots in {shots}")
 
 
+@pytest.mark.slow  # the opt-in blocks stage on top of the study; test_building_blocks_cli.py covers the blocks quickly
 def test_building_blocks_pages(pair, full, tmp_path):
     """A study killed after its scale stage, resumed with --blocks 1: the building blocks stage (attribution to
     the head's classes, neuron groups, caricatures) and their pages: a unit's attribution to each class, a

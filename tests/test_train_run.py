@@ -197,6 +197,7 @@ def _wait_for(out, count, proc, timeout=120):
     raise AssertionError("timed out waiting for checkpoints")
 
 
+@pytest.mark.slow  # four `python -m lucidtl.train` processes; the in-process resume tests above stay quick
 def test_sigkill_and_resume_matches_an_uninterrupted_run(folder, tmp_path):
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0")
@@ -225,6 +226,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(folder, tmp_path):
             np.testing.assert_allclose(x, y, atol=1e-5, err_msg=f"iteration {r['iteration']}")
 
 
+@pytest.mark.slow  # InceptionV1 end to end; the tiny temporal run covers the same steps
 def test_inception_temporal_run_and_figure(folder, tmp_path):
     """The paper's network end to end: BN-InceptionV1 + one dense layer, saved at chosen iterations, Figure 6."""
     out = str(tmp_path / "inception")

@@ -75,7 +75,8 @@ def inputs(checkpoints, model_fn, input_range, source, class_names, layers, labe
                   str(dataset))
 
 
-def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None, split="train"):
+def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints=None, split="train",
+               skip_bad_images=False):
     """Inputs of a Run (a run folder: its run.json, its .keras checkpoints or the Run's model give the
     architecture) over --dataset, at the saved iterations `checkpoints` (None: all)."""
     run = Run.of(run)
@@ -83,7 +84,8 @@ def run_inputs(run, dataset, layers, image_size=None, batch_size=16, checkpoints
     model_fn, input_range = run.architecture()
     settings = run.settings
     net = model_fn()
-    source, names = load_data(dataset, image_side(net, image_size, settings), split, batch_size)
+    source, names = load_data(dataset, image_side(net, image_size, settings), split, batch_size,
+                              skip_bad_images)
     return inputs(cps, model_fn, input_range, source, settings.get("class_names") or names, layers, run.label,
                   batch_size, dataset, net)
 

@@ -36,10 +36,10 @@ def _run(run, weights=None, model=None, num_classes=None, top="paper", multi_lab
 
 # ---- commands ----------------------------------------------------------------------------------------
 
-def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None, top="paper", multi_label=False,
-               weights=None, reference="first", alpha=0.0, samples="positions", per_channel=True,
-               metrics=DEFAULT_METRICS, split="train", image_size=None, batch_size=16, max_images=256,
-               label=None, out="analysis"):
+def similarity(run=None, checkpoints=None, layers=None, dataset=None, skip_bad_images=False, model=None,
+               num_classes=None, top="paper", multi_label=False, weights=None, reference="first", alpha=0.0,
+               samples="positions", per_channel=True, metrics=DEFAULT_METRICS, split="train", image_size=None,
+               batch_size=16, max_images=256, label=None, out="analysis"):
     """Similarity of each checkpoint to a reference checkpoint on the same images, per layer and channel.
 
     PWSM angle (alpha; 0 = full whitening as the study), Procrustes distance / 2, linear CKA per layer,
@@ -48,13 +48,15 @@ def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None
 
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
-        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
+        weights (weights): checkpoint files of --model instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
         multi_label (bool): the head has independent sigmoid outputs (with --model)
         layers (list): the layers compared, comma separated
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         reference (any): the checkpoint compared against: first | last | an iteration
         alpha (number in [0, 1]): PWSM regularisation (0: full whitening, as the study)
         samples (positions|pooled): what a sample is: each spatial position, or each image (pooled)
@@ -76,11 +78,12 @@ def similarity(run=None, layers=None, dataset=None, model=None, num_classes=None
         raise InvalidArgumentError(f"--alpha must be a number in [0, 1], got {alpha!r}")
     if layers is None:
         raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
-                                   "python -m lucidtl.render layers)")
+                                   "python -m lucidtl.render layers --run RUN)")
     r = _run(run, weights, model, num_classes, top, multi_label, label)
-    cps = r.checkpoints
+    cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
-    source, _ = streaming.load_data(dataset, image_size or r.image_size or 224, split, batch_size)
+    source, _ = streaming.load_data(dataset, image_size or r.image_size or 224, split, batch_size,
+                                    skip_bad_images)
     result = streaming.compare_checkpoints(
         model_fn, cps, layers, source, reference=reference, alpha=float(alpha), samples=samples,
         per_channel=bool(per_channel), batch_size=batch_size, max_images=max_images, input_range=input_range,
@@ -166,21 +169,21 @@ def _curve(row):
     return row["layer"] if row.get("run") is None else f"{row['run']} {row['layer']}"
 
 
-def redundancy(images=None, out="analysis", method="pixels", model="inception_v1", weights=None,
+def redundancy(images=None, out="analysis", compare="pixels", model="inception_v1", weights=None,
                embed_layer=None, run=None, checkpoint=None):
     """Redundancy of each layer's rendered channels: mean off-diagonal cosine similarity between them.
 
-    Of their pixels (mean colour removed) or, with --method activations, of their spatially averaged
+    Of their pixels (mean colour removed) or, with --compare activations, of their spatially averaged
     activations in --embed-layer of a model. Writes redundancy.csv, redundancy_matrices.npz and (with
     several iterations) redundancy.png.
 
     Args:
         images (str): an atlas folder (read through its manifest) or a folder of the render command's PNGs
         out (folder): the output folder
-        method (pixels|activations): compare pixels, or activations of --embed-layer
-        model: the embedding model of --method activations
+        compare (pixels|activations): compare pixels, or activations of --embed-layer (was --method)
+        model: the embedding model of --compare activations
         weights: its weights: imagenet | random | a weights file
-        embed_layer: the layer whose activations embed each image (--method activations)
+        embed_layer: the layer whose activations embed each image (--compare activations)
         run (run): embed with this training run's model instead of --model (at --checkpoint)
         checkpoint (checkpoint): the saved iteration of --run, or last (default: last)
     """
@@ -188,16 +191,16 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
     from lucidtl.analysis import redundancy as red
     from lucidtl.atomic import atomic_path
 
-    cli.choice("method", method, red.METHODS)
+    cli.choice("compare", compare, red.METHODS)
     if images is None:
         raise InvalidArgumentError("no images; pass --images FOLDER of rendered PNGs")
     net, input_range = None, (0.0, 1.0)
-    if method == "activations":
+    if compare == "activations":
         from lucidtl.models import build_model
         from lucidtl.optvis import features
 
         if embed_layer is None:
-            raise InvalidArgumentError("--method activations needs --embed_layer (a layer of --model)")
+            raise InvalidArgumentError("--compare activations needs --embed_layer (a layer of --model)")
         if run is not None:
             from lucidtl.run import load_run
 
@@ -206,7 +209,7 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
             net, info = build_model(model, weights=weights)
         features.endpoint(net, str(embed_layer))
         input_range = tuple(info.input_range)
-    rows, matrices = red.folder_redundancy(str(images), method, net, None if embed_layer is None else
+    rows, matrices = red.folder_redundancy(str(images), compare, net, None if embed_layer is None else
                                            str(embed_layer), input_range)
     files = [tables.write_csv(rows, os.path.join(out, "redundancy.csv"))]
     path = os.path.join(out, "redundancy_matrices.npz")
@@ -221,9 +224,9 @@ def redundancy(images=None, out="analysis", method="pixels", model="inception_v1
                            f"over {r['channels']} channels" for r in rows])
 
 
-def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num_classes=None, top="paper",
-             multi_label=False, weights=None, k=8, reduce="max", split="train", image_size=None,
-             batch_size=16, max_images=1024, out="analysis/examples"):
+def examples(run=None, checkpoints=None, layer=None, channels="0:4", dataset=None, skip_bad_images=False,
+             model=None, num_classes=None, top="paper", multi_label=False, weights=None, k=8, reduce="max",
+             split="train", image_size=None, batch_size=16, max_images=1024, out="analysis/examples"):
     """Dataset examples per checkpoint: the top-k images of each channel, heatmaps, class-average crops.
 
     The top-k activating images of each channel (with heatmaps) and class-average receptive-field crops
@@ -231,7 +234,8 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
 
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
-        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
+        weights (weights): checkpoint files of --model instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
@@ -239,6 +243,7 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
         layer: the layer whose channels are examined
         channels (channels): its channels: 7 | 0:8 | 1,5,9 | all
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         k (int >= 1): images kept per channel
         reduce (max|mean): how a channel's activation map becomes one number per image
         split: the dataset split read
@@ -255,12 +260,13 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
 
     cli.choice("reduce", reduce, ex.REDUCES)
     if layer is None:
-        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers "
+                                   "--run RUN)")
     r = _run(run, weights, model, num_classes, top, multi_label)
-    cps = r.checkpoints
+    cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
     chans = parse_channels(channels, features.channel_count(model_fn(), str(layer)))
-    source, class_names = load_data(dataset, image_size or r.image_size or 224, split, batch_size)
+    source, class_names = load_data(dataset, image_size or r.image_size or 224, split, batch_size, skip_bad_images)
     class_names = class_names or r.class_names
     rows = ex.examples_over_checkpoints(model_fn, cps, str(layer), chans, source, out, k=k, reduce=reduce,
                                         batch_size=batch_size, max_images=max_images, input_range=input_range,
@@ -270,12 +276,12 @@ def examples(run=None, layer=None, channels="0:4", dataset=None, model=None, num
                    [f"{len(pngs)} PNGs in {out}/iter_*/"])
 
 
-def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=None, num_classes=None, top="paper",
-                     multi_label=False, grid_size=10, size=96, steps=127, icon_batch_size=32,
-                     number_activations=100000, positions_per_image=1, threshold=5, attempts=1, fit="first",
-                     seed=0, class_filter=None, class_logit=None, patches=4, n_neighbors=50, min_dist=0.05,
-                     split="train", image_size=None, batch_size=32, shard="0/1", out="analysis/activation_atlas",
-                     progress=True):
+def activation_atlas(run=None, checkpoints=None, layer=None, dataset=None, skip_bad_images=False, weights=None,
+                     model=None, num_classes=None, top="paper", multi_label=False, grid_size=10, size=96, steps=127,
+                     icon_batch_size=32, number_activations=100000, positions_per_image=1, threshold=5, attempts=1,
+                     fit="first", seed=0, class_filter=None, class_logit=None, patches=4, n_neighbors=50,
+                     min_dist=0.05, split="train", image_size=None, batch_size=32, shard="0/1",
+                     out="analysis/activation_atlas", progress=True):
     """Activation atlas of a layer at every checkpoint, in one layout (Lucid's activation_atlas recipe).
 
     Samples the layer's activations at random positions of the dataset's images (the same images and
@@ -288,13 +294,15 @@ def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=Non
 
     Args:
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
-        weights (files): loose checkpoint files instead of --run, comma separated (iteration from iter_<i>)
+        checkpoints: saved iterations of --run (or of --weights), comma separated (default: all)
+        weights (weights): checkpoint files of --model instead of --run, comma separated (iteration from iter_<i>)
         model: the architecture of --weights (a run rebuilds its own): registry name, .keras file, dotted builder
         num_classes (int >= 1): classes of the head training added (with --model)
         top (paper|single): the head training added (with --model)
         multi_label (bool): the head has independent sigmoid outputs (with --model)
         layer: the layer whose activations are laid out (it must have spatial positions)
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         grid_size (int >= 1): cells per side of the grid (Lucid: 10)
         size (int >= 16): side of each cell's icon in px (Lucid: 96)
         steps (int >= 0): optimisation steps of the icons (127: Lucid's 128 updates)
@@ -328,19 +336,20 @@ def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=Non
     size = cli.integer("size", size, minimum=16)
     steps = cli.integer("steps", steps, minimum=0)
     if layer is None:
-        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers "
+                                   "--run RUN)")
     if dataset is None:
         raise InvalidArgumentError("no images; pass --dataset folder:PATH, a dataset name or an .npy/.npz file")
     require_umap()
     r = _run(run, weights, model, num_classes, top, multi_label)
-    cps = r.checkpoints
+    cps = r.select(checkpoints)
     model_fn, input_range = r.architecture()
     probe = model_fn()
     from lucidtl.recipes.activation_atlas.main import spatial_shape
 
     features.endpoint(probe, str(layer))
     spatial_shape(probe, str(layer))
-    source, _ = load_data(dataset, image_size or r.image_size or 224, split, batch_size)
+    source, _ = load_data(dataset, image_size or r.image_size or 224, split, batch_size, skip_bad_images)
     summary = ck.checkpoint_atlases(
         model_fn, cps, str(layer), source, out, grid_size=grid_size, icon_size=size, n_steps=steps + 1,
         icon_batch_size=icon_batch_size, number_activations=number_activations,
@@ -360,7 +369,7 @@ def activation_atlas(run=None, layer=None, dataset=None, weights=None, model=Non
 # ---- building blocks (attribution, neuron groups, caricatures) ---------------------------------------
 
 def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
-                   batch_size, label):
+                   skip_bad_images, batch_size, label):
     """Everything a building-blocks job reads, checked before any work (lucidtl.analysis.building_blocks)."""
     from lucidtl.analysis import building_blocks as bb
 
@@ -370,12 +379,12 @@ def _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, m
         raise InvalidArgumentError("no layers; pass --layers NAME[,NAME...] (list them with "
                                    "python -m lucidtl.render layers --run RUN)")
     return bb.run_inputs(_run(run, None, model, num_classes, top, multi_label, label), dataset,
-                         cli.split_list(layers), image_size, batch_size, checkpoints, split)
+                         cli.split_list(layers), image_size, batch_size, checkpoints, split, skip_bad_images)
 
 
-def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="all", method="linear",
-                ig_steps=64, indices=(0, 1), model=None, num_classes=None, top="paper", multi_label=False,
-                split="train", image_size=None, batch_size=16, max_images=256, label=None,
+def attribution(run=None, checkpoints=None, dataset=None, skip_bad_images=False, layers=None, classes="all",
+                method="linear", ig_steps=64, indices=(0, 1), model=None, num_classes=None, top="paper",
+                multi_label=False, split="train", image_size=None, batch_size=16, max_images=256, label=None,
                 out="analysis/attribution", overwrite=False, progress=True):
     """Attribution of each layer's channels to the head's classes at every checkpoint, with heatmaps.
 
@@ -388,6 +397,7 @@ def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run, comma separated (default: all)
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         layers (list): the layers attributed, comma separated
         classes (list): the output's classes: all, indices (0,2) or names (tabby,pug), comma separated
         method (linear|integrated): activation x gradient, or integrated gradients from a zero baseline
@@ -410,17 +420,17 @@ def attribution(run=None, checkpoints=None, dataset=None, layers=None, classes="
 
     cli.choice("method", method, ("linear", "integrated"))
     inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
-                         batch_size, label)
+                         skip_bad_images, batch_size, label)
     files = bb.attribution_over_checkpoints(inp, classes, out, method=method, ig_steps=ig_steps, indices=indices,
                                             batch_size=batch_size, max_images=max_images, overwrite=overwrite,
                                             progress=progress, report=None if progress else print)
     return Written(files)
 
 
-def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, reduction_alg="NMF", positions=16,
-           size=80, steps=512, seed=0, indices=(0,), model=None, num_classes=None, top="paper", multi_label=False,
-           split="train", image_size=None, batch_size=16, max_images=256, label=None, out="analysis/groups",
-           overwrite=False, progress=True):
+def groups(run=None, checkpoints=None, dataset=None, skip_bad_images=False, layers=None, groups=6,
+           reduction_alg="NMF", positions=16, size=80, steps=512, seed=0, indices=(0,), model=None,
+           num_classes=None, top="paper", multi_label=False, split="train", image_size=None, batch_size=16,
+           max_images=256, label=None, out="analysis/groups", overwrite=False, progress=True):
     """Neuron groups (matrix factorisation of a layer's activations) at every checkpoint, rendered.
 
     Fit once on the first checkpoint and project the others onto its groups (reconstruction error: how far
@@ -433,6 +443,7 @@ def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, redu
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run, comma separated (default: all)
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         layers (list): the layers factorised, comma separated
         groups (int >= 1): the number of groups (components)
         reduction_alg: a sklearn.decomposition class: NMF (Lucid's default), PCA, FastICA, ...
@@ -457,7 +468,7 @@ def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, redu
     from lucidtl.analysis import building_blocks as bb
 
     inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
-                         batch_size, label)
+                         skip_bad_images, batch_size, label)
     files = bb.groups_over_checkpoints(inp, groups, out, reduction_alg=reduction_alg, positions=positions, size=size,
                                        steps=steps, seed=seed, indices=indices, batch_size=batch_size,
                                        max_images=max_images, overwrite=overwrite, progress=progress,
@@ -465,9 +476,10 @@ def groups(run=None, checkpoints=None, dataset=None, layers=None, groups=6, redu
     return Written(files)
 
 
-def caricature(run=None, checkpoints=None, dataset=None, layers=None, indices=(0,), steps=512, cossim_pow=0.0,
-               seed=0, model=None, num_classes=None, top="paper", multi_label=False, split="train", image_size=None,
-               batch_size=16, label=None, out="analysis/caricature", overwrite=False, progress=True):
+def caricature(run=None, checkpoints=None, dataset=None, skip_bad_images=False, layers=None, indices=(0,),
+               steps=512, cossim_pow=0.0, seed=0, model=None, num_classes=None, top="paper", multi_label=False,
+               split="train", image_size=None, batch_size=16, label=None, out="analysis/caricature",
+               overwrite=False, progress=True):
     """Caricatures (feature inversion) of the same dataset images at every checkpoint, one strip each.
 
     Lucid's recipe: an image optimised so that its activations at each layer match the dataset image's
@@ -478,6 +490,7 @@ def caricature(run=None, checkpoints=None, dataset=None, layers=None, indices=(0
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run, comma separated (default: all)
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         layers (list): the layers inverted (one caricature each), comma separated
         indices (int list): the dataset images (their indices) inverted
         steps (int >= 1): optimisation steps of each caricature
@@ -498,7 +511,7 @@ def caricature(run=None, checkpoints=None, dataset=None, layers=None, indices=(0
     from lucidtl.analysis import building_blocks as bb
 
     inp = _blocks_inputs(run, checkpoints, dataset, layers, model, num_classes, top, multi_label, split, image_size,
-                         batch_size, label)
+                         skip_bad_images, batch_size, label)
     files = bb.caricatures_over_checkpoints(inp, indices, out, steps=steps, cossim_pow=float(cossim_pow), seed=seed,
                                             batch_size=batch_size, overwrite=overwrite, progress=progress,
                                             report=None if progress else print)

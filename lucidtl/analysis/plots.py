@@ -19,6 +19,21 @@ def _pyplot():
     return plt
 
 
+def fit_title(ax, title):
+    """The axes' title, wrapped until it lies inside the figure (a long layer path ran off both edges); the
+    layout is made tight around it."""
+    import textwrap
+
+    text, fig = str(title), ax.figure
+    renderer = fig.canvas.get_renderer()
+    for chars in range(max(len(text), 10), 9, -4):
+        ax.set_title("\n".join(textwrap.wrap(text, chars, break_on_hyphens=False)) or text)
+        fig.tight_layout()
+        box = ax.title.get_window_extent(renderer)
+        if box.x0 >= 4 and box.x1 <= fig.bbox.width - 4:
+            return
+
+
 def plot_curves(rows, metric, path, x="iteration", group="layer", title=None, err=None):
     """One line per value of `group`: rows[x] against rows[metric] (err: a column of error-bar half-widths).
     The x axis is symlog (linear below 1) so iteration 0 and the paper's 10..3000 schedule both show."""
@@ -37,11 +52,10 @@ def plot_curves(rows, metric, path, x="iteration", group="layer", title=None, er
         ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel(x)
     ax.set_ylabel(LABELS.get(metric, metric))
-    ax.set_title(title or LABELS.get(metric, metric))
     ax.grid(alpha=0.3)
     if len(ax.get_lines()) > 0:
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    fit_title(ax, title or LABELS.get(metric, metric))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -66,7 +66,7 @@ def redundancy(images, method="pixels", model=None, layer=None, input_range=(0.0
     else:
         if model is None or layer is None:
             raise InvalidArgumentError("method 'activations' needs a model and a layer to embed the images in; "
-                                       "pass --model and --embed_layer, or use --method pixels")
+                                       "pass --model and --embed_layer, or use --compare pixels")
         vectors = activation_vectors(images, model, layer, input_range)
     S = cosine_matrix(vectors)
     return S, redundancy_score(S)

@@ -149,10 +149,11 @@ def batches(data, batch_size=32, max_images=None):
             break
 
 
-def load_data(data, image_size=224, split="train", batch_size=16):
+def load_data(data, image_size=224, split="train", batch_size=16, skip_bad_images=False):
     """(images source for streaming.batches, class names or None) from --data: an .npy ([N, H, W, C] in
     [0, 1], or uint8), an .npz (arrays 'images' and optional 'labels'), or a lucidtl.data name
-    (folder:PATH, a tfds name) loaded unshuffled."""
+    (folder:PATH, a tfds name) loaded unshuffled. skip_bad_images: a folder's undecodable files are left out
+    (else the first one is an error naming it)."""
     if data is None or str(data) == "":
         raise InvalidArgumentError("no images; pass --data folder:PATH, a dataset name, or an .npy/.npz file")
     name = str(data)
@@ -170,7 +171,7 @@ def load_data(data, image_size=224, split="train", batch_size=16):
     from lucidtl import data as datasets
 
     d = datasets.load(name, split=split, batch_size=batch_size, image_size=image_size, shuffle=False,
-                      validation_split=0, eval_split=None)
+                      validation_split=0, eval_split=None, skip_bad_images=bool(skip_bad_images))
     return d.train, list(d.class_names)
 
 

@@ -199,7 +199,7 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
 
     Args:
         runs (run): training run folders, comma separated (or --runs repeated): every saved checkpoint
-        weights (list): weight file(s) for --model, comma separated (or --weights repeated)
+        weights (weights): weight file(s) for --model, comma separated (or --weights repeated)
         model: the architecture for --weights (a run rebuilds its own from run.json)
         layers (list): all (InceptionV1's 57 conv layers; other models: every ReLU) or L1,L2
         channels (channels): the channels of every layer: all | 0:8 | 1,5,9

@@ -23,7 +23,8 @@ import zipfile
 import keras
 
 from lucidtl.atomic import atomic_path
-from lucidtl.errors import InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, one_line
+from lucidtl.errors import (InvalidArgumentError, UnknownModelError, WeightsError, did_you_mean, listed_by,
+                            one_line)
 from lucidtl.models import h5, lucid_zoo, saved_model
 from lucidtl.models.converters import CONVERTERS
 from lucidtl.models.h5 import H5_SUFFIXES
@@ -409,7 +410,15 @@ def build_model(model="inception_v1", weights=None, include_top=False, custom_ob
     input_range: (lo, hi) the model expects, instead of what lucidtl knows or assumes (ModelInfo.input_range).
     before_weights: called with the built network before its weights are looked for (a registry model) or
     as soon as it exists (others): checks such as "the layer exists" fail before a download."""
-    check = before_weights or (lambda net: None)
+    user_check = before_weights or (lambda net: None)
+    flags = "" if model == "inception_v1" else f"--model {os.fspath(model)}" if isinstance(
+        model, (str, os.PathLike)) else ""
+    if custom_objects is not None and isinstance(custom_objects, str):
+        flags += f" --custom-objects {custom_objects}"
+
+    def check(net):  # an unknown layer's message names the command that lists this model's layers
+        listed_by(net, flags.strip())
+        user_check(net)
 
     def done(net, info):
         check(net)

@@ -22,7 +22,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean
+from lucidtl.errors import InvalidArgumentError, UnknownLayerError, did_you_mean, layers_command
 
 PRE_RELU = "_pre_relu"
 SEP = "/"  # path separator of nested models' layers
@@ -163,7 +163,7 @@ def _resolve(model, name):
                                         f"{', '.join(p + suffix for p in found[:4])}; write its path")
     raise UnknownLayerError(
         f"unknown layer {name!r} in model {model.name!r}{did_you_mean(name, paths)} "
-        "(list them with: python -m lucidtl.render layers)"
+        f"(list them with: {layers_command(model)})"
     )
 
 

@@ -227,19 +227,23 @@ def lowered(model, precision):
     return per_model[precision][0]
 
 
-# Measured speed-ups of bfloat16 over float32 renders (render image-steps/s, batch 8, 128 px, Mixed_4c), by
-# where the fast path is; from one run of ../shared/peers on a Xeon with AMX-BF16 (issue 19's figures:
-# 142.5 / 100.8 image-steps/s). Only hardware that was measured gets a figure.
-MEASURED_SPEEDUP = {"cpu": 1.4}
+# Measured speed-ups of bfloat16 over float32 renders, by where the fast path is: the factor, the machine and
+# the render it was measured on (issue 19: one run of ../shared/peers, 142.5 / 100.8 image-steps/s). Only
+# hardware that was measured gets a figure, and the hint says what it was measured on: another CPU or model
+# gains another factor (a MobileNetV2 at 64 px on an AMD CPU: 1.09x).
+Measurement = collections.namedtuple("Measurement", "factor machine render")
+MEASURED_SPEEDUP = {"cpu": Measurement(1.4, "a Xeon with AMX-BF16", "InceptionV1 Mixed_4c, 128 px, batch 8")}
+DOCS_PAGE = "docs/guide/precision.md"
 
 
 def hint(precision):
-    """For a float32 render on hardware with a measured bfloat16 fast path: one line saying so, else None."""
+    """For a float32 render on hardware with a measured bfloat16 fast path: one line saying so, with what the
+    speed-up was measured on (machine, model, size), else None."""
     if precision != "float32":
         return None
     ok, where = fast_path("bfloat16")
-    factor = MEASURED_SPEEDUP.get("gpu" if where.startswith("GPU") else "cpu") if ok else None
-    if factor is None:
+    m = MEASURED_SPEEDUP.get("gpu" if where.startswith("GPU") else "cpu") if ok else None
+    if m is None:
         return None
-    return (f"note: this {where} computes bfloat16 fast: --precision bfloat16 renders about {factor:.1f}x faster "
-            "here (README, 'Precision')")
+    return (f"note: this {where} computes bfloat16 fast: --precision bfloat16 rendered {m.factor:.1f}x faster "
+            f"than float32 on {m.machine} ({m.render}); other machines, models and sizes differ ({DOCS_PAGE})")

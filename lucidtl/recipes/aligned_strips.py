@@ -79,13 +79,18 @@ class _PerCheckpoint(keras.layers.Layer):
         return (None, None, None, self.channels)
 
 
+def strip_layer(layer):
+    """The name of `layer` in the strip model: Keras names hold no "/", which a nested path does."""
+    return str(layer).replace("/", "__")
+
+
 def per_checkpoint_model(models, layer):
-    """A Keras model whose layer `layer` is each checkpoint's `layer` on that checkpoint's images."""
+    """A Keras model whose layer strip_layer(layer) is each checkpoint's `layer` on that checkpoint's images."""
     parts = [features.feature_model(m, [layer]) for m in models]
     channels = features.channel_count(models[0], layer)
     first = models[0].inputs[0]
     inp = keras.Input(tuple(first.shape[1:]), name="strip_images")
-    return keras.Model(inp, _PerCheckpoint(parts, channels, layer)(inp), name="strip")
+    return keras.Model(inp, _PerCheckpoint(parts, channels, strip_layer(layer))(inp), name="strip")
 
 
 def strip_objective(layer, channels, n_checkpoints):
@@ -109,7 +114,7 @@ def render_strips(models, layer, channels, size=128, steps=512, seed=0, aligned=
     K = len(models)
     model = per_checkpoint_model(models, layer)
     seeds = [(int(seed) * 7919 + c) % (2**31 - 1) for c in channels]
-    renderer = Renderer(model, strip_objective(layer, channels, K),
+    renderer = Renderer(model, strip_objective(strip_layer(layer), channels, K),
                         param_f=lambda: strip_param(len(channels), K, size, seeds, shared=aligned),
                         transforms=transforms, relu_gradient_override=relu_gradient_override, seed=seed,
                         input_range=input_range)
@@ -193,7 +198,7 @@ def aligned_render(run, layer="Mixed_4c", channels="0:8", size=128, steps=512, t
     chunks = [chans[i:i + per] for i in range(0, len(chans), per)]
     for chunk in chunks:
         key = f"{chunk[0]}-{chunk[-1]}"
-        paths = [png(c, it, t) for c in chunk for it in iterations for t in thresholds]
+        paths = [png(c, it, t) for t in thresholds for c in chunk for it in iterations]  # the order of writing
         if key in values and all(os.path.exists(p) for p in paths):
             for c in chunk:
                 finals[c] = np.stack([imageio.load_png(png(c, it, last)) for it in iterations])

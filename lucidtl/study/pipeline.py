@@ -82,7 +82,7 @@ def _runs(runs):
     return out
 
 
-def probe_images(dataset, runs, max_images, batch_size):
+def probe_images(dataset, runs, max_images, batch_size, skip_bad_images=False):
     """(images [N, H, W, 3] in [0, 1], labels or None, the dataset specs used): the first max_images of
     --dataset, else an equal share of each run's own training dataset (run.json), unshuffled; at the first
     run's image size. The same images for every checkpoint and run."""
@@ -95,7 +95,7 @@ def probe_images(dataset, runs, max_images, batch_size):
     share = -(-max_images // len(specs))
     images, labels = [], []
     for spec in specs:
-        source, _ = load_data(spec, size, "train", batch_size)
+        source, _ = load_data(spec, size, "train", batch_size, skip_bad_images)
         for x, y, _ in batches(source, batch_size, share):
             images.append(x[..., :3])
             labels.append(y)
@@ -258,7 +258,8 @@ def activation_atlas_stage(out, runs, selection, images, labels, grid_size, size
 BLOCK_GROUPS = 6  # neuron groups per layer (the NeuronGroups notebook's), at most the layer's channels
 
 
-def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2):
+def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2,
+                 skip_bad_images=False):
     """Building blocks of every run (lucidtl.analysis.building_blocks, each job resumable): attribution of
     the chosen layers to the head's classes, neuron groups per layer, caricatures and feature accentuations
     (toward each layer's most-changed channel) of the first `images` dataset images (which get an image page)."""
@@ -269,7 +270,7 @@ def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, m
     layers = [layer for layer, _ in selection]
     done = {}
     for run in runs:
-        inp = bb.run_inputs(run, dataset, layers, batch_size=batch_size)
+        inp = bb.run_inputs(run, dataset, layers, batch_size=batch_size, skip_bad_images=skip_bad_images)
         shown = _first_indices(inp.source, images, batch_size)
         bb.attribution_over_checkpoints(inp, "all", blocks_dir(out, run.name, "attribution"), indices=shown,
                                         batch_size=batch_size, max_images=max_images, progress=progress)
@@ -401,7 +402,7 @@ def _stage_done(out, stage, n):
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
           shard="0/1", dataset=None, max_images=256, examples=6, blocks=0, overwrite=False, progress=True,
-          precision="float32", aligned=False, activation_atlas=False, grid_size=10, seeds=3):
+          precision="float32", aligned=False, activation_atlas=False, grid_size=10, skip_bad_images=False, seeds=3):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
     Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
@@ -434,6 +435,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         activation_atlas (bool): also an activation atlas per run and layer (needs umap-learn), on the
             similarity images, with --size/--steps for its icons; pages activation_atlas.html#/<run>/<layer>.
         grid_size (int >= 1): cells per side of the activation atlases' grid.
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         seeds (int >= 0): seeds each of the 8 most-changed channels of every layer and run is drawn with at the
             first and last checkpoints, to tell changes beyond seed noise (the layer page flags and filters
             its ranking by them); 0 or 1: no such check.
@@ -477,7 +479,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         seeds > 1 and not os.path.isfile(_marker(out, "trust")))
     images = labels = None
     if need_images:  # read before any work: a bad --dataset fails now
-        images, labels, _ = probe_images(dataset, run_list, max_images, batch_size)
+        images, labels, _ = probe_images(dataset, run_list, max_images, batch_size, skip_bad_images)
     _prepare_out(out, settings, overwrite)
 
     def run_stage(name, fn, sharded=True):
@@ -513,7 +515,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     run_stage("scale", lambda: scale_stage(out, progress), sharded=False)
     if seeds > 1:
         if images is None and not os.path.isfile(_marker(out, "trust")):  # the images for this stage alone
-            images, labels, _ = probe_images(dataset, run_list, max_images, batch_size)
+            images, labels, _ = probe_images(dataset, run_list, max_images, batch_size, skip_bad_images)
         run_stage("trust", lambda: trust_stage(out, run_list, selection, images, seeds, size, steps, seed, progress),
                   sharded=False)
     if activation_atlas:
@@ -522,7 +524,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
             progress), sharded=False)
     if dataset and blocks:
         run_stage("blocks", lambda: blocks_stage(out, run_list, selection, dataset, size, steps, seed, batch_size,
-                                                 max_images, progress, blocks), sharded=False)
+                                                 max_images, progress, blocks, skip_bad_images), sharded=False)
     run_stage("site", lambda: site.build(out, progress=progress), sharded=False)
     return StudyResult(out, stages, os.path.join(out, "index.html"))
 

@@ -10,7 +10,9 @@
     OUT/<layer>/density.csv, summary.json       points per grid cell at every checkpoint; what the site reads
 
 The layout is fitted on the first checkpoint's points (fit="first", the default: the pretrained network's
-space is the reference the others are placed in with UMAP's transform, so its points stay exactly where
+space is the reference the others are placed in with UMAP's transform, each after its mean activation is
+moved onto the reference's (layout.drift_aligned: a shift all points share would put them in one cell),
+so the reference's points stay exactly where
 the fit put them, a later checkpoint never moves the map, and the fit costs one checkpoint's points) or on
 all checkpoints' points at once (fit="joint": every checkpoint shapes the map equally, for runs that move
 far from where they started). Every checkpoint's cells get the same seeds (a cell's seed depends on the

@@ -119,8 +119,19 @@ class CheckpointLayout:
 FITS = ("first", "joint")
 
 
+def drift_aligned(reference, acts):
+    """`acts` moved by the difference of the means (the reference's minus their own). Fine-tuning shifts a
+    layer's activations by one shared vector (BatchNorm statistics, biases); in cosine distance that vector
+    then dominates every point (a fine-tuned MobileNetV2: cosine 0.998 between any two points), all of them
+    get the same nearest neighbours among the reference's points, and UMAP's transform puts them all on
+    those: one cell. Placed by their variation around their own mean, they spread as the reference's do."""
+    acts = np.asarray(acts, np.float64)
+    return acts - acts.mean(axis=0) + np.asarray(reference, np.float64).mean(axis=0)
+
+
 def checkpoint_layout(activations, fit="first", umap_options=None, seed=0, verbose=False, report=None):
-    """activations: [K] arrays [N, C] (the same N points at K checkpoints, the reference first)."""
+    """activations: [K] arrays [N, C] (the same N points at K checkpoints, the reference first). With fit
+    "first", each other checkpoint is placed after drift_aligned (its mean moved onto the reference's)."""
     if fit not in FITS:
         raise InvalidArgumentError(f"unknown --fit {fit!r}; choose one of {', '.join(FITS)}")
     check_points(len(activations[0]), umap_options)
@@ -133,7 +144,7 @@ def checkpoint_layout(activations, fit="first", umap_options=None, seed=0, verbo
         for k, acts in enumerate(activations[1:], 1):
             if report:
                 report(f"placing checkpoint {k + 1}/{len(activations)} in the layout")
-            raw.append(_transform(reducer, acts))
+            raw.append(_transform(reducer, drift_aligned(activations[0], acts)))
         fitted = raw[0]
     bounds = layout_bounds(fitted)
     return CheckpointLayout([bounds.apply(r) for r in raw], raw, bounds, fit)
