@@ -155,7 +155,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     max_images = cli.integer("max-images", max_images)
     precision = precision_lib.require_fast(precision_lib.check(precision))
     if spectrum is not None and param != "maco":
-        raise InvalidArgumentError("--spectrum is --param maco's amplitude spectrum: add --param maco or drop --spectrum")
+        raise InvalidArgumentError("--spectrum is --param maco's amplitude spectrum: add --param maco or drop "
+                                   "--spectrum")
     if aligned and (dataset is not None or spectrum is not None):
         raise InvalidArgumentError("--aligned draws with its own FFT parameterisation: drop --dataset / --spectrum")
     if aligned:

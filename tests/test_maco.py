@@ -116,7 +116,8 @@ def test_natural_spectrum_is_the_mean_amplitude():
     assert maco_lib.resize_spectrum(got, 8, 8) is got or np.array_equal(maco_lib.resize_spectrum(got, 8, 8), got)
     bigger = maco_lib.resize_spectrum(param.power_law_spectrum(8, 8, 1), 16, 16)
     assert bigger.shape == (1, 16, 9) and np.all(np.diff(bigger[0, 0, 2:]) < 0)  # falls with frequency
-    np.testing.assert_allclose(bigger[0, 0, 2::2], param.power_law_spectrum(8, 8, 1)[0, 0, 1:], rtol=1e-6)  # same frequency, same value
+    same = param.power_law_spectrum(8, 8, 1)[0, 0, 1:]
+    np.testing.assert_allclose(bigger[0, 0, 2::2], same, rtol=1e-6)  # the same frequency, the same value
     mean, std = maco_lib.natural_statistics(images)
     np.testing.assert_allclose(mean, logit.mean((0, 1, 2)), rtol=1e-5)
     made = np.asarray(maco_lib.maco_image([2, 8, 8, 1], spectrum=got, mean=mean, std=std)())

@@ -27,7 +27,8 @@ def digits_net():
     h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="unit")(h)
     h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
     model = keras.Model(inp, keras.layers.Dense(10, name="logits")(h))
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
     model.fit(x[:1200], d.target[:1200], epochs=8, batch_size=32, verbose=0)
     assert model.evaluate(x[1200:], d.target[1200:], verbose=0)[1] > 0.8
     return model, x[:1200], x[1200:]

@@ -518,7 +518,8 @@ def caricature(run=None, checkpoints=None, dataset=None, skip_bad_images=False, 
     return Written(files)
 
 
-def accentuation(run=None, checkpoints=None, dataset=None, layer=None, channels="0", indices=(0,),
+def accentuation(run=None, checkpoints=None, dataset=None, skip_bad_images=False, layer=None, channels="0",
+                 indices=(0,),
                  regularize_layer=None, penalty=1.0, steps=256, seed=0, model=None, num_classes=None, top="paper",
                  multi_label=False, split="train", image_size=None, batch_size=16, label=None,
                  out="analysis/accentuation", overwrite=False, progress=True):
@@ -534,6 +535,7 @@ def accentuation(run=None, checkpoints=None, dataset=None, layer=None, channels=
         run (run): the training run folder (its checkpoints.json, and run.json for the model)
         checkpoints: saved iterations of --run, comma separated (default: all)
         dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
         layer: the layer whose channels are accentuated
         channels (channels): its channels: 7 | 0:8 | 1,5,9 | all
         indices (int list): the dataset images (their indices) accentuated
@@ -564,7 +566,7 @@ def accentuation(run=None, checkpoints=None, dataset=None, layer=None, channels=
     if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty <= 0:
         raise InvalidArgumentError(f"--penalty must be a number > 0, got {penalty!r}")
     inp = _blocks_inputs(run, checkpoints, dataset, str(layer), model, num_classes, top, multi_label, split,
-                         image_size, batch_size, label)
+                         image_size, skip_bad_images, batch_size, label)
     chans = parse_channels(channels, features.channel_count(inp.model, str(layer)))
     if regularize_layer is None:
         below = trust.layers_below(inp.model, str(layer), 1)
