@@ -15,11 +15,13 @@
         --dataset folder:data/pets --out analysis/attribution
     python -m lucidtl.analyze groups --run runs/pets --layers Mixed_4c --groups 6 --dataset folder:data/pets
     python -m lucidtl.analyze caricature --run runs/pets --layers Mixed_4c --indices 0,1 --dataset folder:data/pets
+    python -m lucidtl.analyze accentuation --run runs/pets --layer Mixed_4c --channels 0:2 --indices 0,1 \
+        --dataset folder:data/pets
 """
 from lucidtl import cli
 from lucidtl.analysis.commands import (  # noqa: F401 (the commands, re-exported for notebooks and tests)
-    DEFAULT_METRICS, Written, activation_atlas, attribution, caricature, examples, groups, redundancy, scale,
-    similarity, table)
+    DEFAULT_METRICS, Written, accentuation, activation_atlas, attribution, caricature, examples, groups, redundancy,
+    scale, similarity, table)
 
 
 def _report(result):
@@ -33,8 +35,8 @@ def main(argv=None):
     cli.run({name: cli.printing(fn, _report) for name, fn in
              (("similarity", similarity), ("table", table), ("scale", scale), ("redundancy", redundancy),
               ("examples", examples), ("activation-atlas", activation_atlas), ("attribution", attribution),
-              ("groups", groups), ("caricature", caricature))}, default="similarity", argv=argv,
-            aliases={"embed": "embed_layer", "method": "compare"})
+              ("groups", groups), ("caricature", caricature), ("accentuation", accentuation))}, default="similarity",
+            argv=argv, aliases={"embed": "embed_layer", "method": "compare"})
 
 
 if __name__ == "__main__":

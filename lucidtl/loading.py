@@ -7,7 +7,7 @@ from lucidtl import cli
 from lucidtl.errors import InvalidArgumentError, UnknownLayerError, WeightsError
 from lucidtl.run import MANIFEST, load_run
 
-PARAMS = ("fft", "pixel", "laplacian", "cppn")  # the --param choices
+PARAMS = ("fft", "pixel", "laplacian", "cppn", "maco")  # the --param choices
 TRANSFORMS = ("standard", "distill", "none", "patch")  # the named transform sets
 MIN_SIZE = 16
 MAX_SIZE = 4096  # a 4096 px image of 3 float32 channels is 200 MB per batch item already

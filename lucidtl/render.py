@@ -7,6 +7,7 @@
 """
 import dataclasses
 import glob
+import importlib
 import json
 import os
 
@@ -29,12 +30,14 @@ def _thresholds(steps, thresholds):
     return sorted(set(ts) | {steps})
 
 
-def make_param(kind, size, batch, decorrelate=True, channels=3):
-    """A parameterisation factory for the CLI's --param choice."""
+def make_param(kind, size, batch, decorrelate=True, channels=3, maco=None):
+    """A parameterisation factory for the CLI's --param choice (maco: param.maco's spectrum, mean, std)."""
     from lucidtl.optvis import param
 
     if kind not in PARAMS:
         raise InvalidArgumentError(f"unknown --param {kind!r}; choose one of {', '.join(PARAMS)}")
+    if kind == "maco":
+        return lambda: param.maco(size, batch=batch, decorrelate=decorrelate, channels=channels, **(maco or {}))
     if kind in ("fft", "pixel"):
         return lambda: param.image(size, batch=batch, fft=kind == "fft", decorrelate=decorrelate,
                                    channels=channels)
@@ -91,7 +94,7 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
            thresholds=None, transforms="standard", param="fft", decorrelate=True, negative=False,
            diversity=0.0, seed=0, out="out", batch_size=32, relu_gradient_override=True, progress=True,
            verbose=False, overwrite=False, run=None, checkpoint=None, precision="float32", aligned=False,
-           input_range=None, custom_objects=None):
+           input_range=None, custom_objects=None, dataset=None, spectrum=None, max_images=256):
     """Render channels of a layer: one PNG per channel and threshold, a labelled grid and a JSON record.
 
     Up to batch_size channels are optimised together. A killed run resumes: batches whose objective values
@@ -114,7 +117,8 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         steps (int >= 0): optimisation steps
         thresholds (int list): also save the images after these steps (comma list, e.g. 64,512)
         transforms (standard|distill|none|patch): the transformation robustness set (Lucid's standard_transforms)
-        param (fft|pixel|laplacian|cppn): the image parameterisation
+        param (fft|pixel|laplacian|cppn|maco): the image parameterisation (maco: MaCo's, phase only; an alpha
+            map *_alpha.png beside each picture)
         decorrelate (bool): optimise in decorrelated colour space
         negative (bool): maximise minus the channel (of the pre-ReLU activation): Lucid's negative images
         diversity (number >= 0): weight of Lucid's diversity term (0: none)
@@ -127,6 +131,12 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         overwrite (bool): render everything anew in a folder holding another render
         precision (float32|bfloat16|float16): what the network computes in (float32: Lucid's numbers)
         aligned (bool): with --run: every checkpoint of the run in one optimisation (aligned strips)
+        dataset (dataset): real images (folder:PATH, a dataset name, or an .npy / .npz file), read at --size:
+            their mean amplitude spectrum is --param maco's, and the record gets each picture's trust
+            measures (reach, path similarity; lucidtl.analysis.trust)
+        spectrum (file): --param maco's amplitude spectrum, a stored .npy [channels, H, W//2+1] (default: the
+            --dataset images' mean spectrum, else 1/f)
+        max_images (int >= 1): --dataset images read at most
     """
     from lucidtl import imageio
     from lucidtl.optvis import features, precision as precision_lib
@@ -142,7 +152,13 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     if not isinstance(diversity, (int, float)) or diversity < 0:
         raise InvalidArgumentError(f"--diversity must be a number >= 0, got {diversity!r}")
     seed = cli.integer("seed", seed, minimum=0)
+    max_images = cli.integer("max-images", max_images)
     precision = precision_lib.require_fast(precision_lib.check(precision))
+    if spectrum is not None and param != "maco":
+        raise InvalidArgumentError("--spectrum is --param maco's amplitude spectrum: add --param maco or drop "
+                                   "--spectrum")
+    if aligned and (dataset is not None or spectrum is not None):
+        raise InvalidArgumentError("--aligned draws with its own FFT parameterisation: drop --dataset / --spectrum")
     if aligned:
         if precision != "float32":
             raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
@@ -160,6 +176,9 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         features.endpoint(net, target)  # fails early when there is no pre-ReLU endpoint
     check_size(net, target, size, transforms, info.input_range)
 
+    image_channels = net.inputs[0].shape[-1] or 3
+    real, amplitude, spectrum_source = _real_images(dataset, spectrum, param, size, max_images, image_channels)
+
     tag = (f"{layer}_neg" if negative else layer).replace("/", "_")  # Lucid graph names hold slashes
     settings = {
         "model": str(model) if run is None else info.name,  # a run's own model, by its name
@@ -171,36 +190,45 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         "relu_gradient_override": bool(relu_gradient_override), "png_encoding": "uint8 = round(255 * image)",
         "precision": precision,
     }
+    if param == "maco":
+        settings["spectrum"] = spectrum_source
+    if dataset is not None:
+        settings.update(dataset=str(dataset), max_images=max_images)
     record_path = os.path.join(out, f"{tag}_render.json")
     values, values32 = _resume_values(record_path, settings, overwrite)
     hint = precision_lib.hint(precision)
     if hint and progress:
         print(hint)
     clear_stale_pattern(out, f"{glob.escape(tag)}_*")  # temporary files of writes a kill cut short
-    image_channels = net.inputs[0].shape[-1] or 3
-    pngs, rows = [], {t: [] for t in thresholds}
+    pngs, alpha_pngs, rows = [], [], {t: [] for t in thresholds}
     chunks = [chans[i:i + batch_size] for i in range(0, len(chans), batch_size)]
     for k, chunk in enumerate(chunks):
         paths = {(c, t): os.path.join(out, f"{tag}_{c:04d}_{t}.png") for c in chunk for t in thresholds}
+        alphas = {key: p[:-len(".png")] + "_alpha.png" for key, p in paths.items()} if param == "maco" else {}
         keys = [f"{t}:{chunk[0]}-{chunk[-1]}" for t in thresholds]
-        if not overwrite and all(key in values for key in keys) and all(os.path.exists(p) for p in paths.values()):
+        if not overwrite and all(key in values for key in keys) and all(
+                os.path.exists(p) for p in [*paths.values(), *alphas.values()]):
             for t in thresholds:  # done before a kill: the record holds its values, every PNG exists
                 rows[t] += [imageio.load_png(paths[c, t]) for c in chunk]
                 pngs += [paths[c, t] for c in chunk]  # the order a render writes them in
+                alpha_pngs += [alphas[c, t] for c in chunk] if alphas else []
             continue
         if progress and len(chunks) > 1:
             print(f"batch {k + 1}/{len(chunks)}: channels {chunk[0]}..{chunk[-1]}")
         renderer = Renderer(
             net, channel_objective(target, chunk, negative=negative, diversity=diversity),
-            param_f=make_param(param, size, len(chunk), decorrelate, image_channels),
+            param_f=make_param(param, size, len(chunk), decorrelate, image_channels, amplitude),
             transforms=transforms, relu_gradient_override=relu_gradient_override,
-            seed=seed + k * batch_size, input_range=info.input_range, precision=precision)
+            seed=seed + k * batch_size, input_range=info.input_range, precision=precision,
+            transparency=param == "maco")
 
-        kept = {}
+        kept, kept_alpha = {}, {}
 
-        def keep(i, value, batch, chunk=chunk, kept=kept):
+        def keep(i, value, batch, chunk=chunk, kept=kept, kept_alpha=kept_alpha, renderer=renderer):
             values[f"{i}:{chunk[0]}-{chunk[-1]}"] = value
             kept[i] = batch
+            if param == "maco":
+                kept_alpha[i] = renderer.transparency_map()
 
         renderer.run(thresholds, verbose=verbose, progress=progress, callback=keep)
         for t in thresholds:  # in float32 on the images as the PNGs hold them: comparable across precisions
@@ -210,7 +238,9 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
         imageio.save_json(dict(settings, status="running", objective_values=values,
                                objective_values_float32=values32), record_path)
         for t in thresholds:
-            for c, img in zip(chunk, kept[t]):
+            for j, (c, img) in enumerate(zip(chunk, kept[t])):
+                if alphas:  # MaCo's transparency first: the picture's PNG marks the pair as written
+                    alpha_pngs.append(imageio.save_png(kept_alpha[t][j], alphas[c, t]))
                 pngs.append(imageio.save_png(img, paths[c, t]))
                 rows[t].append(img)
 
@@ -222,9 +252,40 @@ def render(model="inception_v1", weights=None, layer="Mixed_4c", channels="0:8",
     grid = imageio.save_grid([rows[t] for t in thresholds], os.path.join(out, f"{tag}_grid.png"),
                              row_labels=[f"t={t}" for t in thresholds], col_labels=[f"ch {c}" for c in chans],
                              title=title, title_fill=fill)
-    record = imageio.save_json(dict(settings, status="complete", objective_values=values,
-                                    objective_values_float32=values32, pngs=[os.path.basename(p) for p in pngs]), record_path)
+    done = dict(settings, status="complete", objective_values=values, objective_values_float32=values32,
+                pngs=[os.path.basename(p) for p in pngs])
+    if alpha_pngs:
+        done["alpha_pngs"] = [os.path.basename(p) for p in alpha_pngs]
+    if real is not None:
+        from lucidtl.analysis import trust
+
+        saved = {t: imageio.as_saved(rows[t]) for t in thresholds}  # the pictures as the PNGs hold them
+        done["trust"] = trust.record_trust(net, target, chans, saved, real, negative, info.input_range)
+    record = imageio.save_json(done, record_path)
     return RenderResult(pngs, grid, record, info.random_weights)
+
+
+def _real_images(dataset, spectrum, param, size, max_images, channels):
+    """(dataset images or None, param.maco's spectrum options or None, where the spectrum comes from), read
+    and checked before anything is written."""
+    maco_lib = importlib.import_module("lucidtl.optvis.param.maco")
+    real = None
+    if dataset is not None:
+        from lucidtl.analysis import trust
+
+        real, _labels = trust.load_images(dataset, size, max_images)
+        if real.shape[-1] != channels:
+            raise InvalidArgumentError(f"--dataset images have {real.shape[-1]} channels but the model takes "
+                                       f"{channels}")
+    if param != "maco":
+        return real, None, None
+    if spectrum is not None:
+        return real, {"spectrum": maco_lib.load_spectrum(spectrum)}, f"file {spectrum}"
+    if real is not None:
+        mean, std = maco_lib.natural_statistics(real)
+        options = {"spectrum": maco_lib.natural_spectrum(real), "mean": mean, "std": std}
+        return real, options, f"mean amplitude of {len(real)} images of {dataset} (their mean colour and contrast)"
+    return real, None, f"1/f^{maco_lib.DEFAULT_ALPHA:g}"
 
 
 def checkpoint_title(run, checkpoint):

@@ -180,7 +180,7 @@ def test_interrupted_in_every_stage_resumes_without_redoing_work(pair, full, tmp
     assert (len(found), len(periods), len(built)) == (0, 40, 1) and "scale.json" in marks()
     result = study(**args)  # 5: finishes
     assert result.stages == {"atlas": "skipped", "similarity": "skipped", "examples": "skipped", "scale": "skipped",
-                             "site": "done"}
+                             "trust": "skipped", "site": "done"}
     with pytest.MonkeyPatch.context() as m:  # 6: nothing left to do: no stage runs, not even the images' read
         for module, name in ((render, "render_channels"), (streaming, "compare"), (examples, "dataset_examples"),
                              (spatial, "dominant_period"), (site, "build"), (P, "probe_images")):
@@ -192,6 +192,36 @@ def test_interrupted_in_every_stage_resumes_without_redoing_work(pair, full, tmp
         assert _files(out, sub) == _files(full, sub), sub
     leftovers = [f for _, _, fs in os.walk(out) for f in fs if f.startswith(".tmp-")]
     assert leftovers == []
+
+
+def test_trust_stage_checks_the_most_changed_units_against_seed_noise(pair, full):
+    """OUT/trust/<run>/<layer>.json: the most-changed channels (by the similarity stage's Procrustes distance of
+    the last checkpoint), each drawn with 3 seeds at the first and last checkpoint; the layer data carries them."""
+    from lucidtl.analysis import trust
+
+    (a, _), _ = pair
+    found = json.load(open(os.path.join(full, "trust", "ta", "conv2_relu.json")))
+    assert found["iterations"] == [0, 4] and found["seeds"] == 3
+    sim = json.load(open(os.path.join(full, "similarity", "ta", "iter_000004.json")))
+    change = sim["layers"]["conv2_relu"]["channels"]["procrustes_norm"]
+    want = sorted(range(4), key=lambda j: (-(change[j] if change[j] is not None else -1.0), j))
+    assert found["ranked"] == want and sorted(found["units"]) == ["0", "1", "2", "3"]  # 4 < TRUST_UNITS
+    for unit in found["units"].values():
+        assert unit["beyond"] == (unit["change"] > unit["spread"]) and unit["seeds"] == 3
+        assert set(unit["path_similarity"]) == set(trust.layers_below(runs.load_checkpoint(a, 4), "conv2_relu"))
+    # the first channel's pictures redrawn here (the same batch, the same seeds): the same change and spread
+    from lucidtl.optvis.render import render_channels
+
+    units = [("conv2_relu", c) for c in found["ranked"]]
+    nets = [runs.load_checkpoint(a, i) for i in (0, 4)]
+    lo_hi = runs.read_settings(a)["input_range"]  # the tiny runs' models take 0..255
+    pics = [[render_channels(n, units, size=16, steps=4, seed=s * 1000, input_range=lo_hi)[0] for s in range(3)]
+            for n in nets]
+    got = trust.seed_spread(*pics)
+    assert got["spread"] == pytest.approx(found["units"][str(units[0][1])]["spread"], rel=1e-5)
+    assert got["change"] == pytest.approx(found["units"][str(units[0][1])]["change"], rel=1e-5)
+    layer_js = open(os.path.join(full, "data", "layer-001.js")).read()
+    assert '"trust":' in layer_js and '"beyond":' in layer_js
 
 
 def _similarity_files(out):
@@ -234,7 +264,8 @@ def test_two_shards_one_sigkilled_share_the_work_and_the_last_builds_the_site(pa
     assert first.site is None and first.stages == {"atlas": "skipped", "similarity": "done", "site": "waiting"}
     assert "not built yet" in str(first)
     second = study(shard="1/2", **args)
-    assert second.site and second.stages == {"atlas": "done", "similarity": "done", "scale": "done", "site": "done"}
+    assert second.site and second.stages == {"atlas": "done", "similarity": "done", "scale": "done", "trust": "done",
+                                                 "site": "done"}
     assert len(job.read_manifest(os.path.join(out, "atlas"))) == 24
     for run in ("ta", "tb"):  # the runs trained on the folder given to the full study: the same numbers
         for it in ITERS:
@@ -419,7 +450,7 @@ def test_building_blocks_pages(pair, full, tmp_path):
     os.remove(os.path.join(out, "stages", "site.json"))
     result = study(runs=f"{a},{b}", out=out, dataset=f"folder:{folder}", **dict(STUDY, blocks=1))
     assert result.stages == {"atlas": "skipped", "similarity": "skipped", "examples": "skipped", "scale": "skipped",
-                             "blocks": "done", "site": "done"}
+                             "trust": "skipped", "blocks": "done", "site": "done"}
     rows = tables.read_csv(os.path.join(P.blocks_dir(out, "ta", "attribution"), "attribution.csv"))
     names = runs.read_settings(a)["class_names"]
     images, _, _ = P.probe_images(f"folder:{folder}", P._runs(a), 256, 4)
@@ -434,7 +465,19 @@ def test_building_blocks_pages(pair, full, tmp_path):
     assert len(data["attribution"]) == 3 and data["attribution"][1][0] == [round(got[0, c], 6) for c in range(4)]
     assert len(data["groups"]["weight"][0]) == min(6, want.shape[1]) and data["groups"]["cosine"][0][0] == 1
     assert [c[1] for c in data["carriers"][1][0]] == sorted(range(want.shape[1]), key=lambda c: -want[0, c])[:5]
-    assert _index(out)["blocks"]["ta"] == {"classes": names, "images": [0], "no_groups": []}
+    blocks = _index(out)["blocks"]["ta"]
+    accent = blocks.pop("accentuation")
+    assert blocks == {"classes": names, "images": [0], "no_groups": []}
+    # feature accentuation of the image toward conv2_relu's most-changed channel (the trust stage's first), at
+    # every checkpoint, regularised at conv1_relu (conv1_relu has no named layer below it: none)
+    ranked = json.load(open(os.path.join(out, "trust", "ta", "conv2_relu.json")))["ranked"]
+    assert accent == {"conv2_relu": ranked[0]}
+    acc_rows = tables.read_csv(os.path.join(P.blocks_dir(out, "ta", "accentuation"), "conv2_relu", "accentuation.csv"))
+    assert [(r["iteration"], r["channel"], r["regularize_layer"]) for r in acc_rows] == [
+        (i, ranked[0], "conv1_relu") for i in ITERS]
+    assert all(r["distance"] <= r["tolerance"] + 1e-12 for r in acc_rows)
+    assert os.path.isfile(os.path.join(P.blocks_dir(out, "ta", "accentuation"), "conv2_relu", "iter_000004",
+                                       f"accentuation_00000_conv2_relu_{ranked[0]}.png"))
     found, reason = _chromium()
     if found is None:
         pytest.skip(reason)

@@ -22,6 +22,7 @@ from lucidtl.atomic import atomic_path, write_bytes
 from lucidtl.errors import InvalidArgumentError
 from lucidtl.imageio import load_png, save_grid, save_json, save_png
 from lucidtl.misc.channel_reducer import NON_NEGATIVE
+from lucidtl.recipes import accentuation as acc
 from lucidtl.recipes import caricature as car
 from lucidtl.run import Run
 
@@ -29,7 +30,9 @@ PARTS = "parts"
 COLUMNS = {"attribution": ["run", "iteration", "layer", "class", "class_name", "channel", "attribution",
                            "attribution_class", "rank", "n_images"],
            "groups": ["run", "iteration", "layer", "mode", "group", "weight", "cosine", "error", "n_rows"],
-           "caricature": ["run", "iteration", "layer", "image", "cosine", "steps", "cossim_pow"]}
+           "caricature": ["run", "iteration", "layer", "image", "cosine", "steps", "cossim_pow"],
+           "accentuation": ["run", "iteration", "layer", "channel", "image", "regularize_layer", "penalty", "steps",
+                            "unit_before", "unit_after", "distance", "tolerance"]}
 
 
 # ---- inputs ------------------------------------------------------------------------------------------
@@ -454,5 +457,61 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
             name = f"caricature_{i:05d}_{_safe(layer)}.png"
             cells = [img] + [load_png(os.path.join(_iter_dir(out, cp.iteration), name)) for cp in inp.checkpoints]
             files.append(save_grid([[_big(c) for c in cells]], os.path.join(out, name),
+                                   col_labels=["image"] + [f"iter {cp.iteration}" for cp in inp.checkpoints]))
+    return files
+
+
+# ---- feature accentuation ----------------------------------------------------------------------------
+
+def accentuations_over_checkpoints(inp, channels, regularize_layer, indices=(0,), out="analysis/accentuation",
+                                   penalty=acc.DEFAULT_PENALTY, steps=256, seed=0, batch_size=16, overwrite=False,
+                                   progress=False, report=None):
+    """The same dataset images accentuated toward each channel of inp.layers[0] by every checkpoint's network
+    (lucidtl.recipes.accentuation): how each checkpoint sees that image. Writes accentuation.csv (the unit on
+    the seed and on the accentuation, the earlier layer's distance and its tolerance),
+    iter_<i>/accentuation_<image>_<layer>_<channel>.png and one strip per image and channel,
+    accentuation_<image>_<layer>_<channel>.png (the image, then each checkpoint). Returns the files written."""
+    model, layer = inp.model, inp.layers[0]
+    indices = check_indices(indices)
+    if not indices:
+        raise InvalidArgumentError("no images to accentuate; pass --indices 0[,3,...] (dataset image indices)")
+    pictures = pick_images(inp.source, indices, batch_size)
+    settings = {"run": inp.label, "dataset": inp.dataset, "layer": layer, "channels": list(channels),
+                "indices": indices, "regularize_layer": regularize_layer, "penalty": penalty, "steps": steps,
+                "seed": seed}
+    parts = Parts(out, "accentuation", settings, overwrite)
+    rows = []
+    bar = _bar(len(inp.checkpoints), progress, "accentuation")
+    for cp in inp.checkpoints:
+        key = f"iter_{cp.iteration:06d}"
+        if parts.has(key):
+            rows += parts.load(key)
+            bar.update(1)
+            continue
+        if report:
+            report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
+        load_into(model, cp.path)
+        part = []
+        for i, img in sorted(pictures.items()):
+            for c in channels:
+                a = acc.accentuate(model, layer, c, img, regularize_layer, penalty=penalty, steps=steps, seed=seed,
+                                   input_range=inp.input_range)
+                save_png(a.image, os.path.join(_iter_dir(out, cp.iteration),
+                                               f"accentuation_{i:05d}_{_safe(layer)}_{c}.png"))
+                part.append({"run": inp.label, "iteration": cp.iteration, "layer": layer, "channel": c, "image": i,
+                             "regularize_layer": regularize_layer, "penalty": penalty, "steps": steps,
+                             "unit_before": a.unit_before, "unit_after": a.unit_after, "distance": a.distance,
+                             "tolerance": a.tolerance})
+        parts.save(key, part)
+        rows += part
+        bar.update(1)
+    bar.close()
+    parts.start()
+    files = [tables.write_csv(rows, os.path.join(out, "accentuation.csv"), COLUMNS["accentuation"])]
+    for i, img in sorted(pictures.items()):
+        for c in channels:
+            name = f"accentuation_{i:05d}_{_safe(layer)}_{c}.png"
+            cells = [img] + [load_png(os.path.join(_iter_dir(out, cp.iteration), name)) for cp in inp.checkpoints]
+            files.append(save_grid([[_big(x) for x in cells]], os.path.join(out, name),
                                    col_labels=["image"] + [f"iter {cp.iteration}" for cp in inp.checkpoints]))
     return files

@@ -516,3 +516,66 @@ def caricature(run=None, checkpoints=None, dataset=None, skip_bad_images=False, 
                                             batch_size=batch_size, overwrite=overwrite, progress=progress,
                                             report=None if progress else print)
     return Written(files)
+
+
+def accentuation(run=None, checkpoints=None, dataset=None, skip_bad_images=False, layer=None, channels="0",
+                 indices=(0,),
+                 regularize_layer=None, penalty=1.0, steps=256, seed=0, model=None, num_classes=None, top="paper",
+                 multi_label=False, split="train", image_size=None, batch_size=16, label=None,
+                 out="analysis/accentuation", overwrite=False, progress=True):
+    """Feature accentuation of the same dataset images at every checkpoint: how each checkpoint sees them.
+
+    Hamblin et al. (2024): each image is the start; a channel of --layer is maximised while the image's
+    activations at --regularize-layer stay near the image's own (squared distance, relative, times
+    --penalty). Writes accentuation.csv (the channel on the image and on its accentuation, the distance and
+    its tolerance), iter_<i>/accentuation_<image>_<layer>_<channel>.png and one strip per image and channel
+    (the image, then each checkpoint).
+
+    Args:
+        run (run): the training run folder (its checkpoints.json, and run.json for the model)
+        checkpoints: saved iterations of --run, comma separated (default: all)
+        dataset (dataset): the images: folder:PATH, a dataset name, or an .npy / .npz file
+        skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
+        layer: the layer whose channels are accentuated
+        channels (channels): its channels: 7 | 0:8 | 1,5,9 | all
+        indices (int list): the dataset images (their indices) accentuated
+        regularize_layer: the earlier layer kept near the image's activations (default: the nearest layer the
+            unit is computed from)
+        penalty (number > 0): the regulariser's weight (1: the public implementation's default)
+        steps (int >= 1): optimisation steps of each accentuation
+        seed (int >= 0): random seed of the transforms
+        model: the architecture, where the run has no run.json (see similarity)
+        num_classes (int >= 1): classes of the head training added (with --model)
+        top (paper|single): the head training added (with --model)
+        multi_label (bool): the head has independent sigmoid outputs (with --model)
+        split: the dataset split read
+        image_size (int >= 1): side the images are resized to (default: the run's, else 224)
+        batch_size (int >= 1): images per batch
+        label: the run's name in the tables (default: the run folder's name)
+        out (folder): the output folder
+        overwrite (bool): replace what --out holds instead of resuming it
+        progress (bool): show a progress bar
+    """
+    from lucidtl.analysis import building_blocks as bb
+    from lucidtl.analysis import trust
+    from lucidtl.optvis import features
+    from lucidtl.selection import parse_channels
+
+    if layer is None:
+        raise InvalidArgumentError("no layer; pass --layer NAME (list them with python -m lucidtl.render layers)")
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty <= 0:
+        raise InvalidArgumentError(f"--penalty must be a number > 0, got {penalty!r}")
+    inp = _blocks_inputs(run, checkpoints, dataset, str(layer), model, num_classes, top, multi_label, split,
+                         image_size, skip_bad_images, batch_size, label)
+    chans = parse_channels(channels, features.channel_count(inp.model, str(layer)))
+    if regularize_layer is None:
+        below = trust.layers_below(inp.model, str(layer), 1)
+        if not below:
+            raise InvalidArgumentError(f"layer {layer!r} has no named layer below it to regularise; pass "
+                                       "--regularize-layer")
+        regularize_layer = below[-1]
+    features.endpoint(inp.model, str(regularize_layer))
+    files = bb.accentuations_over_checkpoints(inp, chans, str(regularize_layer), indices, out, penalty=float(penalty),
+                                              steps=steps, seed=seed, batch_size=batch_size, overwrite=overwrite,
+                                              progress=progress, report=None if progress else print)
+    return Written(files)

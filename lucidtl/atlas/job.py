@@ -194,7 +194,7 @@ def plan_work(runs=None, weights=None, model="inception_v1", layers="all", chann
 
 def render(runs=None, weights=None, model="inception_v1", layers="all", channels="all", size=128, steps=512,
            batch_size=32, seed=0, transforms="standard", shard="0/1", out="atlas", progress=True,
-           precision="float32", aligned=False):
+           precision="float32", aligned=False, dataset=None, max_images=256):
     """Render the atlas (or this process's shard of it): every channel of every checkpoint; resumable.
 
     Args:
@@ -213,6 +213,9 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
         progress (bool): show a progress bar
         precision (float32|bfloat16|float16): what the network computes in; objectives are recorded in float32
         aligned (bool): draw each channel batch at every checkpoint of its run in one optimisation (aligned strips)
+        dataset (dataset): real images (folder:PATH, a dataset name, or an .npy / .npz file), read at --size:
+            each manifest record gets its picture's reach and path similarity (lucidtl.analysis.trust)
+        max_images (int >= 1): --dataset images read at most
     """
     batch = batch_size
     from lucidtl.optvis import precision as precision_lib
@@ -241,6 +244,15 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
         if precision != "float32":
             raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
         settings["aligned"] = True  # (absent otherwise: atlases made before the option resume unchanged)
+    real = None
+    if dataset is not None:
+        if aligned:
+            raise InvalidArgumentError("--aligned records no trust measures yet: drop --dataset (or --aligned)")
+        from lucidtl.analysis import trust
+
+        max_images = integer("max-images", max_images)
+        real, _ = trust.load_images(dataset, size, max_images)
+        settings.update(dataset=str(dataset), max_images=max_images)  # (absent otherwise: older atlases resume)
     _check_settings(out, settings)
     if aligned:
         return _render_aligned(out, work, shard_t, settings, size, steps, transforms, progress)
@@ -266,6 +278,10 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
                                      precision)
             images = imageio.as_saved(images)
             values = models.channel_means(w.layer, images, w.channels)
+            measures = None
+            if real is not None:
+                measures = trust.record_trust(net, w.layer, list(w.channels), {steps: images}, real,
+                                              input_range=models.input_range)
             records = []
             for c, img, v in zip(w.channels, images, values):
                 rel = plan.png_path(w.checkpoint.label, w.layer, c)
@@ -278,6 +294,10 @@ def render(runs=None, weights=None, model="inception_v1", layers="all", channels
                 imageio.save_png(img, os.path.join(out, rel))
                 records.append(dict(w.checkpoint.record(), layer=w.layer, channel=c, objective=v, seed=w.seed,
                                     batch_channels=list(w.channels), settings=settings, png=rel))
+                if measures is not None:
+                    records[-1]["trust"] = {"reach": measures["reach"][str(c)][str(steps)],
+                                            "top_objective": measures["top_objective"][str(c)],
+                                            "path_similarity": measures["path_similarity"][str(c)]}
             manifest.append_batch(records, t0, shard_t)
             rendered += len(records)
             bar.update(len(records))

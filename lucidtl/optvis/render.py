@@ -136,10 +136,13 @@ class Renderer:
     input_range: the value range the model expects; the [0,1] image is mapped linearly onto it.
     precision: float32 (Lucid's numbers), bfloat16 or float16: what the network computes in (a rebuilt copy
     with the same weights; see optvis.precision); the image, transforms, objective and Adam stay float32.
+    transparency: accumulate |d objective / d image| over the steps (MaCo's transparency; see
+    transparency_map()).
     """
 
     def __init__(self, model, objective, param_f=None, optimizer=None, transforms=None,
-                 relu_gradient_override=True, seed=None, input_range=(0.0, 1.0), precision="float32"):
+                 relu_gradient_override=True, seed=None, input_range=(0.0, 1.0), precision="float32",
+                 transparency=False):
         self.precision = precision_lib.require_fast(precision_lib.check(precision))
         self.objective = objectives.as_objective(objective)
         self.seed = _fresh_seed() if seed is None else int(seed)
@@ -164,6 +167,8 @@ class Renderer:
         self._check_channels(model)
         self._seed_pair = tf.constant([self.seed, 0x5EED], tf.int32)
         self._step = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
+        self._grad_sum = (tf.Variable(tf.zeros(self.param().shape), trainable=False, name="gradient_sum")
+                          if transparency else None)
         self._plain_ready = not relu_gradient_override  # the plain step compiled (see _prime_plain_step)
         self.traces = 0
         self._warmup_fn = tf.function(lambda: self._update(redirect=True))
@@ -214,9 +219,12 @@ class Renderer:
         self.traces += 1  # runs only while tracing
         image = self.param()
         value = self._objective(image, self._seed(), redirect)
-        grads = tf.gradients(-value, self.variables)
+        sources = self.variables + ([image] if self._grad_sum is not None else [])
+        grads = tf.gradients(-value, sources)
         if any(g is None for g in grads):
             raise InvalidArgumentError("the objective does not depend on the image; check its layers")
+        if self._grad_sum is not None:
+            self._grad_sum.assign_add(tf.abs(grads.pop()))
         self.optimizer.apply_gradients(zip(grads, self.variables))
         self._step.assign_add(1)
         return value
@@ -234,6 +242,7 @@ class Renderer:
         current state and put every variable back (param, optimiser slots and counters, step)."""
         self._plain_ready = True
         state = [self._step, *self.variables, *self.optimizer.variables]
+        state += [self._grad_sum] if self._grad_sum is not None else []
         saved = [v.numpy() for v in state]
         self._plain_fn()
         for v, value in zip(state, saved):
@@ -261,6 +270,16 @@ class Renderer:
             self._features32 = self._features_of(self.model)
         x = tf.image.resize(image, self._size) if self._size is not None else image
         return float(objective_value(self.objective, self._features32, self.layers, image, x, self.input_range))
+
+    def transparency_map(self):
+        """MaCo's transparency: the |gradient| of the objective with respect to the image, accumulated over
+        the steps so far and summed over colour channels, divided by each image's maximum: float32
+        [B, H, W, 1] in [0, 1] (0 where the objective never depended on a pixel)."""
+        if self._grad_sum is None:
+            raise InvalidArgumentError("this render does not accumulate gradients; make it with transparency=True")
+        total = np.sum(self._grad_sum.numpy(), axis=-1, keepdims=True)
+        peak = total.max(axis=(1, 2, 3), keepdims=True)
+        return (total / np.where(peak > 0, peak, 1.0)).astype(np.float32)
 
     def image(self):
         """The current untransformed image, float32 [B,H,W,C] in the parameterisation's range."""

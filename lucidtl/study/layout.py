@@ -42,3 +42,8 @@ def activation_atlas_path(out, run, layer):
 
 def blocks_dir(out, run, what):
     return os.path.join(out, "blocks", run, what)
+
+
+def trust_path(out, run, layer):
+    """The trust measures of a run's ranked units of a layer (lucidtl.analysis.trust.units_trust)."""
+    return os.path.join(out, "trust", run, layer.replace("/", "_") + ".json")

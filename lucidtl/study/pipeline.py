@@ -32,10 +32,11 @@ from lucidtl.run import Run
 from lucidtl.study import site
 from lucidtl.study.layout import (  # noqa: F401 (re-exported: the study's file layout)
     SETTINGS_FILE, activation_atlas_path, between_path, blocks_dir, example_png, examples_path, iter_name, read_json,
-    scale_path, similarity_path)
+    scale_path, similarity_path, trust_path)
 
 SHARDED = ("atlas", "similarity", "examples")
 THUMB = 64  # px of a dataset example in a strip
+TRUST_UNITS = 8  # the most-changed channels of each layer and run drawn with --seeds seeds
 
 
 @dataclasses.dataclass
@@ -262,8 +263,8 @@ SIGNED = "signed.json"  # in a layer's groups folder: its activations are signed
 def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, max_images, progress, images=2,
                  skip_bad_images=False):
     """Building blocks of every run (lucidtl.analysis.building_blocks, each job resumable): attribution of
-    the chosen layers to the head's classes, neuron groups per layer, caricatures of the first `images` dataset
-    images (which get an image page)."""
+    the chosen layers to the head's classes, neuron groups per layer, caricatures and feature accentuations
+    (toward each layer's most-changed channel) of the first `images` dataset images (which get an image page)."""
     from lucidtl.analysis import building_blocks as bb
     from lucidtl.errors import InvalidArgumentError as Bad
     from lucidtl.optvis import features
@@ -295,8 +296,64 @@ def blocks_stage(out, runs, selection, dataset, size, steps, seed, batch_size, m
                 groups("PCA", overwrite=True)
         bb.caricatures_over_checkpoints(inp, shown, blocks_dir(out, run.name, "caricature"), steps=steps, seed=seed,
                                         batch_size=batch_size, progress=progress)
+        accentuations(out, run, inp, selection, shown, steps, seed, batch_size, progress)
         done[run.name] = len(inp.checkpoints)
     return {"runs": len(done), "checkpoints": sum(done.values())}
+
+
+def accentuations(out, run, inp, selection, shown, steps, seed, batch_size, progress):
+    """Feature accentuation of the shown images toward each layer's most-changed channel (ranked_units), at
+    every checkpoint, regularised at the nearest layer below; into blocks/<run>/accentuation/<layer>/ (with
+    accentuation.json naming the channel and that layer). Layers with nothing below them are left out."""
+    from lucidtl.analysis import building_blocks as bb
+    from lucidtl.analysis import trust
+
+    if len(run.iterations) < 2:
+        return
+    for layer, chans in selection:
+        below = trust.layers_below(inp.model, layer, 1)
+        if not below:
+            continue
+        channel = ranked_units(out, run, layer, chans, 1)[0]
+        folder = os.path.join(blocks_dir(out, run.name, "accentuation"), layer.replace("/", "_"))
+        part = dataclasses.replace(inp, layers=[layer])
+        bb.accentuations_over_checkpoints(part, [channel], below[-1], shown, folder, steps=steps, seed=seed,
+                                          batch_size=batch_size, progress=progress)
+        imageio.save_json({"layer": layer, "channel": channel, "regularize_layer": below[-1]},
+                          os.path.join(folder, "accentuation.json"))
+
+
+def ranked_units(out, run, layer, channels, n=TRUST_UNITS):
+    """The n channels of `layer` that changed most in `run` (Procrustes distance / 2 of its last checkpoint to
+    its first, the layer page's ranking; ties and missing values: lower channel first)."""
+    sim = read_json(similarity_path(out, run.name, run.iterations[-1]))
+    change = (sim["layers"].get(layer) or {}).get("channels", {}).get("procrustes_norm") or [None] * len(channels)
+    order = sorted(range(len(channels)), key=lambda j: (-(change[j] if change[j] is not None else -1.0), j))
+    return [channels[j] for j in order[:n]]
+
+
+def trust_stage(out, runs, selection, images, seeds, size, steps, seed, progress):
+    """For each run and layer, the TRUST_UNITS most-changed channels drawn with `seeds` seeds at the run's
+    first and last checkpoints: is the change beyond the spread between seeds; with the probe images, reach
+    and path similarity (lucidtl.analysis.trust.units_trust). One file per run and layer (trust_path)."""
+    from lucidtl.analysis import trust
+
+    done = 0
+    items = [(run, layer, chans) for run in runs if len(run.iterations) > 1 for layer, chans in selection]
+    bar = _bar(len(items), progress, "trust")
+    for run, layer, chans in items:
+        path = trust_path(out, run.name, layer)
+        if not os.path.isfile(path):
+            first, last = run.iterations[0], run.iterations[-1]
+            units = ranked_units(out, run, layer, chans)
+            found = trust.units_trust(run.model_at(first, slot="trust_first"), run.model_at(last, slot="trust_last"),
+                                      layer, units, seeds, size, steps, seed, images, run.input_range)
+            imageio.save_json({"run": run.name, "layer": layer, "iterations": [first, last], "seeds": seeds,
+                               "ranked": units, "units": {str(c): v for c, v in found.items()}}, path)
+            done += len(units)
+        bar.update(1)
+    bar.close()
+    return {"units": done}
 
 
 def _first_indices(source, n, batch_size):
@@ -311,6 +368,7 @@ def _first_indices(source, n, batch_size):
 def _old_settings(path):
     old = {"blocks": 0, **read_json(path)}  # a study from before --blocks had none
     old.setdefault("precision", "float32")  # studies from before the setting existed
+    old.setdefault("seeds", 3)  # studies from before --seeds: the default
     return old
 
 
@@ -365,14 +423,16 @@ def _stage_done(out, stage, n):
 
 def study(runs=None, out="study", layers="all", channels="all", size=128, steps=512, batch_size=32, seed=0,
           shard="0/1", dataset=None, max_images=256, examples=6, blocks=None, overwrite=False, progress=True,
-          precision="float32", aligned=False, activation_atlas=False, grid_size=10, skip_bad_images=False):
+          precision="float32", aligned=False, activation_atlas=False, grid_size=10, skip_bad_images=False,
+          seeds=3):
     """Run folders -> one browsable study website in `out`; rerun it to resume, finished stages are skipped.
 
     Stages: atlas renders (as python -m lucidtl.atlas render), similarity of every checkpoint to the run's
     first and between runs at equal iterations (per layer and per channel), dataset examples per channel
-    and checkpoint (with --dataset), the dominant spatial period of every render, the building blocks (with
-    --dataset: attribution to the head's classes, neuron groups, caricatures of --blocks images), then the site
-    (out/index.html; open it from disk or any static host).
+    and checkpoint (with --dataset), the dominant spatial period of every render, how far to believe the
+    most-changed units (--seeds seeds each: the change beyond seed noise, reach, path similarity), the
+    building blocks (with --dataset: attribution to the head's classes, neuron groups, caricatures of --blocks
+    images), then the site (out/index.html; open it from disk or any static host).
 
     Args:
         runs (run): run folders, comma-separated (the --out folders of python -m lucidtl.train).
@@ -398,6 +458,9 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
             similarity images, with --size/--steps for its icons; pages activation_atlas.html#/<run>/<layer>.
         grid_size (int >= 1): cells per side of the activation atlases' grid.
         skip_bad_images (bool): leave out a folder dataset's undecodable image files (else the first is an error)
+        seeds (int >= 0): seeds each of the 8 most-changed channels of every layer and run is drawn with at the
+            first and last checkpoints, to tell changes beyond seed noise (the layer page flags and filters
+            its ranking by them); 0 or 1: no such check.
     """
     shard_t = plan.parse_shard(shard)
     size = cli.integer("size", size, minimum=16)
@@ -410,6 +473,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
 
     precision = precision_lib.require_fast(precision_lib.check(precision))
     blocks = cli.integer("blocks", blocks, minimum=0, optional=True)
+    seeds = cli.integer("seeds", seeds, minimum=0)
     out = os.fspath(out)
     if blocks is None:
         blocks = _default_blocks(out, dataset, overwrite)
@@ -421,7 +485,7 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
                 "channels": {layer: c for layer, c in selection}, "size": size, "steps": steps,
                 "batch_size": batch_size, "seed": seed, "dataset": dataset, "max_images": max_images,
                 "examples": examples, "blocks": blocks if dataset else 0,  # blocks need a dataset
-                "precision": precision}
+                "precision": precision, "seeds": seeds}
     if aligned:
         if precision != "float32":
             raise InvalidArgumentError(f"--aligned renders in float32 only; drop --precision {precision}")
@@ -435,7 +499,8 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
     active = [s for s in SHARDED if s != "examples" or dataset]  # the sharded stages this study runs
     need_images = overwrite or not all(_stage_done(out, s, n) or os.path.isfile(_marker(out, s, shard_t))
                                        for s in active if s != "atlas") or (
-        activation_atlas and not os.path.isfile(_marker(out, "activation_atlas")))
+        activation_atlas and not os.path.isfile(_marker(out, "activation_atlas"))) or (
+        seeds > 1 and not os.path.isfile(_marker(out, "trust")))
     images = labels = None
     if need_images:  # read before any work: a bad --dataset fails now
         images, labels, _ = probe_images(dataset, run_list, max_images, batch_size, skip_bad_images)
@@ -472,6 +537,11 @@ def study(runs=None, out="study", layers="all", channels="all", size=128, steps=
         stages["site"] = "waiting"
         return StudyResult(out, stages, None)
     run_stage("scale", lambda: scale_stage(out, progress), sharded=False)
+    if seeds > 1:
+        if images is None and not os.path.isfile(_marker(out, "trust")):  # the images for this stage alone
+            images, labels, _ = probe_images(dataset, run_list, max_images, batch_size, skip_bad_images)
+        run_stage("trust", lambda: trust_stage(out, run_list, selection, images, seeds, size, steps, seed, progress),
+                  sharded=False)
     if activation_atlas:
         run_stage("activation_atlas", lambda: activation_atlas_stage(
             out, run_list, selection, images, labels, settings["grid_size"], size, steps, batch_size, seed,

@@ -32,6 +32,14 @@ def _clean(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def _deep_clean(v):
+    if isinstance(v, dict):
+        return {k: _deep_clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_deep_clean(x) for x in v]
+    return _clean(v)
+
+
 def _dump(obj):
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
@@ -78,6 +86,10 @@ def site_data(out):
                 if scale:
                     per = scale["periods"].get(layer, {})
                     v["period"][j] = [per.get(str(ch)) for ch in lay["channels"]]
+                if j == 0:
+                    found = _read(L.trust_path(out, name, layer))
+                    if found:
+                        v["trust"] = _deep_clean({k: found[k] for k in ("iterations", "seeds", "units")})
                 ex = _read(L.examples_path(out, name, it, layer))
                 if ex:
                     v["examples"][j] = [len(ex["channels"].get(str(ch), [])) for ch in lay["channels"]]
@@ -157,7 +169,13 @@ def _blocks(out, runs, layers, slot):
             for per in lay["runs"][name].get("carriers", []):
                 for c in per:
                     c.sort()
-        found[name] = {"classes": classes, "images": summary.get("indices", []),
+        accent = {}
+        for layer in layers:
+            a = _read(os.path.join(L.blocks_dir(out, name, "accentuation"), layer.replace("/", "_"),
+                                   "accentuation.json"))
+            if a:
+                accent[layer] = a["channel"]
+        found[name] = {"classes": classes, "images": summary.get("indices", []), "accentuation": accent,
                        "no_groups": [layer for layer, lay in layers.items() if lay["runs"][name]["groups"]["skipped"]]}
     return found
 

@@ -10,6 +10,14 @@ from lucidtl.optvis.param.color import (
 )
 from lucidtl.optvis.param.cppn import composite_activation, cppn, relu_normalized_activation
 from lucidtl.optvis.param.images import image
+from lucidtl.optvis.param.maco import (
+    fit_power_law,
+    maco,
+    maco_image,
+    natural_spectrum,
+    natural_statistics,
+    power_law_spectrum,
+)
 from lucidtl.optvis.param.spatial import (
     fft_decoder,
     fft_image,
@@ -22,4 +30,5 @@ __all__ = [
     "Param", "image", "pixel_image", "fft_image", "fft_decoder", "rfft2d_freqs", "laplacian_pyramid_image",
     "to_valid_rgb", "decorrelate", "constrain_L_inf", "color_correlation_svd_sqrt", "max_norm_svd_sqrt",
     "color_mean", "cppn", "composite_activation", "relu_normalized_activation",
+    "maco", "maco_image", "natural_spectrum", "natural_statistics", "power_law_spectrum", "fit_power_law",
 ]

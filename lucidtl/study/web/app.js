@@ -35,8 +35,14 @@
     if (kind === "heatmap") return b + "attribution/" + iterName(it) + "/" + layer + "_attribution_" + i5 + ".png";
     if (kind === "groups") return b + "groups/" + layer + "/" + iterName(it) + "/" + layer + "_groups.png";
     if (kind === "dictionary") return b + "groups/" + layer + "/" + iterName(it) + "/" + layer + "_dictionary_" + i5 + ".png";
+    if (kind === "accentuation") {  // toward the layer's most-changed channel (study.pipeline.accentuations)
+      var safe = layer.replace(/\//g, "_");
+      return b + "accentuation/" + safe + "/" + iterName(it) + "/accentuation_" + i5 + "_" + safe + "_" +
+        accentChannel(run, layer) + ".png";
+    }
     return b + "caricature/" + iterName(it) + "/caricature_" + i5 + "_" + layer + ".png";
   }
+  function accentChannel(run, layer) { return ((S.blocks || {})[run] || {}).accentuation[layer]; }
   function imageHash(run, idx) { return "#/image/" + encodeURIComponent(run) + "/" + idx; }
   function runNames() { return S.runs.map(function (r) { return r.name; }); }
   function runInfo(name) { return S.runs.filter(function (r) { return r.name === name; })[0]; }
@@ -220,7 +226,8 @@
       class: "nav" }, B.images.map(function (i) { return i === idx ? null : link(imageHash(run, i), "image " + i); }))]));
     view.appendChild(el("p", { class: "help", text: "Per layer and checkpoint: attribution heatmaps to each class " +
       "(orange: for the class, blue: against), the semantic dictionary (each position shows its dominant neuron " +
-      "group's render) and the caricature (an image optimised to match this image's activations)." }));
+      "group's render), the caricature (an image optimised to match this image's activations) and the feature " +
+      "accentuation (this image pushed toward the layer's most-changed channel, its earlier layer kept close)." }));
     S.layers.forEach(function (l) {
       var strip = el("div", { class: "strip image-strip", "data-layer": l.name });
       info.iterations.forEach(function (it) {
@@ -229,6 +236,8 @@
           B.no_groups.indexOf(l.name) < 0 ? img(blockSrc(run, it, l.name, "dictionary", idx),
             "semantic dictionary " + l.name + " " + it, "dictionary") : null,
           img(blockSrc(run, it, l.name, "caricature", idx), "caricature " + l.name + " " + it, "caricature"),
+          present((B.accentuation || {})[l.name]) ? img(blockSrc(run, it, l.name, "accentuation", idx),
+            "accentuation " + l.name + ":" + B.accentuation[l.name] + " " + it, "accentuation") : null,
           el("figcaption", { text: "iter " + it })]));
       });
       view.appendChild(el("section", { class: "image-layer" }, [el("h3", {}, [link(layerHash(l.name, run), l.name)]),
@@ -281,18 +290,47 @@
           "over the probe images at both iterations; these channels are constant there (dead, e.g. with random " +
           "weights) or the layer has no spatial map") + ". They are ranked last." }));
       }
+      var T = R.trust ? R.trust.units : null;
+      var unitTrust = function (ch) { return T ? T[String(ch)] : null; };
+      var filters = { beyond: false, reach: 0 };
+      if (T) {  // how far to believe each change: the seed-noise check of the most-changed channels
+        var checked = Object.keys(T), within = checked.filter(function (c) { return !T[c].beyond; });
+        view.appendChild(el("p", { class: "note", id: "seed-noise-note", text: "Seed noise: the " + checked.length +
+          " most-changed channels were drawn with " + R.trust.seeds + " seeds at iterations " +
+          R.trust.iterations.join(" and ") + ". " + (checked.length - within.length) + " changed beyond the spread " +
+          "between seeds (flagged ✓); " + within.length + " did not (✗: their pictures differ between seeds as " +
+          "much as between checkpoints), and are ranked after them." }));
+        var box = el("input", { type: "checkbox", id: "only-beyond" });
+        var reachSel = el("select", { id: "min-reach" }, [0, 0.25, 0.5, 1].map(function (v) {
+          return el("option", { value: String(v), text: v ? "reach ≥ " + v : "any reach" }); }));
+        box.addEventListener("change", function () { filters.beyond = box.checked; drawGrid(); });
+        reachSel.addEventListener("change", function () { filters.reach = Number(reachSel.value); drawGrid(); });
+        view.appendChild(el("div", { class: "filters" }, [el("label", {}, [box,
+          el("span", { text: " only changes beyond seed noise " })]), reachSel]));
+        var noise = function (ch) { var t = unitTrust(ch); return t && !t.beyond ? 1 : 0; };
+        order.sort(function (a, b) { return noise(D.channels[a]) - noise(D.channels[b]); });  // stable: keeps rank
+      }
       var grid = el("div", { class: "ranked", id: "ranked" });
-      order.forEach(function (j, rank) {
-        var ch = D.channels[j];
-        var tile = el("a", { class: "tile", href: unitHash(run, name, ch), "data-channel": ch }, [
-          present(R.objective[0][j]) ? img(renderSrc(run, its[0], name, ch), name + ":" + ch + " at " + its[0]) : null,
-          present(R.objective[last][j]) ? img(renderSrc(run, its[last], name, ch), name + ":" + ch + " at " + its[last])
-                                        : null,
-          el("div", { text: "iter " + its[0] + " → " + its[last] }),
-          el("div", {}, [el("span", { class: "chan", text: "#" + ch }),
-            el("span", { text: "  d " + fmt(R.procrustes_norm[last][j]) + " · rank " + (rank + 1) })])]);
-        grid.appendChild(tile);
-      });
+      function drawGrid() {
+        while (grid.firstChild) grid.removeChild(grid.firstChild);
+        order.forEach(function (j, rank) {
+          var ch = D.channels[j], t = unitTrust(ch);
+          if (filters.beyond && !(t && t.beyond)) return;
+          if (filters.reach && !(t && present(t.reach) && t.reach >= filters.reach)) return;
+          var flag = t ? (t.beyond ? " · ✓ beyond seed noise" : " · ✗ within seed noise") +
+            (present(t.reach) ? " · reach " + fmt(t.reach, 2) : "") : "";
+          var tile = el("a", { class: "tile" + (t && !t.beyond ? " noise" : ""), href: unitHash(run, name, ch),
+                               "data-channel": ch }, [
+            present(R.objective[0][j]) ? img(renderSrc(run, its[0], name, ch), name + ":" + ch + " at " + its[0]) : null,
+            present(R.objective[last][j]) ? img(renderSrc(run, its[last], name, ch), name + ":" + ch + " at " +
+                                                its[last]) : null,
+            el("div", { text: "iter " + its[0] + " → " + its[last] }),
+            el("div", {}, [el("span", { class: "chan", text: "#" + ch }),
+              el("span", { text: "  d " + fmt(R.procrustes_norm[last][j]) + " · rank " + (rank + 1) + flag })])]);
+          grid.appendChild(tile);
+        });
+      }
+      drawGrid();
       view.appendChild(grid);
       drawn();
     });
@@ -364,6 +402,21 @@
             return { name: c, color: COLORS[k % COLORS.length], values: mine.map(function (it, p) {
               return A[p] ? A[p][k][j] : null; }) };
           })));
+      }
+      var TR = D.runs[run].trust, tu = TR ? TR.units[String(ch)] : null;
+      if (tu) {  // how far to believe these pictures (lucidtl.analysis.trust)
+        var rows = [["change " + TR.iterations.join(" → ") + " (RMS between the seeds' pictures)", fmt(tu.change)],
+                    ["spread between " + TR.seeds + " seeds (same checkpoint)", fmt(tu.spread)],
+                    ["beyond seed noise", tu.beyond ? "yes" : "no"],
+                    ["reach at " + TR.iterations[1] + " (picture ÷ top dataset image)", fmt(tu.reach, 2)]];
+        Object.keys(tu.path_similarity || {}).forEach(function (lay) {
+          var p = tu.path_similarity[lay];
+          rows.push(["path similarity at " + lay + " (picture / random images' floor)",
+                     fmt(p.picture, 2) + " / " + fmt(p.floor, 2)]);
+        });
+        view.appendChild(el("h3", { text: "How far to believe these pictures" }));
+        view.appendChild(el("table", { class: "trust", id: "unit-trust" }, rows.map(function (r) {
+          return el("tr", {}, [el("td", { text: r[0] }), el("td", { text: r[1] })]); })));
       }
       view.appendChild(el("h3", { text: "Over iterations" }));
       view.appendChild(charts);
