@@ -74,8 +74,8 @@ def test_inception_names_and_catalogue(inception_net):
 def test_layers_cli_lists_lucid_names(inception, capsys):
     text = render_cli.layers(model=inception[0])  # weights "random": the same graph with fresh weights
     rows = {line.split()[0]: line.split() for line in text.splitlines()[1:]}
-    assert rows["mixed4a"][1:] == ["Concat", "508", "yes"]
-    assert rows["conv2d0"][1:] == ["Relu", "64", "yes"]
+    assert rows["mixed4a"][1:] == ["Concat", "508", "yes", "?x?x508"]  # ..., _pre_relu, the shape objectives see
+    assert rows["conv2d0"][1:] == ["Relu", "64", "yes", "?x?x64"]
     assert rows["localresponsenorm1"][1:3] == ["LRN", "192"]
     assert not any(k.endswith("/conv") for k in rows)  # Conv2D ops are hidden as for Keras models
 
