@@ -63,14 +63,21 @@ def read_settings(out):
     return settings
 
 
-def checkpoints(out):
-    """The run's manifest records; a one-line error when the folder holds none."""
-    why = not_a_run(out)
+def _existing_folder(path, what):
+    """`path` as a str, after the one-line refusals of what is no run folder (a model, a file, a graph) and of
+    a folder that does not exist (`what`: how the message names the folder to pass)."""
+    why = not_a_run(path)
     if why is not None:
         raise InvalidArgumentError(why)
-    out = os.fspath(out)
-    if not os.path.isdir(out):
-        raise InvalidArgumentError(f"run folder {out} does not exist; pass the --out folder of a training run")
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise InvalidArgumentError(f"run folder {path} does not exist; pass {what}")
+    return path
+
+
+def checkpoints(out):
+    """The run's manifest records; a one-line error when the folder holds none."""
+    out = _existing_folder(out, "the --out folder of a training run")
     records = read_manifest(out)
     if not records:
         raise InvalidArgumentError(f"run folder {out} has no {MANIFEST}; is it the --out folder of a training run?")
@@ -157,13 +164,8 @@ def iteration_from_name(path, default):
 
 def read_run(directory):
     """The checkpoints of a run folder (its checkpoints.json), ascending iteration."""
-    why = not_a_run(directory)
-    if why is not None:
-        raise InvalidArgumentError(why)
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise InvalidArgumentError(f"run folder {directory} does not exist; pass the folder the training "
-                                   "callback wrote (the one holding checkpoints.json)")
+    directory = _existing_folder(directory, "the folder the training callback wrote (the one holding "
+                                            "checkpoints.json)")
     if not os.path.isfile(os.path.join(directory, MANIFEST)):
         raise InvalidArgumentError(f"run folder {directory} has no {MANIFEST}; pass the folder the training "
                                    "callback wrote, or the checkpoint files themselves")
