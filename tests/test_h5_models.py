@@ -18,23 +18,9 @@ from lucidtl.errors import WeightsError
 from lucidtl.models import build_model, load_weights, save_weights
 from lucidtl.optvis import features
 from test_analysis import make_run
+from test_model_files import CUSTOM  # the same custom layer module
 
 SMALL = ["--progress", "False", "--channels", "0:2", "--batch-size", "2", "--size", "24"]
-
-CUSTOM = '''
-import keras
-
-class Scale(keras.layers.Layer):
-    def __init__(self, factor=2.0, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
-
-    def call(self, x):
-        return x * self.factor
-
-    def get_config(self):
-        return dict(super().get_config(), factor=self.factor)
-'''
 
 
 def _legacy_weights_only(full, path):

@@ -155,6 +155,25 @@ class Parts:
         with open(self.path(key, "json"), encoding="utf-8") as f:
             return json.load(f)
 
+    def over_checkpoints(self, checkpoints, model, rows, bar, report=None):
+        """Each checkpoint not done yet, its weights loaded into `model`, as (checkpoint, part): the caller
+        appends its rows to `part`, which is saved (and added to `rows`) when the caller asks for the next one;
+        a done checkpoint's rows are read back into `rows` instead."""
+        for cp in checkpoints:
+            key = f"iter_{cp.iteration:06d}"
+            if self.has(key):
+                rows += self.load(key)
+                bar.update(1)
+                continue
+            if report:
+                report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
+            load_into(model, cp.path)
+            part = []
+            yield cp, part
+            self.save(key, part)
+            rows += part
+            bar.update(1)
+
     def start(self):
         """Before the first write: remove what a killed run left half-written, write the settings."""
         if not self._started:
@@ -231,16 +250,7 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
     parts = Parts(out, "attribution", settings, overwrite)
     rows = []
     bar = _bar(len(inp.checkpoints), progress, "attribution")
-    for cp in inp.checkpoints:
-        key = f"iter_{cp.iteration:06d}"
-        if parts.has(key):
-            rows += parts.load(key)
-            bar.update(1)
-            continue
-        if report:
-            report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        load_into(model, cp.path)
-        part = []
+    for cp, part in parts.over_checkpoints(inp.checkpoints, model, rows, bar, report):
         for layer, attr in attributors.items():
             sums, class_sums = np.zeros((len(ks), attr.channels)), np.zeros((len(ks), attr.channels))
             counts, n = np.zeros(len(ks)), 0
@@ -273,9 +283,6 @@ def attribution_over_checkpoints(inp, classes, out, method="linear", ig_steps=64
                     save_grid([[_big(c) for c in cells]],
                               os.path.join(_iter_dir(out, cp.iteration), f"{_safe(layer)}_attribution_{i:05d}.png"),
                               col_labels=["image"] + [s[:12] for s in names])
-        parts.save(key, part)
-        rows += part
-        bar.update(1)
     bar.close()
     parts.start()
     files = [tables.write_csv(rows, os.path.join(out, "attribution.csv"), COLUMNS["attribution"])]
@@ -427,16 +434,7 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
     parts = Parts(out, "caricature", settings, overwrite)
     rows = []
     bar = _bar(len(inp.checkpoints), progress, "caricature")
-    for cp in inp.checkpoints:
-        key = f"iter_{cp.iteration:06d}"
-        if parts.has(key):
-            rows += parts.load(key)
-            bar.update(1)
-            continue
-        if report:
-            report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        load_into(model, cp.path)
-        part = []
+    for cp, part in parts.over_checkpoints(inp.checkpoints, model, rows, bar, report):
         for i, img in sorted(pictures.items()):
             result = car.caricature(img, model, inp.layers, n_steps=steps, cossim_pow=cossim_pow, verbose=False,
                                     seed=seed, input_range=inp.input_range)
@@ -446,9 +444,6 @@ def caricatures_over_checkpoints(inp, indices=(0,), out="analysis/caricature", s
                 cos = car.cosine(model, layer, result[[0, j + 1]], inp.input_range)[1]
                 part.append({"run": inp.label, "iteration": cp.iteration, "layer": layer, "image": i,
                              "cosine": float(cos), "steps": steps, "cossim_pow": cossim_pow})
-        parts.save(key, part)
-        rows += part
-        bar.update(1)
     bar.close()
     parts.start()
     files = [tables.write_csv(rows, os.path.join(out, "caricature.csv"), COLUMNS["caricature"])]
@@ -482,16 +477,7 @@ def accentuations_over_checkpoints(inp, channels, regularize_layer, indices=(0,)
     parts = Parts(out, "accentuation", settings, overwrite)
     rows = []
     bar = _bar(len(inp.checkpoints), progress, "accentuation")
-    for cp in inp.checkpoints:
-        key = f"iter_{cp.iteration:06d}"
-        if parts.has(key):
-            rows += parts.load(key)
-            bar.update(1)
-            continue
-        if report:
-            report(f"iteration {cp.iteration}: {os.path.basename(cp.path)}")
-        load_into(model, cp.path)
-        part = []
+    for cp, part in parts.over_checkpoints(inp.checkpoints, model, rows, bar, report):
         for i, img in sorted(pictures.items()):
             for c in channels:
                 a = acc.accentuate(model, layer, c, img, regularize_layer, penalty=penalty, steps=steps, seed=seed,
@@ -502,9 +488,6 @@ def accentuations_over_checkpoints(inp, channels, regularize_layer, indices=(0,)
                              "regularize_layer": regularize_layer, "penalty": penalty, "steps": steps,
                              "unit_before": a.unit_before, "unit_after": a.unit_after, "distance": a.distance,
                              "tolerance": a.tolerance})
-        parts.save(key, part)
-        rows += part
-        bar.update(1)
     bar.close()
     parts.start()
     files = [tables.write_csv(rows, os.path.join(out, "accentuation.csv"), COLUMNS["accentuation"])]
